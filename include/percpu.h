@@ -1,0 +1,1011 @@
+/*
+ * percpu.h - per-CPU memory for Linux programs (the whole public API).
+ *
+ * A per-CPU allocation ("cookie") names one object that exists once per CPU
+ * unit.  Every chunk of per-CPU memory is made of nr_cpus units of the same
+ * size; an allocation takes the same offset in every unit, so one cookie
+ * plus a per-CPU offset (one table shared by all chunks) gives any CPU's
+ * copy:
+ *
+ *      cookie ---------+
+ *                      |   chunk: [guard][unit 0][unit 1] ... [unit N-1]
+ *                      v           ^       ^                   ^
+ *      pcpu_ptr(c, cpu) = c + pcpu__cpu_offsets[cpu]  (one load, one add)
+ *
+ * Cookies point into a guard area that is never mapped, so dereferencing
+ * one directly faults at once instead of silently touching CPU 0's copy.
+ *
+ * Memory is zeroed on allocation in every unit.  Pages are only made
+ * resident in the units that are really written, so configuring 256 or
+ * 4096 units on a small machine costs address space, not memory.
+ *
+ * This-CPU operations (pcpu_this_add() and friends) update the calling
+ * thread's current unit inside a restartable sequence (rseq), so they are
+ * plain loads and stores that the kernel restarts on preemption or
+ * migration; where rseq is not available they fall back to atomics.
+ *
+ * Thread safety: every function here may be called from any thread unless
+ * its comment says otherwise.  Errors are reported with a NULL or -1 return
+ * and errno; misuse that cannot be reported (double free, foreign pointer)
+ * stops the process with a one-line message naming the pointer.
+ */
+#ifndef PERCPU_H
+#define PERCPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+#include <type_traits>
+extern "C" {
+#endif
+
+#define PCPU_VERSION_MAJOR 0
+#define PCPU_VERSION_MINOR 1
+
+/* Largest number of units (CPUs) a chunk can have. */
+#define PCPU_MAX_CPUS 8192
+
+#if defined(__GNUC__)
+#define PCPU__LIKELY(x) __builtin_expect(!!(x), 1)
+#define PCPU__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PCPU__PUBLIC __attribute__((visibility("default")))
+#else
+#define PCPU__LIKELY(x) (x)
+#define PCPU__UNLIKELY(x) (x)
+#define PCPU__PUBLIC
+#endif
+
+/* ------------------------------------------------------------------------
+ * Internal state the inline functions read.  Not part of the API: never
+ * touch these directly.
+ * ------------------------------------------------------------------------ */
+
+/* Offset from a cookie to the copy of CPU index i (the kernel's
+ * __per_cpu_offset).  Valid for i < pcpu__nr_units once initialised. */
+PCPU__PUBLIC extern intptr_t pcpu__cpu_offsets[PCPU_MAX_CPUS];
+/* Units per chunk; 0 until the allocator is initialised. */
+PCPU__PUBLIC extern unsigned int pcpu__nr_units;
+
+PCPU__PUBLIC void pcpu__bad_cpu(unsigned int cpu);
+
+/* ------------------------------------------------------------------------
+ * Per-CPU pointers
+ * ------------------------------------------------------------------------ */
+
+/**
+ * pcpu_ptr - address of one CPU's copy of a per-CPU object.
+ * @cookie: a cookie from pcpu_alloc(), PCPU_VAR() or arithmetic on those
+ *          (&cookie->field, cookie + i).
+ * @cpu:    CPU index, 0 <= cpu < pcpu_nr_cpus().
+ *
+ * Returns the real address of @cpu's copy.  One table load and one add.
+ * @cpu out of range is a programming error: builds without NDEBUG stop the
+ * process with a message, others read outside the table.
+ * Thread safety: any thread; the address stays valid until the object is
+ * freed.
+ */
+static inline void *pcpu_ptr(const void *cookie, unsigned int cpu)
+{
+#ifndef NDEBUG
+    if (PCPU__UNLIKELY(cpu >= pcpu__nr_units))
+        pcpu__bad_cpu(cpu);
+#endif
+    return (char *)(uintptr_t)cookie + pcpu__cpu_offsets[cpu];
+}
+
+/**
+ * pcpu_nr_cpus - number of units per chunk; valid CPU indexes are below it.
+ *
+ * This is the number of possible CPUs, or pcpu_config.nr_cpus.  Initialises
+ * the allocator with defaults if needed (0 only if that fails).
+ */
+PCPU__PUBLIC unsigned int pcpu_nr_cpus(void);
+
+/**
+ * pcpu_this_cpu - CPU index (unit) of the calling thread right now.
+ *
+ * In PCPU_INDEX_CPU mode this is the index of the CPU the thread runs on,
+ * in PCPU_INDEX_CID mode its rseq concurrency id.  The thread may migrate
+ * as soon as this returns, so use it for statistics, not for exclusion.
+ * Returns -1 with errno set if the allocator cannot be initialised.
+ */
+PCPU__PUBLIC int pcpu_this_cpu(void);
+
+/* Iterate over every CPU index: pcpu_for_each_cpu(cpu) { ... }. */
+#define pcpu_for_each_cpu(cpu) \
+    for (unsigned int cpu = 0, pcpu__n_##cpu = pcpu_nr_cpus(); cpu < pcpu__n_##cpu; cpu++)
+
+#ifdef __cplusplus
+#define PCPU_PTR(cookie, cpu) (static_cast<decltype(cookie)>(pcpu_ptr((cookie), (cpu))))
+#define PCPU_THIS_PTR(cookie) (static_cast<decltype(cookie)>(pcpu_this_ptr((cookie))))
+#else
+/* Typed versions: the result has the cookie's type. */
+#define PCPU_PTR(cookie, cpu) ((__typeof__(cookie))pcpu_ptr((cookie), (cpu)))
+#define PCPU_THIS_PTR(cookie) ((__typeof__(cookie))pcpu_this_ptr((cookie)))
+#endif
+
+/* ------------------------------------------------------------------------
+ * Allocation
+ * ------------------------------------------------------------------------ */
+
+/**
+ * pcpu_alloc - allocate a per-CPU object.
+ * @size:  1 .. pcpu_max_alloc_size() bytes.
+ * @align: a power of two, 1 .. page size; 0 means the natural alignment of
+ *         @size (the largest power of two dividing it, at most 16, at least
+ *         4).
+ *
+ * Returns a cookie whose memory is zero in every unit, or NULL with errno:
+ *   EINVAL  size or align out of range, or the allocator's configuration
+ *           is unusable (see pcpu_init());
+ *   ENOMEM  the OS refused memory or pcpu_config.max_memory would be
+ *           exceeded; the allocator stays fully usable.
+ * Small sizes are served from a per-thread cache without a global lock.
+ * Thread safety: any thread.
+ */
+PCPU__PUBLIC void *pcpu_alloc(size_t size, size_t align);
+
+/**
+ * pcpu_alloc_reserved - allocate from the first chunk's reserved area.
+ * @size, @align: as for pcpu_alloc().
+ *
+ * The reserved area is kept for static per-CPU sections of libraries loaded
+ * with dlopen(), like the kernel's module reserve.  When it is full this
+ * falls back to the dynamic area instead of failing.  Errors as
+ * pcpu_alloc().  Thread safety: any thread.
+ */
+PCPU__PUBLIC void *pcpu_alloc_reserved(size_t size, size_t align);
+
+/**
+ * pcpu_free - free a per-CPU object.
+ * @cookie: from pcpu_alloc() or pcpu_alloc_reserved(), or NULL (no-op).
+ *
+ * A cookie that is not the start of a live allocation (double free,
+ * interior or foreign pointer) stops the process with a message such as
+ * "percpu: double free of 0x7f3c2a001040".  Thread safety: any thread, also
+ * one other than the allocating thread.
+ */
+PCPU__PUBLIC void pcpu_free(void *cookie);
+
+/**
+ * pcpu_max_alloc_size - the largest size pcpu_alloc() accepts.
+ *
+ * Equal to the dynamic space of one unit (the unit size minus nothing for
+ * chunks after the first).  Initialises the allocator if needed; 0 if that
+ * fails.
+ */
+PCPU__PUBLIC size_t pcpu_max_alloc_size(void);
+
+#ifdef __cplusplus
+#define PCPU_NEW(type) (static_cast<type *>(pcpu_alloc(sizeof(type), alignof(type))))
+#else
+/* Allocate one zeroed object of @type per CPU. */
+#define PCPU_NEW(type) ((type *)pcpu_alloc(sizeof(type), _Alignof(type)))
+#endif
+
+/* ------------------------------------------------------------------------
+ * Set-up and teardown
+ * ------------------------------------------------------------------------ */
+
+enum pcpu_backend {
+    PCPU_BACKEND_VM, /* reserve address space, populate pages on demand */
+    PCPU_BACKEND_KM, /* one contiguous usable block per chunk */
+};
+
+/*
+ * Which unit a thread's this-CPU operations use.
+ *
+ * PCPU_INDEX_CPU: the unit of the CPU the thread runs on (like the kernel).
+ *   Best when threads are pinned or outnumber CPUs: every CPU that ever
+ *   runs a thread gets its copy touched, and nothing else.
+ * PCPU_INDEX_CID: the unit numbered by the thread's rseq concurrency id
+ *   (mm_cid, Linux 6.3+), a small dense number among the threads running at
+ *   once.  Best on big machines running few threads: a process with 4
+ *   threads on a 256-CPU box touches 4 units instead of up to 256, so
+ *   memory and pcpu_sum() stay small.  Falls back to CPU ids where the
+ *   kernel does not provide mm_cid.
+ */
+enum pcpu_index {
+    PCPU_INDEX_CPU,
+    PCPU_INDEX_CID,
+};
+
+/* pcpu_config.flags */
+#define PCPU_F_DEBUG 0x1u      /* robust mode: poison, check, validate   */
+#define PCPU_F_NO_RECLAIM 0x2u /* no background reclaim thread           */
+#define PCPU_F_NO_CACHE 0x4u   /* no per-thread cache of small objects   */
+
+struct pcpu_config {
+    enum pcpu_backend backend; /* chunk backend; VM by default           */
+    enum pcpu_index index;     /* unit per CPU id, or per rseq mm_cid    */
+    unsigned int nr_cpus;      /* units per chunk; 0: possible CPUs      */
+    size_t unit_size;          /* bytes per unit; 0: default (1 MiB)     */
+    size_t reserved_size;      /* reserved area; 0: default (16 KiB)     */
+    const int *cpu_node;       /* NUMA node of each cpu; NULL: from sysfs */
+    size_t max_memory;         /* 0: no limit; else ENOMEM past it       */
+    unsigned int flags;        /* PCPU_F_*                               */
+};
+
+/**
+ * pcpu_init - configure and initialise the allocator.
+ * @cfg: the configuration, or NULL for defaults (environment variables
+ *       PERCPU_BACKEND=vm|km, PERCPU_INDEX=cpu|cid, PERCPU_DEBUG=1 apply).
+ *
+ * Optional: the allocator initialises itself with defaults on first use.
+ * It must come before any other use; static per-CPU variables that were
+ * registered by constructors do not count as use (they are laid out again
+ * with their initial values).
+ *
+ * unit_size is rounded up to the page size and must be 64 KiB .. 1 GiB;
+ * nr_cpus must be 1 .. PCPU_MAX_CPUS; cpu_node, if given, has nr_cpus
+ * entries (or as many as there are possible CPUs when nr_cpus is 0).
+ * Fewer units than possible CPUs works, but this-CPU operations then use
+ * atomics because CPUs share units.
+ *
+ * Returns 0, or -1 with errno:
+ *   EBUSY   the allocator was already used (call pcpu_exit() first);
+ *   EINVAL  the configuration is unusable; a line on stderr says why (for
+ *           example the KM backend with more than one NUMA group);
+ *   ENOMEM  the first chunk could not be mapped.
+ * Thread safety: call it before other threads use the allocator.
+ */
+PCPU__PUBLIC int pcpu_init(const struct pcpu_config *cfg);
+
+/**
+ * pcpu_exit - release every chunk, mapping and cache.
+ *
+ * Every cookie becomes invalid, including static per-CPU variables until
+ * the next initialisation.  The allocator can be initialised again
+ * afterwards (explicitly or on first use), with another configuration.
+ * Thread safety: no other thread may use the allocator during or after the
+ * call, until it is initialised again.
+ */
+PCPU__PUBLIC void pcpu_exit(void);
+
+/**
+ * pcpu_reclaim - give empty chunks and empty populated pages back now.
+ *
+ * The background worker does this on its own (within about 200 ms of the
+ * frees that made memory empty); this is for programs that want it at once
+ * and for configurations with PCPU_F_NO_RECLAIM.  Keeps the low watermarks
+ * (a few empty populated pages and one empty chunk) unless @all is true.
+ * Returns the number of pages given back.  Thread safety: any thread.
+ */
+PCPU__PUBLIC size_t pcpu_reclaim(bool all);
+
+/* ------------------------------------------------------------------------
+ * Introspection
+ * ------------------------------------------------------------------------ */
+
+#define PCPU_STATS_VERSION 1
+
+/* The kernel's percpu_stats figures, under its names, and more. */
+struct pcpu_stats {
+    size_t size;          /* sizeof(struct pcpu_stats) (output)          */
+    unsigned int version; /* PCPU_STATS_VERSION (output)                 */
+    unsigned int nr_units;
+    size_t unit_size;     /* bytes per unit                              */
+    size_t static_size;   /* first chunk: static area                    */
+    size_t reserved_size; /* first chunk: reserved area                  */
+    size_t dyn_size;      /* first chunk: dynamic area                   */
+    size_t atom_size;     /* allocation granularity of chunks            */
+    size_t page_size;
+    uint64_t nr_alloc;       /* allocations ever made                    */
+    uint64_t nr_dealloc;     /* frees ever made                          */
+    uint64_t nr_cur_alloc;   /* live allocations                         */
+    uint64_t nr_max_alloc;   /* most live at once (may be a little high
+                                when several threads allocate)           */
+    unsigned int nr_chunks;  /* live chunks, the first included         */
+    unsigned int nr_max_chunks;
+    size_t min_alloc_size;   /* smallest size ever requested             */
+    size_t max_alloc_size;   /* largest size ever requested              */
+    size_t empty_pop_pages;  /* populated pages holding no allocation    */
+    size_t populated_pages;  /* populated pages, per unit, all chunks    */
+    size_t resident_bytes;   /* memory really held, as the OS counts it  */
+    size_t metadata_bytes;   /* the allocator's own bookkeeping          */
+    size_t allocated_bytes;  /* bytes handed out, per unit               */
+    size_t cached_objects;   /* free objects parked in thread caches     */
+    uint64_t nr_populate;    /* populate calls into the backend          */
+    uint64_t nr_depopulate;  /* depopulate calls into the backend        */
+    uint64_t nr_chunk_create;
+    uint64_t nr_chunk_destroy;
+    enum pcpu_backend backend;
+    enum pcpu_index index;
+    bool rseq;               /* this-CPU operations use rseq             */
+};
+
+/**
+ * pcpu_stats_get - take a snapshot of the allocator's figures.
+ * @st: filled in whole (size and version included).
+ *
+ * Returns 0, or -1 with errno EINVAL if @st is NULL.  Initialises the
+ * allocator if needed.  resident_bytes is read from /proc/self/smaps and
+ * costs a few milliseconds.  Thread safety: any thread.
+ */
+PCPU__PUBLIC int pcpu_stats_get(struct pcpu_stats *st);
+
+/**
+ * pcpu_stats_print - print the figures and one line per chunk to @out
+ * (stdout if NULL), in the spirit of the kernel's debugfs percpu_stats.
+ */
+PCPU__PUBLIC void pcpu_stats_print(FILE *out);
+
+/**
+ * pcpu_chunk_map_print - print a picture of every chunk: one character per
+ * page of a unit ('#' full, '+' partly used, '.' populated and empty, ' '
+ * not populated), to @out (stdout if NULL).  @width: characters per line
+ * (0: 64).
+ */
+PCPU__PUBLIC void pcpu_chunk_map_print(FILE *out, unsigned int width);
+
+/* One chunk as pcpu_chunk_info() reports it. */
+struct pcpu_chunk_info {
+    void *base;              /* cookie of offset 0 in this chunk         */
+    size_t unit_size;
+    size_t start_offset;     /* first allocatable offset                 */
+    size_t free_bytes;
+    size_t contig_free;      /* largest free run (an upper bound)        */
+    size_t nr_pages;         /* pages per unit                           */
+    size_t populated_pages;
+    size_t nr_alloc;         /* live allocations in the chunk            */
+    bool first;              /* the first chunk (static+reserved+dyn)    */
+    bool reserved;           /* the reserved area of the first chunk     */
+    /* page_state[i] for i < nr_pages: 0 unpopulated, 1 populated and
+     * empty, 2 partly used, 3 full.  Owned by the caller when non-NULL. */
+    unsigned char *page_state;
+};
+
+/**
+ * pcpu_chunk_info - describe chunk number @idx (0 is the first chunk).
+ * @info: filled in; page_state is malloc()ed, the caller frees it.
+ *
+ * Returns 0; -1 with errno ENOENT when there is no chunk @idx, EINVAL if
+ * @info is NULL, ENOMEM if page_state could not be allocated.
+ */
+PCPU__PUBLIC int pcpu_chunk_info(unsigned int idx, struct pcpu_chunk_info *info);
+
+/**
+ * pcpu_is_percpu_address - true if @addr is inside a unit of a live chunk.
+ * (A cookie itself is not: it points into the chunk's guard area.)
+ */
+PCPU__PUBLIC bool pcpu_is_percpu_address(const void *addr);
+
+/* Where an address lives, as pcpu_addr_info() reports it. */
+struct pcpu_addr_info {
+    unsigned int cpu;   /* the unit the address is in                 */
+    size_t unit_offset; /* offset of the address inside that unit     */
+    void *cookie;       /* the live allocation holding it, or NULL    */
+    size_t size;        /* that allocation's size, or 0               */
+};
+
+/**
+ * pcpu_addr_info - map a real address back to its unit and allocation.
+ * @addr: any address.
+ * @info: filled in on success.
+ *
+ * Returns 0, or -1 with errno ENOENT when @addr is in no unit of a live
+ * chunk, EINVAL when @info is NULL.  size is the allocation's size rounded
+ * up to the 4-byte granule.  Thread safety: any thread.
+ */
+PCPU__PUBLIC int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info);
+
+/**
+ * pcpu_validate - check every invariant of the allocator's data.
+ *
+ * Meant for tests: walks every chunk, bitmap, hint, slot and counter.
+ * Returns 0 when all hold, else the number of problems found, each
+ * described in one line on stderr.  Thread safety: any thread (takes the
+ * allocator lock).
+ */
+PCPU__PUBLIC int pcpu_validate(void);
+
+/**
+ * pcpu_fault_inject - make the @nth call into the OS layer from now fail
+ * (1 = the next one); 0 turns fault injection off.  For tests.
+ * Returns the number of OS-layer calls made so far.
+ */
+PCPU__PUBLIC long pcpu_fault_inject(long nth);
+
+/* ------------------------------------------------------------------------
+ * Static per-CPU variables
+ * ------------------------------------------------------------------------ */
+/*
+ * PCPU_DEFINE(type, name);                 zero in every unit
+ * PCPU_DEFINE(type, name) = initializer;   every unit starts with this
+ * PCPU_DECLARE(type, name);                defined in another file
+ * PCPU_VAR(name)                           the cookie, of type (type *)
+ *
+ * At file scope, in the program or any shared library (also one loaded
+ * with dlopen()).  The variables live in an ELF section of their module;
+ * that section is a template: before main() (or before dlopen() returns)
+ * it is copied into every unit of the first chunk's static area (modules
+ * known at start-up) or reserved area (modules loaded later, falling back
+ * to dynamic space when full), and dlclose() gives the space back.
+ * PCPU_VAR() is the variable's address plus the module's offset: one load
+ * and one add.  It is valid in the module that defines the variable; to
+ * use a variable from another module, pass its cookie.
+ *
+ * Example:
+ *     PCPU_DEFINE(long, nr_requests);
+ *     ...  pcpu_this_inc(PCPU_VAR(nr_requests));
+ *          long total = pcpu_sum(PCPU_VAR(nr_requests));
+ */
+#define PCPU__SECTION_NAME "pcpu_data"
+
+/* One per module (program or shared library); not part of the API. */
+struct pcpu__section {
+    char *start;                 /* the module's template section         */
+    char *stop;
+    intptr_t *delta;             /* set to (copy - template) when placed  */
+    struct pcpu__section *next;  /* owned by the library                  */
+    void *cookie;
+    int placed;
+};
+
+PCPU__PUBLIC void pcpu__section_register(struct pcpu__section *sec);
+PCPU__PUBLIC void pcpu__section_unregister(struct pcpu__section *sec);
+
+extern char __start_pcpu_data[] __attribute__((weak, visibility("hidden")));
+extern char __stop_pcpu_data[] __attribute__((weak, visibility("hidden")));
+__attribute__((weak, visibility("hidden"))) intptr_t pcpu__module_delta;
+__attribute__((weak, visibility("hidden"))) struct pcpu__section pcpu__module_section = {
+    __start_pcpu_data, __stop_pcpu_data, &pcpu__module_delta, 0, 0, 0};
+
+/* Every file that includes this header registers its module's section
+ * (registering twice is harmless); modules without variables skip it. */
+__attribute__((constructor, used)) static void pcpu__module_ctor(void)
+{
+    if (pcpu__module_section.start != pcpu__module_section.stop)
+        pcpu__section_register(&pcpu__module_section);
+}
+__attribute__((destructor, used)) static void pcpu__module_dtor(void)
+{
+    if (pcpu__module_section.start != pcpu__module_section.stop)
+        pcpu__section_unregister(&pcpu__module_section);
+}
+
+#ifdef __cplusplus
+#define PCPU__TYPEOF(type) std::remove_reference<type>::type
+#else
+#define PCPU__TYPEOF(type) __typeof__(type)
+#endif
+
+#define PCPU_DEFINE(type, name) \
+    __attribute__((section(PCPU__SECTION_NAME), used)) PCPU__TYPEOF(type) pcpu__var_##name
+#define PCPU_DECLARE(type, name) extern PCPU__TYPEOF(type) pcpu__var_##name
+#ifdef __cplusplus
+#define PCPU_VAR(name) \
+    (reinterpret_cast<decltype(&pcpu__var_##name)>((char *)&pcpu__var_##name + pcpu__module_delta))
+#else
+#define PCPU_VAR(name) \
+    ((__typeof__(&pcpu__var_##name))((char *)&pcpu__var_##name + pcpu__module_delta))
+#endif
+
+
+/* ------------------------------------------------------------------------
+ * This-CPU operations
+ * ------------------------------------------------------------------------ */
+/*
+ * All of these act on the calling thread's current unit and are correct
+ * under preemption, migration and signals: no update is lost and none is
+ * applied twice.  On x86_64 the update is a restartable sequence: the
+ * thread reads its CPU number (or concurrency id) from its rseq area, loads
+ * that unit's offset and commits with one instruction; if the kernel
+ * preempts, migrates or signals the thread before the commit, it restarts
+ * the sequence.  Elsewhere, when the kernel has no rseq, when the allocator
+ * has fewer units than CPUs (two CPUs share a unit), or when some thread
+ * cannot use rseq, they are relaxed atomic operations on the unit of the
+ * CPU the thread was last seen on; the results are the same, only slower.
+ *
+ * Memory order: relaxed (like the kernel's this_cpu ops): they order
+ * nothing but themselves.  Async-signal-safe once the thread has done one
+ * this-CPU operation (which may register rseq for it).
+ */
+
+/* ---- internal state of the inline paths (src/thiscpu.c) ---------------- */
+
+/* pcpu__tc.mode */
+#define PCPU__TC_OFF 0u    /* not set up yet: everything takes the slow path */
+#define PCPU__TC_RSEQ 1u   /* restartable sequences (x86_64)                 */
+#define PCPU__TC_ATOMIC 2u /* atomics on the current unit                   */
+
+/* pcpu__thiscpu_slow(): "rseq is usable now, run the sequence again". */
+#define PCPU__TC_RETRY INTPTR_MIN
+
+/*
+ * Everything the inline code reads, in one exported variable.  The thread's
+ * index (rseq cpu_id or mm_cid) is the 32-bit word at thread pointer +
+ * idx_off; the rseq area itself is at thread pointer + rseq_off, the same
+ * offset in every thread (glibc's __rseq_offset or the library's own
+ * initial-exec TLS area).  An index i < limit selects offs[i], the
+ * cookie-to-copy offset of its unit, so finding the copy is one load.
+ * Three limits so that each path can be switched off on its own: the rseq
+ * sequence re-reads rseq_limit inside the critical section, which is what
+ * lets a switch to atomics take effect safely (see thiscpu.c).
+ */
+struct pcpu__thiscpu_state {
+    uint32_t mode;          /* PCPU__TC_*                                  */
+    uint32_t rseq_limit;    /* indexes the rseq sequence may use           */
+    uint32_t atomic_limit;  /* indexes the atomic path may use inline      */
+    uint32_t ptr_limit;     /* indexes pcpu_this_ptr() may use inline      */
+    intptr_t rseq_off;      /* struct rseq, from the thread pointer        */
+    intptr_t idx_off;       /* the index word, from the thread pointer     */
+    intptr_t pad_[5];       /* offs starts on its own cache line           */
+    intptr_t offs[PCPU_MAX_CPUS];
+};
+PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;
+
+/*
+ * Slow paths.  pcpu__thiscpu_slow(): initialise if needed, register rseq
+ * for this thread if the library does it, and return PCPU__TC_RETRY if the
+ * rseq sequence should run (again), else the offset of the unit for an
+ * atomic operation.  pcpu__thiscpu_ptr_slow(): the offset of the current
+ * unit, never PCPU__TC_RETRY.
+ */
+PCPU__PUBLIC intptr_t pcpu__thiscpu_slow(void);
+PCPU__PUBLIC intptr_t pcpu__thiscpu_ptr_slow(void);
+
+/* The 32-bit word at thread pointer + off; ~0 where it cannot be read. */
+static inline uint32_t pcpu__tp_u32(intptr_t off)
+{
+#if defined(__x86_64__) && defined(__LP64__)
+    uint32_t v;
+    /* volatile: the kernel rewrites the word whenever the thread moves */
+    __asm__ __volatile__("movl %%fs:(%1), %0" : "=r"(v) : "r"(off));
+    return v;
+#elif defined(__aarch64__)
+    return *(volatile uint32_t *)((char *)__builtin_thread_pointer() + off);
+#else
+    (void)off;
+    return ~(uint32_t)0;
+#endif
+}
+
+static inline uint32_t pcpu__tc_mode(void)
+{
+    return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE);
+}
+
+/* Offset of the current unit for an atomic operation, or PCPU__TC_RETRY. */
+static inline intptr_t pcpu__tc_atomic_off(void)
+{
+    uint32_t lim = __atomic_load_n(&pcpu__tc.atomic_limit, __ATOMIC_ACQUIRE);
+    uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
+    if (PCPU__LIKELY(idx < lim))
+        return pcpu__tc.offs[idx];
+    return pcpu__thiscpu_slow();
+}
+
+/**
+ * pcpu_this_ptr - address of the calling thread's current unit's copy.
+ * @cookie: a cookie (from pcpu_alloc(), PCPU_VAR() or arithmetic on those).
+ *
+ * One load of the thread's rseq index and one table load when rseq is
+ * registered; otherwise a call that asks the OS for the CPU (and, the first
+ * time in a thread, may register rseq or initialise the allocator).  The
+ * thread may migrate as soon as this returns, so the copy may belong to
+ * another CPU by the time it is used: use the pcpu_this_*() operations for
+ * updates, and this for statistics or data only this thread touches.
+ * Thread safety: any thread.
+ */
+static inline void *pcpu_this_ptr(const void *cookie)
+{
+    uint32_t lim = __atomic_load_n(&pcpu__tc.ptr_limit, __ATOMIC_ACQUIRE);
+    uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
+    intptr_t off;
+    if (PCPU__LIKELY(idx < lim))
+        off = pcpu__tc.offs[idx];
+    else
+        off = pcpu__thiscpu_ptr_slow();
+    return (char *)(uintptr_t)cookie + off;
+}
+
+#if defined(__x86_64__) && defined(__LP64__) && defined(__GNUC__)
+#define PCPU__RSEQ_ASM 1
+
+/*
+ * Signature in front of every abort handler: the kernel only jumps to an
+ * abort address preceded by the value the thread registered with.  glibc
+ * uses this one on x86, so it is the only one that works with its area.
+ */
+#define PCPU__RSEQ_SIG 0x53053053
+#define PCPU__STR2(x) #x
+#define PCPU__STR(x) PCPU__STR2(x)
+
+/*
+ * The start of every sequence.  Label 3: the descriptor (version 0, no
+ * flags, the section [1, 2), abort at 4), and its address in
+ * __rseq_cs_ptr_array for tools.  Label 0 arms it by storing its address in
+ * rseq_cs (the kernel clears rseq_cs when it aborts, so the abort handler
+ * comes back here, not to 1).  Label 1 starts the critical section: read
+ * the index, check it against rseq_limit (both inside the section, so a
+ * migration or a switch to atomics restarts it), load the unit offset into
+ * TMP.  The commit instruction that follows must end at label 2.
+ */
+#define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL)                                 \
+    ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
+    ".balign 32\n"                                                        \
+    "3:\n\t"                                                              \
+    ".long 0, 0\n\t"                                                      \
+    ".quad 1f, 2f - 1f, 4f\n\t"                                           \
+    ".popsection\n\t"                                                     \
+    ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"                        \
+    ".quad 3b\n\t"                                                        \
+    ".popsection\n"                                                       \
+    "0:\n\t"                                                              \
+    "leaq 3b(%%rip), " TMPQ "\n\t"                                        \
+    "movq " TMPQ ", %%fs:8(%[rs])\n"                                      \
+    "1:\n\t"                                                              \
+    "movl %%fs:(%[ixo]), " TMPL "\n\t"                                    \
+    "cmpl %c[lim](%[tc]), " TMPL "\n\t"                                   \
+    "jae " FAIL "\n\t"                                                    \
+    "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"
+
+/* The abort handler lives out of line, after the signature. */
+#define PCPU__RSEQ_TAIL                                                   \
+    ".pushsection __rseq_failure, \"ax\"\n\t"                             \
+    ".long " PCPU__STR(PCPU__RSEQ_SIG) "\n"                               \
+    "4:\n\t"                                                              \
+    "jmp 0b\n\t"                                                          \
+    ".popsection\n"
+
+#define PCPU__RSEQ_INPUTS(cookie_)                                        \
+    [rs] "r"(pcpu__tc.rseq_off), [ixo] "r"(pcpu__tc.idx_off),             \
+    [tc] "r"(&pcpu__tc),                                                  \
+    [lim] "i"(offsetof(struct pcpu__thiscpu_state, rseq_limit)),          \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
+    [ck] "r"(cookie_)
+#else
+#define PCPU__RSEQ_ASM 0
+#endif
+
+/*
+ * The width-specific operations; W is 32 or 64, SFX the instruction suffix,
+ * VC the constraint for an immediate operand.  Each loops only when the
+ * mode changes under it (first use, or a switch to atomics).
+ */
+#if PCPU__RSEQ_ASM
+#define PCPU__THIS_RSEQ_OPS(W, SFX, VC)                                         \
+static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \
+{                                                                               \
+    for (;;) {                                                                  \
+        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
+            __asm__ __volatile__ goto(                                          \
+                PCPU__RSEQ_HEAD("%%rax", "%%eax", "%l[slow]")                   \
+                "add" SFX " %[v], (%[ck], %%rax)\n"                             \
+                "2:\n\t"                                                        \
+                PCPU__RSEQ_TAIL                                                 \
+                : : PCPU__RSEQ_INPUTS(c), [v] VC(v)                             \
+                : "rax", "memory", "cc" : slow);                                \
+            return;                                                             \
+        slow:                                                                   \
+            (void)pcpu__thiscpu_slow();                                         \
+            continue;                                                           \
+        }                                                                       \
+        intptr_t off = pcpu__tc_atomic_off();                                   \
+        if (PCPU__LIKELY(off != PCPU__TC_RETRY)) {                              \
+            __atomic_fetch_add((uint##W##_t *)((char *)(uintptr_t)c + off), v,  \
+                               __ATOMIC_RELAXED);                               \
+            return;                                                             \
+        }                                                                       \
+    }                                                                           \
+}                                                                               \
+static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            \
+{                                                                               \
+    for (;;) {                                                                  \
+        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
+            __asm__ __volatile__ goto(                                          \
+                PCPU__RSEQ_HEAD("%%rax", "%%eax", "%l[slow]")                   \
+                "mov" SFX " %[v], (%[ck], %%rax)\n"                             \
+                "2:\n\t"                                                        \
+                PCPU__RSEQ_TAIL                                                 \
+                : : PCPU__RSEQ_INPUTS(c), [v] VC(v)                             \
+                : "rax", "memory", "cc" : slow);                                \
+            return;                                                             \
+        slow:                                                                   \
+            (void)pcpu__thiscpu_slow();                                         \
+            continue;                                                           \
+        }                                                                       \
+        intptr_t off = pcpu__tc_atomic_off();                                   \
+        if (PCPU__LIKELY(off != PCPU__TC_RETRY)) {                              \
+            __atomic_store_n((uint##W##_t *)((char *)(uintptr_t)c + off), v,    \
+                             __ATOMIC_RELAXED);                                 \
+            return;                                                             \
+        }                                                                       \
+    }                                                                           \
+}                                                                               \
+static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
+{                                                                               \
+    for (;;) {                                                                  \
+        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
+            uint##W##_t old = v;                                                \
+            uintptr_t tmp;                                                      \
+            unsigned int failed;                                                \
+            /* xadd without lock: one instruction, so a commit on this CPU */   \
+            __asm__ __volatile__(                                               \
+                "movl $1, %k[failed]\n\t"                                       \
+                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
+                "xadd" SFX " %[old], (%[ck], %[tmp])\n"                         \
+                "2:\n\t"                                                        \
+                "xorl %k[failed], %k[failed]\n"                                 \
+                "5:\n\t"                                                        \
+                PCPU__RSEQ_TAIL                                                 \
+                : [old] "+r"(old), [tmp] "=&r"(tmp), [failed] "=&r"(failed)     \
+                : PCPU__RSEQ_INPUTS(c)                                          \
+                : "memory", "cc");                                              \
+            if (PCPU__LIKELY(!failed))                                          \
+                return old + v;                                                 \
+            (void)pcpu__thiscpu_slow();                                         \
+            continue;                                                           \
+        }                                                                       \
+        intptr_t off = pcpu__tc_atomic_off();                                   \
+        if (PCPU__LIKELY(off != PCPU__TC_RETRY))                                \
+            return __atomic_add_fetch((uint##W##_t *)((char *)(uintptr_t)c + off), \
+                                      v, __ATOMIC_RELAXED);                     \
+    }                                                                           \
+}                                                                               \
+static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
+                                                uint##W##_t nv)                 \
+{                                                                               \
+    for (;;) {                                                                  \
+        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
+            uint##W##_t seen = old;                                             \
+            uintptr_t tmp;                                                      \
+            unsigned int failed;                                                \
+            /* cmpxchg without lock: compare and store in one instruction */    \
+            __asm__ __volatile__(                                               \
+                "movl $1, %k[failed]\n\t"                                       \
+                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
+                "cmpxchg" SFX " %[nv], (%[ck], %[tmp])\n"                       \
+                "2:\n\t"                                                        \
+                "xorl %k[failed], %k[failed]\n"                                 \
+                "5:\n\t"                                                        \
+                PCPU__RSEQ_TAIL                                                 \
+                : "+a"(seen), [tmp] "=&r"(tmp), [failed] "=&r"(failed)          \
+                : PCPU__RSEQ_INPUTS(c), [nv] "r"(nv)                            \
+                : "memory", "cc");                                              \
+            if (PCPU__LIKELY(!failed))                                          \
+                return seen;                                                    \
+            (void)pcpu__thiscpu_slow();                                         \
+            continue;                                                           \
+        }                                                                       \
+        intptr_t off = pcpu__tc_atomic_off();                                   \
+        if (PCPU__LIKELY(off != PCPU__TC_RETRY)) {                              \
+            uint##W##_t seen = old;                                             \
+            __atomic_compare_exchange_n((uint##W##_t *)((char *)(uintptr_t)c + off), \
+                                        &seen, nv, 0, __ATOMIC_RELAXED,         \
+                                        __ATOMIC_RELAXED);                      \
+            return seen;                                                        \
+        }                                                                       \
+    }                                                                           \
+}
+PCPU__THIS_RSEQ_OPS(32, "l", "ir")
+PCPU__THIS_RSEQ_OPS(64, "q", "er")
+#else /* no rseq sequences: atomics on the current unit */
+#define PCPU__THIS_ATOMIC_OPS(W)                                                \
+static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \
+{                                                                               \
+    intptr_t off;                                                               \
+    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
+        ;                                                                       \
+    __atomic_fetch_add((uint##W##_t *)((char *)(uintptr_t)c + off), v, __ATOMIC_RELAXED); \
+}                                                                               \
+static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            \
+{                                                                               \
+    intptr_t off;                                                               \
+    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
+        ;                                                                       \
+    __atomic_store_n((uint##W##_t *)((char *)(uintptr_t)c + off), v, __ATOMIC_RELAXED); \
+}                                                                               \
+static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
+{                                                                               \
+    intptr_t off;                                                               \
+    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
+        ;                                                                       \
+    return __atomic_add_fetch((uint##W##_t *)((char *)(uintptr_t)c + off), v,  \
+                              __ATOMIC_RELAXED);                                \
+}                                                                               \
+static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
+                                                uint##W##_t nv)                 \
+{                                                                               \
+    intptr_t off;                                                               \
+    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
+        ;                                                                       \
+    __atomic_compare_exchange_n((uint##W##_t *)((char *)(uintptr_t)c + off), &old, \
+                                nv, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);     \
+    return old;                                                                 \
+}
+PCPU__THIS_ATOMIC_OPS(32)
+PCPU__THIS_ATOMIC_OPS(64)
+#endif
+
+/* Reads and sums need no sequence: a relaxed load of whole words. */
+#define PCPU__THIS_READ_OPS(W)                                                  \
+static inline uint##W##_t pcpu__this_read##W(const void *c)                     \
+{                                                                               \
+    return __atomic_load_n((uint##W##_t *)pcpu_this_ptr(c), __ATOMIC_RELAXED);  \
+}                                                                               \
+static inline uint##W##_t pcpu__sum##W(const void *c)                           \
+{                                                                               \
+    uint##W##_t sum = 0;                                                        \
+    unsigned int n = __atomic_load_n(&pcpu__nr_units, __ATOMIC_ACQUIRE);        \
+    for (unsigned int i = 0; i < n; i++)                                        \
+        sum += __atomic_load_n((uint##W##_t *)((char *)(uintptr_t)c +           \
+                                               pcpu__cpu_offsets[i]),           \
+                               __ATOMIC_RELAXED);                               \
+    return sum;                                                                 \
+}
+PCPU__THIS_READ_OPS(32)
+PCPU__THIS_READ_OPS(64)
+
+/*
+ * One family of typed wrappers per C integer type.  Arithmetic is done on
+ * the unsigned type of the same width, so signed objects wrap around like
+ * the kernel's this_cpu ops instead of overflowing; values are converted to
+ * the object's type first, so a negative int added to a long or unsigned
+ * long is sign-extended exactly as with "x += v".
+ */
+#define PCPU__THIS_TYPED(name, T, W)                                            \
+static inline void pcpu__this_add_##name(const void *c, T v)                    \
+{ pcpu__this_add##W(c, (uint##W##_t)v); }                                       \
+static inline void pcpu__this_sub_##name(const void *c, T v)                    \
+{ pcpu__this_add##W(c, (uint##W##_t)0 - (uint##W##_t)v); }                      \
+static inline void pcpu__this_inc_##name(const void *c)                         \
+{ pcpu__this_add##W(c, 1); }                                                    \
+static inline void pcpu__this_dec_##name(const void *c)                         \
+{ pcpu__this_add##W(c, ~(uint##W##_t)0); }                                      \
+static inline T pcpu__this_read_##name(const void *c)                           \
+{ return (T)pcpu__this_read##W(c); }                                            \
+static inline void pcpu__this_write_##name(const void *c, T v)                  \
+{ pcpu__this_write##W(c, (uint##W##_t)v); }                                     \
+static inline T pcpu__this_cmpxchg_##name(const void *c, T o, T n)              \
+{ return (T)pcpu__this_cmpxchg##W(c, (uint##W##_t)o, (uint##W##_t)n); }         \
+static inline T pcpu__this_add_return_##name(const void *c, T v)                \
+{ return (T)pcpu__this_add_return##W(c, (uint##W##_t)v); }                      \
+static inline T pcpu__sum_##name(const void *c)                                 \
+{ return (T)pcpu__sum##W(c); }
+
+#if __SIZEOF_LONG__ == 8
+#define PCPU__LONG_BITS 64
+#else
+#define PCPU__LONG_BITS 32
+#endif
+#define PCPU__THIS_TYPED_(name, T, W) PCPU__THIS_TYPED(name, T, W)
+PCPU__THIS_TYPED(int, int, 32)
+PCPU__THIS_TYPED(uint, unsigned int, 32)
+PCPU__THIS_TYPED_(long, long, PCPU__LONG_BITS)
+PCPU__THIS_TYPED_(ulong, unsigned long, PCPU__LONG_BITS)
+PCPU__THIS_TYPED(llong, long long, 64)
+PCPU__THIS_TYPED(ullong, unsigned long long, 64)
+
+#ifndef __cplusplus
+/*
+ * Dispatch on the type of *cookie.  Any other type (char, short, float,
+ * pointers, structs, void) has no association and fails to compile.
+ */
+#define PCPU__THIS_GENERIC(cookie, op)                                          \
+    _Generic(*(cookie),                                                         \
+        int: pcpu__##op##_int,                                                  \
+        unsigned int: pcpu__##op##_uint,                                        \
+        long: pcpu__##op##_long,                                                \
+        unsigned long: pcpu__##op##_ulong,                                      \
+        long long: pcpu__##op##_llong,                                          \
+        unsigned long long: pcpu__##op##_ullong)
+
+/**
+ * pcpu_this_add - add @v to the calling thread's current unit's copy.
+ * @cookie: cookie of a 4- or 8-byte integer (int, unsigned, long, unsigned
+ *          long, long long, unsigned long long and the intN_t/uintN_t of
+ *          those sizes); any other type fails to compile.
+ * @v:      converted to the object's type first; the sum wraps around.
+ *
+ * With rseq: a restartable sequence committed by one add instruction (no
+ * lock prefix).  Without: an atomic add on the current unit.  The same
+ * holds for every pcpu_this_*() below.  Thread safety: any thread, also
+ * concurrently with others on the same cookie; no update is lost.
+ */
+#define pcpu_this_add(cookie, v) PCPU__THIS_GENERIC(cookie, this_add)((cookie), (v))
+/** pcpu_this_sub - subtract @v from the current unit's copy (wraps). */
+#define pcpu_this_sub(cookie, v) PCPU__THIS_GENERIC(cookie, this_sub)((cookie), (v))
+/** pcpu_this_inc - add 1 to the current unit's copy. */
+#define pcpu_this_inc(cookie) PCPU__THIS_GENERIC(cookie, this_inc)((cookie))
+/** pcpu_this_dec - subtract 1 from the current unit's copy. */
+#define pcpu_this_dec(cookie) PCPU__THIS_GENERIC(cookie, this_dec)((cookie))
+/**
+ * pcpu_this_read - the current unit's copy, as the object's type.
+ * A relaxed load; the thread may have moved on by the time it returns.
+ */
+#define pcpu_this_read(cookie) PCPU__THIS_GENERIC(cookie, this_read)((cookie))
+/**
+ * pcpu_this_write - store @v in the current unit's copy.
+ * With rseq the store lands on the unit of the CPU that executes it, so it
+ * is ordered with the other threads' this-CPU updates of that unit.
+ */
+#define pcpu_this_write(cookie, v) PCPU__THIS_GENERIC(cookie, this_write)((cookie), (v))
+/**
+ * pcpu_this_cmpxchg - if the current unit's copy equals @old, store @new.
+ * Returns the value seen (equal to @old exactly when @new was stored), as
+ * the object's type.  Loop on it for any read-modify-write update.
+ */
+#define pcpu_this_cmpxchg(cookie, old, new)                                     \
+    PCPU__THIS_GENERIC(cookie, this_cmpxchg)((cookie), (old), (new))
+/**
+ * pcpu_this_add_return - add @v to the current unit's copy and return the
+ * new value of that copy (not the sum over units), as the object's type.
+ */
+#define pcpu_this_add_return(cookie, v)                                         \
+    PCPU__THIS_GENERIC(cookie, this_add_return)((cookie), (v))
+/**
+ * pcpu_sum - the sum of every unit's copy (units 0 .. pcpu_nr_cpus()-1), as
+ * the object's type (wrapping around like the updates).
+ * Relaxed loads, one unit after the other: while other threads update, the
+ * result is some mix of before and after, exact once they have stopped.
+ * Thread safety: any thread.
+ */
+#define pcpu_sum(cookie) PCPU__THIS_GENERIC(cookie, sum)((cookie))
+
+#else /* __cplusplus: the same names as overloaded templates */
+} /* extern "C" */
+extern "C++" {
+/* Supported object types (cv-qualifiers ignored); others have no
+ * definition and fail to compile. */
+template <class T> struct pcpu__int;
+template <class T> struct pcpu__int<const T> : pcpu__int<T> {};
+template <class T> struct pcpu__int<volatile T> : pcpu__int<T> {};
+template <class T> struct pcpu__int<const volatile T> : pcpu__int<T> {};
+#define PCPU__CXX_INT(T, name)                                                  \
+    template <> struct pcpu__int<T> {                                           \
+        typedef T type;                                                         \
+        static void add(const void *c, T v) { pcpu__this_add_##name(c, v); }    \
+        static void sub(const void *c, T v) { pcpu__this_sub_##name(c, v); }    \
+        static void inc(const void *c) { pcpu__this_inc_##name(c); }            \
+        static void dec(const void *c) { pcpu__this_dec_##name(c); }            \
+        static T read(const void *c) { return pcpu__this_read_##name(c); }      \
+        static void write(const void *c, T v) { pcpu__this_write_##name(c, v); } \
+        static T cmpxchg(const void *c, T o, T n)                               \
+        { return pcpu__this_cmpxchg_##name(c, o, n); }                          \
+        static T add_return(const void *c, T v)                                 \
+        { return pcpu__this_add_return_##name(c, v); }                          \
+        static T sum(const void *c) { return pcpu__sum_##name(c); }             \
+    };
+PCPU__CXX_INT(int, int)
+PCPU__CXX_INT(unsigned int, uint)
+PCPU__CXX_INT(long, long)
+PCPU__CXX_INT(unsigned long, ulong)
+PCPU__CXX_INT(long long, llong)
+PCPU__CXX_INT(unsigned long long, ullong)
+#undef PCPU__CXX_INT
+
+/* As the C macros above; the value arguments are converted to the
+ * object's type (they take no part in deduction). */
+template <class T> inline void pcpu_this_add(T *c, typename pcpu__int<T>::type v)
+{ pcpu__int<T>::add(c, v); }
+template <class T> inline void pcpu_this_sub(T *c, typename pcpu__int<T>::type v)
+{ pcpu__int<T>::sub(c, v); }
+template <class T> inline void pcpu_this_inc(T *c) { pcpu__int<T>::inc(c); }
+template <class T> inline void pcpu_this_dec(T *c) { pcpu__int<T>::dec(c); }
+template <class T> inline typename pcpu__int<T>::type pcpu_this_read(T *c)
+{ return pcpu__int<T>::read(c); }
+template <class T> inline void pcpu_this_write(T *c, typename pcpu__int<T>::type v)
+{ pcpu__int<T>::write(c, v); }
+template <class T>
+inline typename pcpu__int<T>::type pcpu_this_cmpxchg(T *c, typename pcpu__int<T>::type o,
+                                                     typename pcpu__int<T>::type n)
+{ return pcpu__int<T>::cmpxchg(c, o, n); }
+template <class T>
+inline typename pcpu__int<T>::type pcpu_this_add_return(T *c, typename pcpu__int<T>::type v)
+{ return pcpu__int<T>::add_return(c, v); }
+template <class T> inline typename pcpu__int<T>::type pcpu_sum(T *c)
+{ return pcpu__int<T>::sum(c); }
+} /* extern "C++" */
+extern "C" {
+#endif /* __cplusplus */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PERCPU_H */

@@ -1,0 +1,419 @@
+/*
+ * chunk.c - the allocation map inside one chunk.
+ *
+ * Each chunk's unit is divided into 4-byte granules, one bit each in
+ * alloc_map.  The same offsets are used in every unit, so one map serves
+ * all of them.  An allocation of n granules sets n bits in alloc_map, its
+ * first granule in start_map and its last in end_map (so a free needs no
+ * size and can tell a real start from an interior pointer), and live_map
+ * says whether the user holds it (thread caches hold allocations that are
+ * in the map but not live).
+ *
+ * Searching a bitmap from the start would cost more as the chunk fills, so
+ * every page of the unit (a "block") carries hints: its longest free run,
+ * the free bits at its start and end, and its free count.  A search walks
+ * block hints from the first block with free space and only looks at the
+ * bits of a block whose hints say the request fits, or joins a run across
+ * block edges using the left/right hints.  The cost of a claim is bounded
+ * by the number of blocks, never by the number of live allocations.
+ *
+ * The chunk keeps an upper bound of its largest free run (contig_bits) to
+ * choose its slot; claims may leave it too high (contig_stale), and the
+ * core refreshes it from the block hints when a search comes back empty.
+ * Everything here runs with the allocator lock held.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline size_t block_bits(void)
+{
+    return pcpu__page_size / PCPU_GRANULE;
+}
+
+static inline size_t block_len(const struct pcpu_chunk *c, size_t b)
+{
+    size_t lo = b * block_bits();
+    size_t hi = lo + block_bits();
+    return (hi > c->nr_bits ? c->nr_bits : hi) - lo;
+}
+
+/* One block's hints from the map, given its free count (which callers
+ * keep up to date incrementally: counting bits is the expensive part). */
+static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t b, size_t nfree)
+{
+    size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
+    struct pcpu_block_md md;
+    if (nfree == len)
+        return (struct pcpu_block_md){len, len, len, len};
+    md.nfree = (uint32_t)nfree;
+    if (nfree == 0)
+        return (struct pcpu_block_md){0, 0, 0, 0};
+    size_t first_set = pcpu__next_set(c->alloc_map, lo, hi);
+    md.left = (uint32_t)(first_set - lo);
+    md.right = (uint32_t)(hi - 1 - pcpu__prev_set(c->alloc_map, lo, hi));
+    size_t best = md.left > md.right ? md.left : md.right;
+    size_t pos = first_set;
+    size_t unseen = nfree - md.left - md.right; /* free bits not yet in a run */
+    /* Only runs that could beat the best so far need measuring. */
+    while (pos < hi && best < unseen) {
+        size_t z = pcpu__next_zero(c->alloc_map, pos, hi);
+        if (z >= hi - md.right)
+            break;
+        size_t e = pcpu__next_set(c->alloc_map, z, hi);
+        if (e - z > best)
+            best = e - z;
+        unseen -= e - z;
+        pos = e;
+    }
+    md.contig = (uint32_t)best;
+    return md;
+}
+
+static struct pcpu_block_md compute_md(const struct pcpu_chunk *c, size_t b)
+{
+    size_t lo = b * block_bits(), len = block_len(c, b);
+    return compute_md_nfree(c, b, len - pcpu__count_set(c->alloc_map, lo, lo + len));
+}
+
+struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size_t end_bit)
+{
+    size_t words = pcpu__words(nr_bits);
+    size_t pages = (nr_bits + block_bits() - 1) / block_bits();
+    struct pcpu_chunk *c = pcpu__meta_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->nr_bits = nr_bits;
+    c->nr_pages = pages;
+    c->start_bit = start_bit;
+    c->end_bit = end_bit;
+    c->meta_bytes = sizeof(*c);
+    uint64_t **maps[] = {&c->alloc_map, &c->start_map, &c->end_map, &c->live_map, &c->populated};
+    size_t counts[] = {words, words, words, words, pcpu__words(pages)};
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        *maps[i] = pcpu__meta_calloc(counts[i], sizeof(uint64_t));
+        if (!*maps[i]) {
+            pcpu__chunk_free_meta(c);
+            return NULL;
+        }
+        c->meta_bytes += counts[i] * sizeof(uint64_t);
+    }
+    c->md = pcpu__meta_calloc(pages, sizeof(*c->md));
+    if (!c->md) {
+        pcpu__chunk_free_meta(c);
+        return NULL;
+    }
+    c->meta_bytes += pages * sizeof(*c->md);
+
+    /* Granules outside [start_bit, end_bit) are hidden: permanently
+     * allocated, so searches and merges stop at the region's edges. */
+    if (start_bit)
+        pcpu__set_range(c->alloc_map, 0, start_bit);
+    if (end_bit < nr_bits)
+        pcpu__set_range(c->alloc_map, end_bit, nr_bits - end_bit);
+    for (size_t b = 0; b < pages; b++)
+        c->md[b] = compute_md(c, b);
+    c->free_bits = end_bit - start_bit;
+    c->contig_bits = c->free_bits;
+    c->first_free_block = start_bit / block_bits();
+    return c;
+}
+
+void pcpu__chunk_free_meta(struct pcpu_chunk *c)
+{
+    if (!c)
+        return;
+    size_t words = pcpu__words(c->nr_bits);
+    pcpu__meta_free(c->alloc_map, words * 8);
+    pcpu__meta_free(c->start_map, words * 8);
+    pcpu__meta_free(c->end_map, words * 8);
+    pcpu__meta_free(c->live_map, words * 8);
+    pcpu__meta_free(c->populated, pcpu__words(c->nr_pages) * 8);
+    pcpu__meta_free(c->md, c->nr_pages * sizeof(*c->md));
+    pcpu__meta_free(c, sizeof(*c));
+}
+
+bool pcpu__chunk_page_empty(const struct pcpu_chunk *c, size_t page)
+{
+    return c->md[page].nfree == block_bits();
+}
+
+static void account_empty(struct pcpu_chunk *c, size_t b, bool was_empty)
+{
+    bool now = pcpu__chunk_page_empty(c, b);
+    if (now == was_empty || !pcpu__test_bit(c->populated, b))
+        return;
+    if (now) {
+        c->nr_empty_pop++;
+        pcpu__g.nr_empty_pop++;
+    } else {
+        c->nr_empty_pop--;
+        pcpu__g.nr_empty_pop--;
+    }
+}
+
+/* Refresh the hints of the blocks covering [bit, bit+n) after the map
+ * changed there; blocks entirely inside the range are all-set or all-clear. */
+static void refresh_range(struct pcpu_chunk *c, size_t bit, size_t n, bool allocated)
+{
+    size_t b0 = bit / block_bits(), b1 = (bit + n - 1) / block_bits();
+    for (size_t b = b0; b <= b1; b++) {
+        bool was_empty = pcpu__chunk_page_empty(c, b);
+        size_t lo = b * block_bits(), len = block_len(c, b);
+        if (b != b0 && b != b1 && bit <= lo && lo + len <= bit + n) {
+            uint32_t v = allocated ? 0 : (uint32_t)len;
+            c->md[b] = (struct pcpu_block_md){v, v, v, v};
+        } else {
+            size_t a = bit > lo ? bit : lo;
+            size_t z = bit + n < lo + len ? bit + n : lo + len;
+            size_t nfree = allocated ? c->md[b].nfree - (z - a) : c->md[b].nfree + (z - a);
+            c->md[b] = compute_md_nfree(c, b, nfree);
+        }
+        account_empty(c, b, was_empty);
+    }
+}
+
+void pcpu__chunk_set_populated(struct pcpu_chunk *c, size_t page, bool on)
+{
+    if (pcpu__test_bit(c->populated, page) == on)
+        return;
+    if (on)
+        pcpu__set_bit(c->populated, page);
+    else
+        pcpu__clear_bit(c->populated, page);
+    long d = on ? 1 : -1;
+    c->nr_populated += d;
+    pcpu__g.nr_populated += d;
+    if (pcpu__chunk_page_empty(c, page)) {
+        c->nr_empty_pop += d;
+        pcpu__g.nr_empty_pop += d;
+    }
+}
+
+static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n)
+{
+    pcpu__set_range(c->alloc_map, p, n);
+    pcpu__set_bit(c->start_map, p);
+    pcpu__set_bit(c->end_map, p + n - 1);
+    refresh_range(c, p, n, true);
+    c->free_bits -= n;
+    c->nr_alloc++;
+    while (c->first_free_block < c->nr_pages && c->md[c->first_free_block].nfree == 0)
+        c->first_free_block++;
+    /* The claim may have come out of the largest run. */
+    c->contig_stale = true;
+    if (c->contig_bits > c->free_bits)
+        c->contig_bits = c->free_bits;
+}
+
+size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t n, size_t align)
+{
+    if (n > c->contig_bits)
+        return SIZE_MAX;
+    size_t bb = block_bits();
+    size_t carry = SIZE_MAX; /* start of a free run reaching this block */
+    size_t p;
+    for (size_t b = c->first_free_block; b < c->nr_pages; b++) {
+        const struct pcpu_block_md *md = &c->md[b];
+        size_t lo = b * bb, len = block_len(c, b), hi = lo + len;
+        if (carry != SIZE_MAX) {
+            if (md->left == len)
+                continue;
+            p = (carry + align - 1) & ~(align - 1);
+            if (p + n <= lo + md->left)
+                goto found;
+            carry = SIZE_MAX;
+        }
+        if (md->contig >= n) {
+            p = pcpu__find_zero_area(c->alloc_map, lo, hi, n, align);
+            if (p != SIZE_MAX)
+                goto found;
+        }
+        if (md->left == len)
+            carry = lo;
+        else if (md->right)
+            carry = hi - md->right;
+    }
+    if (carry != SIZE_MAX) {
+        p = (carry + align - 1) & ~(align - 1);
+        if (p + n <= c->nr_bits)
+            goto found;
+    }
+    return SIZE_MAX;
+found:
+    pcpu_assert_internal(pcpu__next_set(c->alloc_map, p, p + n) == p + n);
+    mark_allocated(c, p, n);
+    return p;
+}
+
+size_t pcpu__chunk_alloc_bits(const struct pcpu_chunk *c, size_t bit)
+{
+    size_t e = pcpu__next_set(c->end_map, bit, c->nr_bits);
+    pcpu_assert(e < c->nr_bits);
+    return e - bit + 1;
+}
+
+/* First free bit of the free run that ends just before bit. */
+static size_t run_start(const struct pcpu_chunk *c, size_t bit)
+{
+    size_t bb = block_bits();
+    size_t b = bit / bb;
+    size_t p = pcpu__prev_set(c->alloc_map, b * bb, bit);
+    if (p != SIZE_MAX)
+        return p + 1;
+    while (b > 0) {
+        b--;
+        const struct pcpu_block_md *md = &c->md[b];
+        if (md->nfree != block_len(c, b))
+            return b * bb + block_len(c, b) - md->right;
+    }
+    return 0;
+}
+
+/* First allocated bit at or after bit (the end of the run holding bit). */
+static size_t run_end(const struct pcpu_chunk *c, size_t bit)
+{
+    size_t bb = block_bits();
+    if (bit >= c->nr_bits)
+        return c->nr_bits;
+    size_t b = bit / bb;
+    size_t hi = b * bb + block_len(c, b);
+    size_t p = pcpu__next_set(c->alloc_map, bit, hi);
+    if (p < hi)
+        return p;
+    for (b++; b < c->nr_pages; b++) {
+        const struct pcpu_block_md *md = &c->md[b];
+        if (md->nfree != block_len(c, b))
+            return b * bb + md->left;
+    }
+    return c->nr_bits;
+}
+
+void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n)
+{
+    pcpu_assert(pcpu__test_bit(c->start_map, bit));
+    pcpu_assert_internal(pcpu__count_set(c->alloc_map, bit, bit + n) == n);
+    pcpu__clear_range(c->alloc_map, bit, n);
+    pcpu__clear_bit(c->start_map, bit);
+    pcpu__clear_bit(c->end_map, bit + n - 1);
+    pcpu_assert_internal(!pcpu__test_bit(c->live_map, bit)); /* frees clear it first */
+    refresh_range(c, bit, n, false);
+    c->free_bits += n;
+    c->nr_alloc--;
+    if (bit / block_bits() < c->first_free_block)
+        c->first_free_block = bit / block_bits();
+    size_t run = run_end(c, bit + n) - run_start(c, bit);
+    if (run > c->contig_bits)
+        c->contig_bits = run;
+}
+
+void pcpu__chunk_refresh_contig(struct pcpu_chunk *c)
+{
+    size_t best = 0, carry = 0;
+    for (size_t b = 0; b < c->nr_pages; b++) {
+        const struct pcpu_block_md *md = &c->md[b];
+        size_t len = block_len(c, b);
+        if (md->left == len) {
+            carry += len;
+            continue;
+        }
+        if (carry + md->left > best)
+            best = carry + md->left;
+        if (md->contig > best)
+            best = md->contig;
+        carry = md->right;
+    }
+    if (carry > best)
+        best = carry;
+    c->contig_bits = best;
+    c->contig_stale = false;
+}
+
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "percpu: validate: chunk %p: ", (void *)c->base);             \
+            fprintf(stderr, __VA_ARGS__);                                                  \
+            fputc('\n', stderr);                                                           \
+            problems++;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+int pcpu__chunk_validate(const struct pcpu_chunk *c)
+{
+    int problems = 0;
+    size_t bb = block_bits();
+    CHECK(c->start_bit <= c->end_bit && c->end_bit <= c->nr_bits, "bad region");
+    CHECK(pcpu__count_set(c->alloc_map, 0, c->start_bit) == c->start_bit,
+          "hidden head not allocated");
+    CHECK(pcpu__count_set(c->alloc_map, c->end_bit, c->nr_bits) == c->nr_bits - c->end_bit,
+          "hidden tail not allocated");
+    size_t used = pcpu__count_set(c->alloc_map, c->start_bit, c->end_bit);
+    CHECK(c->free_bits + used == c->end_bit - c->start_bit, "free_bits %zu but %zu used of %zu",
+          c->free_bits, used, c->end_bit - c->start_bit);
+    for (size_t b = 0; b < c->nr_pages; b++) {
+        struct pcpu_block_md want = compute_md(c, b);
+        CHECK(memcmp(&want, &c->md[b], sizeof(want)) == 0,
+              "block %zu hints {%u,%u,%u,%u} should be {%u,%u,%u,%u}", b, c->md[b].contig,
+              c->md[b].left, c->md[b].right, c->md[b].nfree, want.contig, want.left, want.right,
+              want.nfree);
+        if (b < c->first_free_block)
+            CHECK(c->md[b].nfree == 0, "block %zu has free bits before first_free_block %zu", b,
+                  c->first_free_block);
+    }
+    struct pcpu_chunk tmp = *c;
+    pcpu__chunk_refresh_contig(&tmp);
+    CHECK(c->contig_bits >= tmp.contig_bits, "contig hint %zu below real %zu", c->contig_bits,
+          tmp.contig_bits);
+    if (!c->contig_stale)
+        CHECK(c->contig_bits == tmp.contig_bits, "contig hint %zu not exact (%zu)",
+              c->contig_bits, tmp.contig_bits);
+    /* Walk the allocations: starts, ends and live bits agree. */
+    size_t nr = 0, pos = c->start_bit, covered = 0;
+    while ((pos = pcpu__next_set(c->start_map, pos, c->end_bit)) < c->end_bit) {
+        size_t e = pcpu__next_set(c->end_map, pos, c->end_bit);
+        CHECK(e < c->end_bit, "allocation at bit %zu has no end", pos);
+        if (e >= c->end_bit)
+            break;
+        CHECK(pcpu__next_set(c->start_map, pos + 1, e + 1) == e + 1,
+              "allocation at bit %zu overlaps another", pos);
+        CHECK(pcpu__count_set(c->alloc_map, pos, e + 1) == e + 1 - pos,
+              "allocation at bit %zu not fully marked", pos);
+        if (c->populated && !c->is_reserved) {
+            for (size_t pg = pos / bb; pg <= e / bb; pg++)
+                CHECK(pcpu__test_bit(c->populated, pg), "allocation at bit %zu on unpopulated page %zu",
+                      pos, pg);
+        }
+        covered += e + 1 - pos;
+        nr++;
+        pos = e + 1;
+    }
+    CHECK(nr == c->nr_alloc, "nr_alloc %zu but %zu allocations in the map", c->nr_alloc, nr);
+    CHECK(covered == used, "%zu bits allocated but allocations cover %zu", used, covered);
+    size_t live = pcpu__count_set(c->live_map, 0, c->nr_bits);
+    size_t live_starts = 0;
+    pos = 0;
+    while ((pos = pcpu__next_set(c->live_map, pos, c->nr_bits)) < c->nr_bits) {
+        CHECK(pcpu__test_bit(c->start_map, pos), "live bit %zu is not an allocation start", pos);
+        live_starts++;
+        pos++;
+    }
+    CHECK(live == live_starts, "live count mismatch");
+    if (c->populated && !c->is_reserved) {
+        size_t pop = 0, empty = 0;
+        for (size_t pg = 0; pg < c->nr_pages; pg++) {
+            if (pcpu__test_bit(c->populated, pg)) {
+                pop++;
+                if (pcpu__chunk_page_empty(c, pg))
+                    empty++;
+            }
+        }
+        CHECK(pop == c->nr_populated, "nr_populated %zu but %zu pages populated",
+              c->nr_populated, pop);
+        CHECK(empty == c->nr_empty_pop, "nr_empty_pop %zu but %zu", c->nr_empty_pop, empty);
+    }
+    return problems;
+}

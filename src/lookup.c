@@ -1,0 +1,102 @@
+/*
+ * lookup.c - address to chunk without a scan (the kernel's
+ * pcpu_chunk_addr_search).
+ *
+ * Every chunk's reservation is aligned to 1 << chunk_shift and no larger,
+ * so addr >> chunk_shift names at most one chunk.  A two-level radix table
+ * indexed by that number maps it to the chunk.  Readers (pcpu_free, the
+ * introspection calls) take no lock: entries are atomic pointers, and a
+ * chunk is only removed when it holds no allocation, so a reader holding a
+ * live cookie never sees its chunk go away.  Second-level tables are never
+ * freed before pcpu_lookup_exit(), so a racing reader never touches freed
+ * memory.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define ADDR_BITS 48u
+#define L2_BITS 12u
+
+typedef struct pcpu_chunk *_Atomic slot_t;
+
+static slot_t *_Atomic *l1;       /* l1[key >> L2_BITS] -> l2 table */
+static size_t l1_len;
+static size_t l1_shift;           /* chunk_shift the table was built for */
+
+static int ensure_l1(void)
+{
+    if (l1)
+        return 0;
+    size_t key_bits = ADDR_BITS - pcpu__g.chunk_shift;
+    size_t l1_bits = key_bits > L2_BITS ? key_bits - L2_BITS : 0;
+    void *t = pcpu__meta_calloc((size_t)1 << l1_bits, sizeof(*l1));
+    if (!t)
+        return -1;
+    l1_len = (size_t)1 << l1_bits;
+    l1_shift = pcpu__g.chunk_shift;
+    l1 = t;
+    return 0;
+}
+
+int pcpu__lookup_insert(struct pcpu_chunk *c)
+{
+    if (ensure_l1() != 0)
+        return -1;
+    uintptr_t key = (uintptr_t)c->map_addr >> l1_shift;
+    if ((key >> L2_BITS) >= l1_len) {
+        errno = ENOMEM;
+        return -1;
+    }
+    slot_t *l2 = atomic_load(&l1[key >> L2_BITS]);
+    if (!l2) {
+        l2 = pcpu__meta_calloc((size_t)1 << L2_BITS, sizeof(*l2));
+        if (!l2)
+            return -1;
+        atomic_store_explicit(&l1[key >> L2_BITS], l2, memory_order_release);
+    }
+    pcpu_assert(atomic_load(&l2[key & ((1u << L2_BITS) - 1)]) == NULL);
+    atomic_store_explicit(&l2[key & ((1u << L2_BITS) - 1)], c, memory_order_release);
+    return 0;
+}
+
+void pcpu__lookup_remove(struct pcpu_chunk *c)
+{
+    uintptr_t key = (uintptr_t)c->map_addr >> l1_shift;
+    slot_t *l2 = atomic_load(&l1[key >> L2_BITS]);
+    pcpu_assert(l2 && atomic_load(&l2[key & ((1u << L2_BITS) - 1)]) == c);
+    atomic_store_explicit(&l2[key & ((1u << L2_BITS) - 1)], NULL, memory_order_release);
+}
+
+struct pcpu_chunk *pcpu__lookup(const void *addr)
+{
+    slot_t *_Atomic *t = l1;
+    if (!t)
+        return NULL;
+    uintptr_t key = (uintptr_t)addr >> l1_shift;
+    if ((key >> L2_BITS) >= l1_len)
+        return NULL;
+    slot_t *l2 = atomic_load_explicit(&t[key >> L2_BITS], memory_order_acquire);
+    if (!l2)
+        return NULL;
+    struct pcpu_chunk *c =
+        atomic_load_explicit(&l2[key & ((1u << L2_BITS) - 1)], memory_order_acquire);
+    if (!c || (uintptr_t)addr - (uintptr_t)c->map_addr >= c->map_size)
+        return NULL;
+    return c;
+}
+
+void pcpu__lookup_exit(void)
+{
+    if (!l1)
+        return;
+    for (size_t i = 0; i < l1_len; i++) {
+        slot_t *l2 = atomic_load(&l1[i]);
+        if (l2)
+            pcpu__meta_free(l2, ((size_t)1 << L2_BITS) * sizeof(*l2));
+    }
+    pcpu__meta_free(l1, l1_len * sizeof(*l1));
+    l1 = NULL;
+    l1_len = 0;
+}

@@ -1,0 +1,303 @@
+/*
+ * stats.c - what the allocator can tell about itself.
+ *
+ * The kernel exposes percpu_stats in debugfs; here pcpu_stats_get() fills a
+ * versioned struct with the same figures under the same names, plus what a
+ * userspace user needs to judge memory (populated pages, resident bytes as
+ * the OS counts them, metadata).  pcpu_stats_print() and
+ * pcpu_chunk_map_print() render them for people; pcpu_addr_info() maps a
+ * real address back to its unit and allocation.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Sum the Rss of the mappings that belong to live chunks. */
+static size_t resident_locked(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "re");
+    if (!f)
+        return 0;
+    char line[512];
+    size_t total = 0;
+    bool ours = false;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            ours = pcpu__lookup((void *)lo) != NULL;
+            continue;
+        }
+        size_t kb;
+        if (ours && sscanf(line, "Rss: %zu kB", &kb) == 1)
+            total += kb * 1024;
+    }
+    fclose(f);
+    return total;
+}
+
+int pcpu_stats_get(struct pcpu_stats *st)
+{
+    if (!st) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (pcpu__ensure_init() != 0)
+        return -1;
+    memset(st, 0, sizeof(*st));
+    st->size = sizeof(*st);
+    st->version = PCPU_STATS_VERSION;
+    pcpu__lock();
+    struct pcpu_global *g = &pcpu__g;
+    const struct pcpu_alloc_info *ai = g->ai;
+    uint64_t a, d, x;
+    size_t mn, mx;
+    pcpu__note_max_alloc_locked();
+    pcpu__tcache_stats_locked(&a, &d, &x, &mn, &mx);
+    st->nr_units = ai->nr_units;
+    st->unit_size = ai->unit_size;
+    st->static_size = g->static_size;
+    st->reserved_size = ai->reserved_size;
+    st->dyn_size = ai->dyn_size;
+    st->atom_size = ai->atom_size;
+    st->page_size = pcpu__page_size;
+    st->nr_alloc = g->nr_alloc + a;
+    st->nr_dealloc = g->nr_dealloc + d;
+    st->nr_cur_alloc = st->nr_alloc - st->nr_dealloc;
+    st->nr_max_alloc = g->nr_max_alloc;
+    st->nr_chunks = g->nr_chunks;
+    st->nr_max_chunks = g->nr_max_chunks;
+    size_t gmin = g->min_alloc_size < mn ? g->min_alloc_size : mn;
+    st->min_alloc_size = gmin == SIZE_MAX ? 0 : gmin;
+    st->max_alloc_size = g->max_alloc_size > mx ? g->max_alloc_size : mx;
+    st->empty_pop_pages = g->nr_empty_pop;
+    st->populated_pages = g->nr_populated;
+    st->cached_objects = pcpu__tcache_count_locked();
+    st->allocated_bytes = g->allocated_bits * PCPU_GRANULE;
+    st->nr_populate = g->nr_populate;
+    st->nr_depopulate = g->nr_depopulate;
+    st->nr_chunk_create = g->nr_chunk_create;
+    st->nr_chunk_destroy = g->nr_chunk_destroy;
+    st->backend = g->cfg.backend;
+    st->index = g->cfg.index;
+    st->resident_bytes = resident_locked();
+    pcpu__unlock();
+    st->metadata_bytes = atomic_load(&pcpu__meta_bytes);
+    st->rseq = pcpu__thiscpu_uses_rseq();
+    return 0;
+}
+
+struct chunk_list {
+    struct pcpu_chunk *c[4096];
+    unsigned int n;
+};
+
+static void list_one(struct pcpu_chunk *c, void *arg)
+{
+    struct chunk_list *l = arg;
+    if (l->n < 4096)
+        l->c[l->n++] = c;
+}
+
+/* Chunks in a stable order: first chunk, reserved area, then the rest. */
+static void list_chunks_locked(struct chunk_list *l)
+{
+    l->n = 0;
+    if (pcpu__g.first)
+        l->c[l->n++] = pcpu__g.first;
+    if (pcpu__g.reserved)
+        l->c[l->n++] = pcpu__g.reserved;
+    struct chunk_list rest;
+    rest.n = 0;
+    pcpu__for_each_chunk(list_one, &rest);
+    for (unsigned int i = 0; i < rest.n; i++)
+        if (rest.c[i] != pcpu__g.first && rest.c[i] != pcpu__g.reserved && l->n < 4096)
+            l->c[l->n++] = rest.c[i];
+}
+
+static unsigned char page_state(const struct pcpu_chunk *c, size_t pg)
+{
+    size_t bb = pcpu__page_size / PCPU_GRANULE;
+    size_t lo = pg * bb, hi = lo + bb > c->nr_bits ? c->nr_bits : lo + bb;
+    bool pop = c->is_reserved || pcpu__test_bit(c->populated, pg);
+    size_t lo_r = lo < c->start_bit ? c->start_bit : lo;
+    size_t hi_r = hi > c->end_bit ? c->end_bit : hi;
+    size_t used = hi_r > lo_r ? pcpu__count_set(c->alloc_map, lo_r, hi_r) : 0;
+    size_t len = hi_r > lo_r ? hi_r - lo_r : 0;
+    if (!pop)
+        return 0;
+    if (used == 0 && len)
+        return 1;
+    return used == len ? 3 : 2;
+}
+
+int pcpu_chunk_info(unsigned int idx, struct pcpu_chunk_info *info)
+{
+    if (!info) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (pcpu__ensure_init() != 0)
+        return -1;
+    static struct chunk_list l;
+    pcpu__lock();
+    list_chunks_locked(&l);
+    if (idx >= l.n) {
+        pcpu__unlock();
+        errno = ENOENT;
+        return -1;
+    }
+    const struct pcpu_chunk *c = l.c[idx];
+    memset(info, 0, sizeof(*info));
+    info->base = c->base;
+    info->unit_size = pcpu__g.unit_size;
+    info->start_offset = c->start_bit * PCPU_GRANULE;
+    info->free_bytes = c->free_bits * PCPU_GRANULE;
+    info->contig_free = c->contig_bits * PCPU_GRANULE;
+    info->nr_pages = c->nr_pages;
+    info->populated_pages = c->is_reserved ? c->nr_pages : c->nr_populated;
+    info->nr_alloc = c->nr_alloc;
+    info->first = c->is_first;
+    info->reserved = c->is_reserved;
+    info->page_state = malloc(c->nr_pages ? c->nr_pages : 1);
+    if (!info->page_state) {
+        pcpu__unlock();
+        errno = ENOMEM;
+        return -1;
+    }
+    for (size_t pg = 0; pg < c->nr_pages; pg++)
+        info->page_state[pg] = page_state(c, pg);
+    pcpu__unlock();
+    return 0;
+}
+
+void pcpu_chunk_map_print(FILE *out, unsigned int width)
+{
+    static const char glyph[] = {' ', '.', '+', '#'};
+    if (!out)
+        out = stdout;
+    if (!width)
+        width = 64;
+    struct pcpu_chunk_info ci;
+    for (unsigned int i = 0; pcpu_chunk_info(i, &ci) == 0; i++) {
+        fprintf(out, "chunk %u %s%p: %zu pages, %zu populated, %zu allocations, %zu bytes free\n",
+                i, ci.first ? "(first) " : ci.reserved ? "(reserved) " : "", ci.base, ci.nr_pages,
+                ci.populated_pages, ci.nr_alloc, ci.free_bytes);
+        for (size_t pg = 0; pg < ci.nr_pages; pg += width) {
+            fputs("  |", out);
+            for (size_t k = pg; k < pg + width && k < ci.nr_pages; k++)
+                fputc(glyph[ci.page_state[k]], out);
+            fputs("|\n", out);
+        }
+        free(ci.page_state);
+    }
+    fputs("  legend: '#' full  '+' partly used  '.' populated, empty  ' ' not populated\n", out);
+}
+
+void pcpu_stats_print(FILE *out)
+{
+    struct pcpu_stats st;
+    if (!out)
+        out = stdout;
+    if (pcpu_stats_get(&st) != 0) {
+        fprintf(out, "percpu: no statistics: %s\n", strerror(errno));
+        return;
+    }
+#define P(name, fmt) fprintf(out, "  %-18s: %14" fmt "\n", #name, st.name)
+    fprintf(out, "Percpu Memory Statistics\nAllocation Info:\n");
+    fprintf(out, "----------------------------------------\n");
+    fprintf(out, "  %-18s: %14s\n", "backend", st.backend == PCPU_BACKEND_KM ? "km" : "vm");
+    fprintf(out, "  %-18s: %14s\n", "index", st.index == PCPU_INDEX_CID ? "cid" : "cpu");
+    fprintf(out, "  %-18s: %14s\n", "this_cpu ops", st.rseq ? "rseq" : "atomic");
+    P(nr_units, "u");
+    P(unit_size, "zu");
+    P(static_size, "zu");
+    P(reserved_size, "zu");
+    P(dyn_size, "zu");
+    P(atom_size, "zu");
+    fprintf(out, "Global Stats:\n----------------------------------------\n");
+    P(nr_alloc, PRIu64);
+    P(nr_dealloc, PRIu64);
+    P(nr_cur_alloc, PRIu64);
+    P(nr_max_alloc, PRIu64);
+    P(nr_chunks, "u");
+    P(nr_max_chunks, "u");
+    P(min_alloc_size, "zu");
+    P(max_alloc_size, "zu");
+    P(empty_pop_pages, "zu");
+    P(populated_pages, "zu");
+    P(resident_bytes, "zu");
+    P(metadata_bytes, "zu");
+    P(allocated_bytes, "zu");
+    P(cached_objects, "zu");
+    P(nr_populate, PRIu64);
+    P(nr_depopulate, PRIu64);
+#undef P
+    fprintf(out, "Per Chunk Stats:\n----------------------------------------\n");
+    struct pcpu_chunk_info ci;
+    for (unsigned int i = 0; pcpu_chunk_info(i, &ci) == 0; i++) {
+        fprintf(out, "Chunk %u:%s\n", i, ci.first ? " <- First Chunk" : ci.reserved ? " <- Reserved" : "");
+        fprintf(out, "  %-18s: %14zu\n  %-18s: %14zu\n  %-18s: %14zu\n  %-18s: %14zu\n"
+                     "  %-18s: %14zu\n",
+                "nr_alloc", ci.nr_alloc, "start_offset", ci.start_offset, "free_bytes",
+                ci.free_bytes, "contig_bytes", ci.contig_free, "populated_pages",
+                ci.populated_pages);
+        free(ci.page_state);
+    }
+}
+
+bool pcpu_is_percpu_address(const void *addr)
+{
+    if (atomic_load(&pcpu__g.state) == PCPU_STATE_OFF)
+        return false;
+    pcpu__lock();
+    struct pcpu_chunk *c = pcpu__lookup(addr);
+    bool r = c && (size_t)((const char *)addr - c->base) >= pcpu__g.unit_size;
+    pcpu__unlock();
+    return r;
+}
+
+int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info)
+{
+    if (!info) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (atomic_load(&pcpu__g.state) == PCPU_STATE_OFF) {
+        errno = ENOENT;
+        return -1;
+    }
+    pcpu__lock();
+    struct pcpu_chunk *c = pcpu__lookup(addr);
+    size_t off = c ? (size_t)((const char *)addr - c->base) : 0;
+    if (!c || off < pcpu__g.unit_size) {
+        pcpu__unlock();
+        errno = ENOENT;
+        return -1;
+    }
+    const struct pcpu_alloc_info *ai = pcpu__g.ai;
+    unsigned int pos = (unsigned int)(off / pcpu__g.unit_size - 1);
+    memset(info, 0, sizeof(*info));
+    for (unsigned int i = 0; i < ai->nr_units; i++)
+        if (ai->unit_pos[i] == pos)
+            info->cpu = i;
+    info->unit_offset = off % pcpu__g.unit_size;
+    size_t bit = info->unit_offset / PCPU_GRANULE;
+    struct pcpu_chunk *owner = pcpu__owner_chunk(c, bit);
+    if (owner && bit >= owner->start_bit && bit < owner->end_bit &&
+        pcpu__test_bit(owner->alloc_map, bit)) {
+        size_t s = pcpu__prev_set(owner->start_map, owner->start_bit, bit + 1);
+        if (s != SIZE_MAX && pcpu__test_bit(owner->live_map, s)) {
+            size_t n = pcpu__chunk_alloc_bits(owner, s);
+            if (bit < s + n) {
+                info->cookie = owner->base + s * PCPU_GRANULE;
+                info->size = n * PCPU_GRANULE;
+            }
+        }
+    }
+    pcpu__unlock();
+    return 0;
+}

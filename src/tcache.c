@@ -1,0 +1,278 @@
+/*
+ * tcache.c - per-thread caches of small free objects.
+ *
+ * The allocation map is shared and protected by one lock; taking it on
+ * every small allocation would make two threads slower than one.  Each
+ * thread therefore keeps, per size (4..256 bytes, one class per granule
+ * count), a small stack of objects that are allocated in the map but not
+ * live.  pcpu_alloc() pops one and sets its live bit; pcpu_free() zeroes
+ * the object and pushes it.  Refills and overflows move a batch at a time
+ * under the lock, so the lock is taken once per PCPU_TCACHE_BATCH
+ * operations at most.
+ *
+ * Counters that the kernel keeps under its lock (nr_alloc, nr_dealloc,
+ * nr_max_alloc, min/max sizes) are kept per thread here and summed when a
+ * snapshot is taken.  nr_max_alloc is exact for one thread; with several
+ * it is an upper bound (each thread's peak since the last sample is added
+ * as if all peaks happened at once).
+ *
+ * A thread's cache is flushed back to the map when the thread exits, and
+ * dropped by pcpu_exit(); a forked child returns the caches of the threads
+ * that did not follow it.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+__thread struct pcpu_tcache *pcpu__my_tcache __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t tcache_key;
+static pthread_once_t tcache_once = PTHREAD_ONCE_INIT;
+static struct pcpu_tcache *all_caches; /* under the lock */
+
+static void relaxed_inc(_Atomic uint64_t *v)
+{
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static void unlink_cache(struct pcpu_tcache *tc)
+{
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        all_caches = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    tc->prev = tc->next = NULL;
+}
+
+/* Give every cached object back to the map and fold the counters into the
+ * global ones; the cache stays usable, empty. */
+void pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
+{
+    for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++) {
+        struct pcpu_tcache_class *cls = &tc->cls[bits];
+        for (unsigned int i = 0; i < cls->count; i++) {
+            struct pcpu_tcache_entry *e = &cls->e[i];
+            size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
+            pcpu__release_locked(e->chunk, bit, bits);
+        }
+        cls->count = 0;
+    }
+    pcpu__g.nr_alloc += atomic_load(&tc->nr_alloc);
+    pcpu__g.nr_dealloc += atomic_load(&tc->nr_dealloc);
+    size_t mn = atomic_load(&tc->min_size), mx = atomic_load(&tc->max_size);
+    if (mn && mn < pcpu__g.min_alloc_size)
+        pcpu__g.min_alloc_size = mn;
+    if (mx > pcpu__g.max_alloc_size)
+        pcpu__g.max_alloc_size = mx;
+    atomic_store(&tc->nr_alloc, 0);
+    atomic_store(&tc->nr_dealloc, 0);
+    atomic_store(&tc->peak_net, 0);
+    atomic_store(&tc->min_size, 0);
+    atomic_store(&tc->max_size, 0);
+}
+
+static void thread_exit(void *arg)
+{
+    struct pcpu_tcache *tc = arg;
+    pcpu__lock();
+    if (atomic_load(&pcpu__g.state) != PCPU_STATE_OFF)
+        pcpu__tcache_flush_locked(tc);
+    unlink_cache(tc);
+    pcpu__unlock();
+    pcpu__my_tcache = NULL;
+    pcpu__meta_free(tc, sizeof(*tc));
+}
+
+static void make_key(void)
+{
+    if (pthread_key_create(&tcache_key, thread_exit) != 0)
+        tcache_key = (pthread_key_t)-1;
+}
+
+struct pcpu_tcache *pcpu__tcache_get(void)
+{
+    pthread_once(&tcache_once, make_key);
+    if (tcache_key == (pthread_key_t)-1)
+        return NULL;
+    /* Without a cache the thread still works, through the locked path. */
+    struct pcpu_tcache *tc = pcpu__meta_calloc(1, sizeof(*tc));
+    if (!tc)
+        return NULL;
+    if (pthread_setspecific(tcache_key, tc) != 0) {
+        pcpu__meta_free(tc, sizeof(*tc));
+        return NULL;
+    }
+    pcpu__lock();
+    tc->next = all_caches;
+    if (all_caches)
+        all_caches->prev = tc;
+    all_caches = tc;
+    tc->epoch = atomic_load(&pcpu__g.stats_epoch);
+    pcpu__unlock();
+    pcpu__my_tcache = tc;
+    return tc;
+}
+
+int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t bits)
+{
+    struct pcpu_tcache_class *cls = &tc->cls[bits];
+    size_t align = pcpu__natural_bits(bits);
+    pcpu__lock();
+    while (cls->count < PCPU_TCACHE_BATCH) {
+        struct pcpu_chunk *c;
+        void *p = pcpu__alloc_locked(bits, align, false, &c);
+        if (!p)
+            break;
+        cls->e[cls->count++] = (struct pcpu_tcache_entry){p, c};
+    }
+    if (cls->count == 0) {
+        int err = errno ? errno : ENOMEM;
+        pcpu__unlock();
+        errno = err;
+        return -1;
+    }
+    pcpu__note_max_alloc_locked();
+    pcpu__unlock();
+    return 0;
+}
+
+void pcpu__tcache_count_alloc(struct pcpu_tcache *tc, size_t size)
+{
+    relaxed_inc(&tc->nr_alloc);
+    int64_t net = (int64_t)(atomic_load_explicit(&tc->nr_alloc, memory_order_relaxed) -
+                            atomic_load_explicit(&tc->nr_dealloc, memory_order_relaxed));
+    unsigned int epoch = atomic_load_explicit(&pcpu__g.stats_epoch, memory_order_relaxed);
+    if (unlikely(tc->epoch != epoch)) {
+        tc->epoch = epoch;
+        atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);
+    } else if (net > atomic_load_explicit(&tc->peak_net, memory_order_relaxed)) {
+        atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);
+    }
+    size_t mn = atomic_load_explicit(&tc->min_size, memory_order_relaxed);
+    if (unlikely(mn == 0 || size < mn))
+        atomic_store_explicit(&tc->min_size, size, memory_order_relaxed);
+    if (unlikely(size > atomic_load_explicit(&tc->max_size, memory_order_relaxed)))
+        atomic_store_explicit(&tc->max_size, size, memory_order_relaxed);
+}
+
+void pcpu__tcache_put(struct pcpu_tcache *tc, size_t bits, void *cookie, struct pcpu_chunk *c)
+{
+    struct pcpu_tcache_class *cls = &tc->cls[bits];
+    if (unlikely(cls->count == PCPU_TCACHE_CAP)) {
+        /* Return the older half: the newer objects are the warm ones. */
+        unsigned int half = PCPU_TCACHE_CAP / 2;
+        pcpu__lock();
+        for (unsigned int i = 0; i < half; i++) {
+            struct pcpu_tcache_entry *e = &cls->e[i];
+            size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
+            pcpu__release_locked(e->chunk, bit, bits);
+        }
+        pcpu__unlock();
+        memmove(&cls->e[0], &cls->e[half], (PCPU_TCACHE_CAP - half) * sizeof(cls->e[0]));
+        cls->count -= half;
+    }
+    cls->e[cls->count++] = (struct pcpu_tcache_entry){cookie, c};
+    relaxed_inc(&tc->nr_dealloc);
+}
+
+void pcpu__tcache_drop_all_locked(void)
+{
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
+        for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++)
+            tc->cls[bits].count = 0;
+        atomic_store(&tc->nr_alloc, 0);
+        atomic_store(&tc->nr_dealloc, 0);
+        atomic_store(&tc->peak_net, 0);
+        atomic_store(&tc->min_size, 0);
+        atomic_store(&tc->max_size, 0);
+    }
+}
+
+void pcpu__tcache_flush_others_locked(void)
+{
+    struct pcpu_tcache *tc = all_caches, *next;
+    for (; tc; tc = next) {
+        next = tc->next;
+        if (tc == pcpu__my_tcache)
+            continue;
+        pcpu__tcache_flush_locked(tc);
+        unlink_cache(tc);
+        pcpu__meta_free(tc, sizeof(*tc));
+    }
+}
+
+size_t pcpu__tcache_count_locked(void)
+{
+    size_t n = 0;
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
+        for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++)
+            n += tc->cls[bits].count;
+    return n;
+}
+
+void pcpu__tcache_stats_locked(uint64_t *nr_alloc, uint64_t *nr_dealloc, uint64_t *excursion,
+                               size_t *min_size, size_t *max_size)
+{
+    uint64_t a = 0, d = 0, x = 0;
+    size_t mn = SIZE_MAX, mx = 0;
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
+        uint64_t ta = atomic_load_explicit(&tc->nr_alloc, memory_order_relaxed);
+        uint64_t td = atomic_load_explicit(&tc->nr_dealloc, memory_order_relaxed);
+        int64_t peak = atomic_load_explicit(&tc->peak_net, memory_order_relaxed);
+        int64_t net = (int64_t)(ta - td);
+        a += ta;
+        d += td;
+        if (peak > net)
+            x += (uint64_t)(peak - net);
+        size_t tmn = atomic_load_explicit(&tc->min_size, memory_order_relaxed);
+        size_t tmx = atomic_load_explicit(&tc->max_size, memory_order_relaxed);
+        if (tmn && tmn < mn)
+            mn = tmn;
+        if (tmx > mx)
+            mx = tmx;
+    }
+    *nr_alloc = a;
+    *nr_dealloc = d;
+    *excursion = x;
+    *min_size = mn;
+    *max_size = mx;
+}
+
+void pcpu__note_max_alloc_locked(void)
+{
+    uint64_t a, d, x;
+    size_t mn, mx;
+    pcpu__tcache_stats_locked(&a, &d, &x, &mn, &mx);
+    uint64_t cur = (pcpu__g.nr_alloc + a) - (pcpu__g.nr_dealloc + d);
+    if (cur + x > pcpu__g.nr_max_alloc)
+        pcpu__g.nr_max_alloc = cur + x;
+    /* Peaks before this point are now accounted for. */
+    atomic_fetch_add(&pcpu__g.stats_epoch, 1);
+}
+
+int pcpu__tcache_validate_locked(void)
+{
+    int problems = 0;
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
+        for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++) {
+            struct pcpu_tcache_class *cls = &tc->cls[bits];
+            for (unsigned int i = 0; i < cls->count; i++) {
+                struct pcpu_tcache_entry *e = &cls->e[i];
+                size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
+                if (pcpu__lookup(e->cookie) != e->chunk || !pcpu__test_bit(e->chunk->start_map, bit) ||
+                    pcpu__test_bit(e->chunk->live_map, bit) ||
+                    pcpu__chunk_alloc_bits(e->chunk, bit) != bits) {
+                    fprintf(stderr, "percpu: validate: cached object %p (class %zu) is not a "
+                            "free allocation of that size\n", e->cookie, bits);
+                    problems++;
+                }
+            }
+        }
+    }
+    return problems;
+}
