@@ -91,8 +91,9 @@ struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size
     c->start_bit = start_bit;
     c->end_bit = end_bit;
     c->meta_bytes = sizeof(*c);
+    c->live_stride = (words + 7) / 8;
     uint64_t **maps[] = {&c->alloc_map, &c->start_map, &c->end_map, &c->live_map, &c->populated};
-    size_t counts[] = {words, words, words, words, pcpu__words(pages)};
+    size_t counts[] = {words, words, words, c->live_stride * 8, pcpu__words(pages)};
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
         *maps[i] = pcpu__meta_calloc(counts[i], sizeof(uint64_t));
         if (!*maps[i]) {
@@ -130,7 +131,7 @@ void pcpu__chunk_free_meta(struct pcpu_chunk *c)
     pcpu__meta_free(c->alloc_map, words * 8);
     pcpu__meta_free(c->start_map, words * 8);
     pcpu__meta_free(c->end_map, words * 8);
-    pcpu__meta_free(c->live_map, words * 8);
+    pcpu__meta_free(c->live_map, c->live_stride * 8 * 8);
     pcpu__meta_free(c->populated, pcpu__words(c->nr_pages) * 8);
     pcpu__meta_free(c->md, c->nr_pages * sizeof(*c->md));
     pcpu__meta_free(c, sizeof(*c));
@@ -193,14 +194,18 @@ void pcpu__chunk_set_populated(struct pcpu_chunk *c, size_t page, bool on)
     }
 }
 
-static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n)
+/* Claim [p, p + n*count) as count allocations of n bits each. */
+static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n, size_t count)
 {
-    pcpu__set_range(c->alloc_map, p, n);
-    pcpu__set_bit(c->start_map, p);
-    pcpu__set_bit(c->end_map, p + n - 1);
+    pcpu__set_range(c->alloc_map, p, n * count);
+    for (size_t i = 0; i < count; i++) {
+        pcpu__set_bit(c->start_map, p + i * n);
+        pcpu__set_bit(c->end_map, p + i * n + n - 1);
+    }
+    n *= count;
     refresh_range(c, p, n, true);
     c->free_bits -= n;
-    c->nr_alloc++;
+    c->nr_alloc += count;
     while (c->first_free_block < c->nr_pages && c->md[c->first_free_block].nfree == 0)
         c->first_free_block++;
     /* The claim may have come out of the largest run. */
@@ -209,8 +214,9 @@ static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n)
         c->contig_bits = c->free_bits;
 }
 
-size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t n, size_t align)
+size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_t align)
 {
+    size_t n = piece * count;
     if (n > c->contig_bits)
         return SIZE_MAX;
     size_t bb = block_bits();
@@ -245,7 +251,7 @@ size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t n, size_t align)
     return SIZE_MAX;
 found:
     pcpu_assert_internal(pcpu__next_set(c->alloc_map, p, p + n) == p + n);
-    mark_allocated(c, p, n);
+    mark_allocated(c, p, piece, count);
     return p;
 }
 
@@ -299,7 +305,7 @@ void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n)
     pcpu__clear_range(c->alloc_map, bit, n);
     pcpu__clear_bit(c->start_map, bit);
     pcpu__clear_bit(c->end_map, bit + n - 1);
-    pcpu_assert_internal(!pcpu__test_bit(c->live_map, bit)); /* frees clear it first */
+    pcpu_assert_internal(!pcpu__live_test(c, bit)); /* frees clear it first */
     refresh_range(c, bit, n, false);
     c->free_bits += n;
     c->nr_alloc--;
@@ -393,15 +399,10 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     }
     CHECK(nr == c->nr_alloc, "nr_alloc %zu but %zu allocations in the map", c->nr_alloc, nr);
     CHECK(covered == used, "%zu bits allocated but allocations cover %zu", used, covered);
-    size_t live = pcpu__count_set(c->live_map, 0, c->nr_bits);
-    size_t live_starts = 0;
-    pos = 0;
-    while ((pos = pcpu__next_set(c->live_map, pos, c->nr_bits)) < c->nr_bits) {
-        CHECK(pcpu__test_bit(c->start_map, pos), "live bit %zu is not an allocation start", pos);
-        live_starts++;
-        pos++;
-    }
-    CHECK(live == live_starts, "live count mismatch");
+    for (pos = 0; pos < c->nr_bits; pos++)
+        if (pcpu__live_test(c, pos))
+            CHECK(pcpu__test_bit(c->start_map, pos), "live bit %zu is not an allocation start",
+                  pos);
     if (c->populated && !c->is_reserved) {
         size_t pop = 0, empty = 0;
         for (size_t pg = 0; pg < c->nr_pages; pg++) {

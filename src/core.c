@@ -202,37 +202,38 @@ static int populate_range(struct pcpu_chunk *c, size_t bit, size_t n)
     return 0;
 }
 
-static void *claim_in(struct pcpu_chunk *c, size_t bits, size_t align_bits)
+static void *claim_in(struct pcpu_chunk *c, size_t bits, size_t count, size_t align_bits)
 {
-    size_t bit = pcpu__chunk_claim(c, bits, align_bits);
+    size_t bit = pcpu__chunk_claim(c, bits, count, align_bits);
     if (bit == SIZE_MAX)
         return NULL;
-    if (!c->is_reserved && populate_range(c, bit, bits) != 0) {
-        pcpu__chunk_release(c, bit, bits);
+    if (!c->is_reserved && populate_range(c, bit, bits * count) != 0) {
+        for (size_t i = 0; i < count; i++)
+            pcpu__chunk_release(c, bit + i * bits, bits);
         pcpu__chunk_relocate(c);
         return NULL;
     }
     pcpu__chunk_relocate(c);
-    pcpu__g.allocated_bits += bits;
+    pcpu__g.allocated_bits += bits * count;
     return c->base + bit * PCPU_GRANULE;
 }
 
-void *pcpu__alloc_locked(size_t bits, size_t align_bits, bool reserved,
+void *pcpu__alloc_locked(size_t bits, size_t count, size_t align_bits, bool reserved,
                          struct pcpu_chunk **chunk_out)
 {
     void *p;
     errno = 0;
-    if (reserved && (p = claim_in(pcpu__g.reserved, bits, align_bits))) {
+    if (reserved && (p = claim_in(pcpu__g.reserved, bits, count, align_bits))) {
         *chunk_out = pcpu__g.reserved;
         return p;
     }
-    for (unsigned int s = fls_size(bits); s < pcpu__g.nr_slots; s++) {
+    for (unsigned int s = fls_size(bits * count); s < pcpu__g.nr_slots; s++) {
         struct pcpu_chunk *c, *next;
         for (c = pcpu__g.slots[s]; c; c = next) {
             next = c->next;
-            if (c->contig_bits < bits)
+            if (c->contig_bits < bits * count)
                 continue;
-            p = claim_in(c, bits, align_bits);
+            p = claim_in(c, bits, count, align_bits);
             if (p) {
                 *chunk_out = c;
                 return p;
@@ -250,7 +251,7 @@ void *pcpu__alloc_locked(size_t bits, size_t align_bits, bool reserved,
     struct pcpu_chunk *c = create_chunk(0);
     if (!c)
         return NULL;
-    p = claim_in(c, bits, align_bits);
+    p = claim_in(c, bits, count, align_bits);
     if (!p) {
         int err = errno ? errno : ENOMEM;
         if (pcpu__chunk_is_empty(c) && c != pcpu__g.first)
@@ -299,6 +300,19 @@ static bool all_zero(const void *p, size_t bytes)
 
 void pcpu__zero_units(void *cookie, size_t bytes)
 {
+    if (bytes <= 16 && bytes % 4 == 0) {
+        /* The common small case, without the generic loops. */
+        for (unsigned int i = 0; i < pcpu__nr_units; i++) {
+            char *p = (char *)cookie + pcpu__cpu_offsets[i];
+            uint64_t a = 0, b = 0;
+            memcpy(&a, p, bytes < 8 ? bytes : 8);
+            if (bytes > 8)
+                memcpy(&b, p + 8, bytes - 8);
+            if (a | b)
+                memset(p, 0, bytes);
+        }
+        return;
+    }
     /* Reading before writing keeps untouched units untouched: a never
      * written page reads as the shared zero page and costs no memory. */
     unsigned int n = pcpu__nr_units;
@@ -345,6 +359,8 @@ static int parse_env_config(struct pcpu_config *cfg)
 
 static void teardown_locked(void)
 {
+    if (pcpu__g.ai)
+        pcpu__debug_on_exit();
     pcpu__tcache_drop_all_locked();
     pcpu__thiscpu_exit();
     pcpu__statics_reset();
@@ -484,6 +500,7 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
         g->nr_populate++;
         mark_populated(first, 0, head_pages);
     }
+    pcpu__debug_init();
     pcpu__thiscpu_init(ai, cfg.index);
     pcpu__statics_place(first->base + g->static_off);
     atomic_store_explicit(&g->state, state, memory_order_release);
@@ -578,7 +595,7 @@ static int check_args(size_t size, size_t align, size_t *bits, size_t *align_bit
 static inline void set_live(struct pcpu_chunk *c, void *cookie)
 {
     size_t bit = (size_t)((char *)cookie - c->base) / PCPU_GRANULE;
-    uint64_t old = __atomic_fetch_or(&c->live_map[bit / 64], 1ull << (bit % 64), __ATOMIC_RELAXED);
+    uint64_t old = __atomic_fetch_or(pcpu__live_word(c, bit), 1ull << (bit % 64), __ATOMIC_RELAXED);
     pcpu_assert_internal(!(old & (1ull << (bit % 64))));
     (void)old;
 }
@@ -595,9 +612,11 @@ static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserv
 {
     struct pcpu_chunk *c;
     pcpu__lock();
-    void *p = pcpu__alloc_locked(bits, align_bits, reserved, &c);
+    void *p = pcpu__alloc_locked(bits, 1, align_bits, reserved, &c);
     if (p) {
         set_live(c, p);
+        if (unlikely(pcpu__debug_active))
+            pcpu__debug_on_alloc(p, bits * PCPU_GRANULE);
         pcpu__g.nr_alloc++;
         note_size_locked(size);
         pcpu__note_max_alloc_locked();
@@ -605,6 +624,8 @@ static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserv
         errno = ENOMEM;
     }
     pcpu__unlock();
+    if (unlikely(pcpu__debug_active))
+        pcpu__debug_after_op();
     return p;
 }
 
@@ -629,6 +650,10 @@ void *pcpu_alloc(size_t size, size_t align)
             struct pcpu_tcache_entry e = cls->e[--cls->count];
             set_live(e.chunk, e.cookie);
             pcpu__tcache_count_alloc(tc, size);
+            if (unlikely(pcpu__debug_active)) {
+                pcpu__debug_on_alloc(e.cookie, bits * PCPU_GRANULE);
+                pcpu__debug_after_op();
+            }
             return e.cookie;
         }
     }
@@ -675,11 +700,13 @@ void pcpu_free(void *cookie)
     if (unlikely(!owner))
         pcpu__die("percpu: invalid free of %p (a static per-CPU variable)", cookie);
     uint64_t mask = 1ull << (bit % 64);
-    uint64_t old = __atomic_fetch_and(&owner->live_map[bit / 64], ~mask, __ATOMIC_RELAXED);
+    uint64_t old = __atomic_fetch_and(pcpu__live_word(owner, bit), ~mask, __ATOMIC_RELAXED);
     if (unlikely(!(old & mask)))
         bad_free(cookie, owner, bit);
-    size_t bits = pcpu__chunk_alloc_bits(owner, bit);
+    size_t bits = pcpu__alloc_bits_fast(owner, bit);
     pcpu__zero_units(cookie, bits * PCPU_GRANULE);
+    if (unlikely(pcpu__debug_active))
+        pcpu__debug_on_free(cookie, bits * PCPU_GRANULE);
     if (likely(bits <= PCPU_TCACHE_MAX_BITS && !owner->is_reserved && pcpu__g.tcache_on &&
                bit % pcpu__natural_bits(bits) == 0)) {
         struct pcpu_tcache *tc = pcpu__my_tcache;
@@ -687,6 +714,8 @@ void pcpu_free(void *cookie)
             tc = pcpu__tcache_get();
         if (likely(tc)) {
             pcpu__tcache_put(tc, bits, cookie, owner);
+            if (unlikely(pcpu__debug_active))
+                pcpu__debug_after_op();
             return;
         }
     }
@@ -694,6 +723,8 @@ void pcpu_free(void *cookie)
     pcpu__release_locked(owner, bit, bits);
     pcpu__g.nr_dealloc++;
     pcpu__unlock();
+    if (unlikely(pcpu__debug_active))
+        pcpu__debug_after_op();
 }
 
 /* ---- validation ----------------------------------------------------------- */

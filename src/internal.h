@@ -174,7 +174,9 @@ struct pcpu_chunk {
     uint64_t *alloc_map;  /* 1 = allocated (or hidden)                    */
     uint64_t *start_map;  /* 1 = first granule of an allocation           */
     uint64_t *end_map;    /* 1 = last granule of an allocation            */
-    uint64_t *live_map;   /* 1 = allocation handed to the user            */
+    uint64_t *live_map;   /* 1 = allocation handed to the user; words are
+                             spread out, use pcpu__live_word()           */
+    size_t live_stride;   /* live words between logically adjacent ones   */
     struct pcpu_block_md *md;
     uint64_t *populated;  /* 1 bit per page; shared by first+reserved     */
     size_t free_bits;
@@ -191,8 +193,10 @@ struct pcpu_chunk {
 PCPU_HIDDEN struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit,
                                                       size_t end_bit);
 PCPU_HIDDEN void pcpu__chunk_free_meta(struct pcpu_chunk *c);
-/* Find and claim n bits aligned to align bits; returns the bit or SIZE_MAX. */
-PCPU_HIDDEN size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t n, size_t align);
+/* Find a run of piece*count bits aligned to align bits and claim it as count
+ * allocations of piece bits; returns the first bit or SIZE_MAX. */
+PCPU_HIDDEN size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count,
+                                     size_t align);
 /* Release the allocation starting at bit (n bits long). */
 PCPU_HIDDEN void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n);
 /* Length in bits of the allocation starting at bit (from end_map). */
@@ -205,6 +209,30 @@ PCPU_HIDDEN int pcpu__chunk_validate(const struct pcpu_chunk *c);
 static inline size_t pcpu__chunk_total_bits(const struct pcpu_chunk *c)
 {
     return c->end_bit - c->start_bit;
+}
+/* The live_map word holding bit.  Frees and thread-cache allocations set
+ * and clear live bits with atomic operations from many threads; two
+ * threads' caches take neighbouring runs of the map, so logically adjacent
+ * words are placed a cache line or more apart (word w at
+ * (w % 8) * stride + w / 8) to keep those threads off each other's lines. */
+static inline uint64_t *pcpu__live_word(const struct pcpu_chunk *c, size_t bit)
+{
+    size_t w = bit / 64;
+    return &c->live_map[(w % 8) * c->live_stride + w / 8];
+}
+static inline bool pcpu__live_test(const struct pcpu_chunk *c, size_t bit)
+{
+    return (__atomic_load_n(pcpu__live_word(c, bit), __ATOMIC_RELAXED) >> (bit % 64)) & 1;
+}
+
+/* Length in bits of the allocation starting at bit; the common small case
+ * finds its end bit in the same word. */
+static inline size_t pcpu__alloc_bits_fast(const struct pcpu_chunk *c, size_t bit)
+{
+    uint64_t w = __atomic_load_n(&c->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
+    if (likely(w))
+        return (size_t)__builtin_ctzll(w) + 1;
+    return pcpu__chunk_alloc_bits(c, bit);
 }
 static inline bool pcpu__chunk_is_empty(const struct pcpu_chunk *c)
 {
@@ -355,7 +383,9 @@ PCPU_HIDDEN void pcpu__lock(void);
 PCPU_HIDDEN void pcpu__unlock(void);
 
 /* Core operations used by tcache.c, statics.c and stats.c (lock held). */
-PCPU_HIDDEN void *pcpu__alloc_locked(size_t bits, size_t align_bits, bool reserved,
+/* Allocate count objects of bits granules, contiguous, the first aligned to
+ * align_bits; returns the first object's cookie (the others follow). */
+PCPU_HIDDEN void *pcpu__alloc_locked(size_t bits, size_t count, size_t align_bits, bool reserved,
                                      struct pcpu_chunk **chunk_out);
 PCPU_HIDDEN void pcpu__release_locked(struct pcpu_chunk *c, size_t bit, size_t bits);
 PCPU_HIDDEN void pcpu__chunk_relocate(struct pcpu_chunk *c);
@@ -370,6 +400,18 @@ PCPU_HIDDEN int pcpu__relayout_locked(void);
 PCPU_HIDDEN struct pcpu_chunk *pcpu__owner_chunk(struct pcpu_chunk *c, size_t bit);
 /* Apply a function to every chunk (first, reserved and the others). */
 PCPU_HIDDEN void pcpu__for_each_chunk(void (*fn)(struct pcpu_chunk *, void *), void *arg);
+
+/* ---- robust mode and sanitizer annotations (debug.c) --------------------- */
+/* Hooks the core calls around every allocation and free; they poison and
+ * check memory in robust mode (PCPU_F_DEBUG) and tell AddressSanitizer and
+ * valgrind which per-CPU bytes are usable.  pcpu__debug_active says whether
+ * any of that is on, so the fast paths pay one predictable branch. */
+PCPU_HIDDEN extern bool pcpu__debug_active;
+PCPU_HIDDEN void pcpu__debug_init(void);               /* init, lock held */
+PCPU_HIDDEN void pcpu__debug_on_alloc(void *cookie, size_t bytes);
+PCPU_HIDDEN void pcpu__debug_on_free(void *cookie, size_t bytes); /* after zeroing */
+PCPU_HIDDEN void pcpu__debug_after_op(void);           /* robust: validate */
+PCPU_HIDDEN void pcpu__debug_on_exit(void);            /* report leaks, lock held */
 
 /* ---- reclaim worker (reclaim.c) ------------------------------------------ */
 PCPU_HIDDEN void pcpu__reclaim_kick_locked(void);

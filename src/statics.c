@@ -100,7 +100,7 @@ static void place_late(struct pcpu__section *s)
     size_t a = section_align(s);
     size_t bits = (section_size(s) + PCPU_GRANULE - 1) / PCPU_GRANULE;
     struct pcpu_chunk *c;
-    void *p = pcpu__alloc_locked(bits, a / PCPU_GRANULE, true, &c);
+    void *p = pcpu__alloc_locked(bits, 1, a / PCPU_GRANULE, true, &c);
     if (!p) {
         pcpu__warn("no per-CPU memory for the %zu-byte static section at %p", section_size(s),
                    (void *)s->start);

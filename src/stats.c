@@ -290,7 +290,7 @@ int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info)
     if (owner && bit >= owner->start_bit && bit < owner->end_bit &&
         pcpu__test_bit(owner->alloc_map, bit)) {
         size_t s = pcpu__prev_set(owner->start_map, owner->start_bit, bit + 1);
-        if (s != SIZE_MAX && pcpu__test_bit(owner->live_map, s)) {
+        if (s != SIZE_MAX && pcpu__live_test(owner, s)) {
             size_t n = pcpu__chunk_alloc_bits(owner, s);
             if (bit < s + n) {
                 info->cookie = owner->base + s * PCPU_GRANULE;

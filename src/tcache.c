@@ -122,10 +122,21 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t bits)
 {
     struct pcpu_tcache_class *cls = &tc->cls[bits];
     size_t align = pcpu__natural_bits(bits);
+    struct pcpu_chunk *c;
     pcpu__lock();
+    if ((64 % bits) == 0) {
+        /* One run that fills whole live_map words, so no other thread's
+         * objects share a word (and its atomic updates) with this batch. */
+        size_t count = 64 / bits < PCPU_TCACHE_BATCH ? PCPU_TCACHE_BATCH : 64 / bits;
+        if (count > PCPU_TCACHE_CAP)
+            count = PCPU_TCACHE_CAP;
+        char *p = pcpu__alloc_locked(bits, count, count * bits >= 64 ? 64 : align, false, &c);
+        for (size_t i = 0; p && i < count; i++)
+            cls->e[cls->count++] =
+                (struct pcpu_tcache_entry){p + (count - 1 - i) * bits * PCPU_GRANULE, c};
+    }
     while (cls->count < PCPU_TCACHE_BATCH) {
-        struct pcpu_chunk *c;
-        void *p = pcpu__alloc_locked(bits, align, false, &c);
+        void *p = pcpu__alloc_locked(bits, 1, align, false, &c);
         if (!p)
             break;
         cls->e[cls->count++] = (struct pcpu_tcache_entry){p, c};
@@ -265,7 +276,7 @@ int pcpu__tcache_validate_locked(void)
                 struct pcpu_tcache_entry *e = &cls->e[i];
                 size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
                 if (pcpu__lookup(e->cookie) != e->chunk || !pcpu__test_bit(e->chunk->start_map, bit) ||
-                    pcpu__test_bit(e->chunk->live_map, bit) ||
+                    pcpu__live_test(e->chunk, bit) ||
                     pcpu__chunk_alloc_bits(e->chunk, bit) != bits) {
                     fprintf(stderr, "percpu: validate: cached object %p (class %zu) is not a "
                             "free allocation of that size\n", e->cookie, bits);

@@ -1,0 +1,373 @@
+/*
+ * thiscpu.c - how this-CPU operations find the calling thread's unit.
+ *
+ * The inline code in percpu.h reads everything from pcpu__tc: a 32-bit
+ * index word at a fixed offset from the thread pointer (the rseq cpu_id, or
+ * mm_cid in PCPU_INDEX_CID mode), a table from that index straight to the
+ * unit's offset, and limits saying which paths may use them.  This file
+ * fills pcpu__tc in and owns the slow paths.
+ *
+ * Where the rseq area comes from: glibc 2.35+ registers one per thread and
+ * publishes its offset (__rseq_offset, __rseq_size != 0).  When it did not
+ * (older glibc, or GLIBC_TUNABLES=glibc.pthread.rseq=0) the library
+ * registers an initial-exec TLS area of its own, lazily: its cpu_id starts
+ * at -1, which fails the inline range check and lands here, where the
+ * thread registers; a pthread key destructor unregisters it at thread exit.
+ *
+ * Why the modes are global: a restartable sequence updates a unit with a
+ * plain (unlocked) add, which is only safe if every thread that touches the
+ * unit runs on that unit's CPU.  An atomic fallback done by a thread that
+ * has migrated would race with it.  So either every thread uses rseq or
+ * every thread uses atomics; never a mix.  If rseq turns out to be unusable
+ * for some thread after the fact (its registration fails, or its mm_cid is
+ * out of range), the whole process switches to atomics: rseq_limit drops to
+ * 0, which every sequence re-reads inside its critical section, and a
+ * membarrier(PRIVATE_EXPEDITED_RSEQ) restarts the sequences that are in
+ * flight, so after it no unlocked update can still commit.  Only then do
+ * atomics start.  Without that membarrier command the library never picks
+ * rseq in the first place.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef AT_RSEQ_FEATURE_SIZE
+#define AT_RSEQ_FEATURE_SIZE 27
+#endif
+
+/* The kernel's struct rseq (uapi/linux/rseq.h), spelled out here because
+ * distribution headers may predate node_id and mm_cid. */
+struct pcpu_rseq_area {
+    uint32_t cpu_id_start;
+    uint32_t cpu_id;
+    uint64_t rseq_cs;
+    uint32_t flags;
+    uint32_t node_id;
+    uint32_t mm_cid;
+    uint32_t pad_;
+} __attribute__((aligned(32)));
+
+#define PCPU_RSEQ_CPU_ID_OFF 4u
+#define PCPU_RSEQ_MM_CID_OFF 24u
+#define PCPU_RSEQ_MM_CID_END 28u /* feature size that includes mm_cid */
+#define PCPU_RSEQ_ORIG_SIZE 32u  /* registration length */
+#define PCPU_RSEQ_UNREGISTER 1
+
+#ifndef PCPU__RSEQ_SIG
+#define PCPU__RSEQ_SIG 0x53053053
+#endif
+
+/* membarrier commands (linux/membarrier.h, 5.10+) */
+#define PCPU_MEMBARRIER_RSEQ (1 << 7)
+#define PCPU_MEMBARRIER_REGISTER_RSEQ (1 << 8)
+
+/* glibc's registration, when glibc is new enough to have one. */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+struct pcpu__thiscpu_state pcpu__tc __attribute__((aligned(64)));
+
+/* The library's own area; cpu_id and mm_cid start out of every range so
+ * that the inline paths send an unregistered thread here. */
+static __thread struct pcpu_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {
+    .cpu_id = UINT32_MAX,
+    .mm_cid = UINT32_MAX,
+};
+enum { REG_NONE, REG_DONE, REG_FAILED };
+static __thread unsigned char own_state __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t own_key;
+static bool own_key_ok;
+
+/* Set at init, read by the slow paths (no lock: written before mode is
+ * published with release, read after it with acquire). */
+static bool use_own;            /* threads register own_rseq            */
+static bool have_idx;           /* the index word can be read at all    */
+static bool cid_mode;           /* the index word is mm_cid             */
+static uint32_t idx_limit;      /* entries of pcpu__tc.offs in use      */
+static unsigned int nr_units;
+static unsigned int nr_os_ids;
+static unsigned int os_index[PCPU_MAX_CPUS]; /* OS CPU id -> CPU index */
+
+static bool rseq_syscall_exists(void)
+{
+#ifdef SYS_rseq
+    return true;
+#else
+    return false;
+#endif
+}
+
+static long sys_rseq(struct pcpu_rseq_area *area, int flags)
+{
+#ifdef SYS_rseq
+    return syscall(SYS_rseq, area, PCPU_RSEQ_ORIG_SIZE, flags, PCPU__RSEQ_SIG);
+#else
+    (void)area;
+    (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static char *thread_pointer(void)
+{
+#if defined(__x86_64__)
+    /* The TCB starts with a pointer to itself (clang has no
+     * __builtin_thread_pointer on x86). */
+    char *tp;
+    __asm__("movq %%fs:0, %0" : "=r"(tp));
+    return tp;
+#else
+    return (char *)__builtin_thread_pointer();
+#endif
+}
+
+static bool glibc_registered(void)
+{
+    return &__rseq_size != NULL && &__rseq_offset != NULL && __rseq_size != 0;
+}
+
+static void own_unregister(void *arg)
+{
+    (void)arg;
+    if (own_state != REG_DONE)
+        return;
+    if (sys_rseq(&own_rseq, PCPU_RSEQ_UNREGISTER) == 0) {
+        /* No longer the kernel's: make the index word fail the inline
+         * range checks again, so a later operation in this thread (another
+         * key's destructor) comes back and registers anew. */
+        __atomic_store_n(&own_rseq.cpu_id, UINT32_MAX, __ATOMIC_RELAXED);
+        __atomic_store_n(&own_rseq.mm_cid, UINT32_MAX, __ATOMIC_RELAXED);
+        own_state = REG_NONE;
+    }
+}
+
+static void make_key(void)
+{
+    own_key_ok = pthread_key_create(&own_key, own_unregister) == 0;
+}
+
+/* Register own_rseq for the calling thread if the library uses it and it
+ * is not registered yet.  Returns false if that failed. */
+static bool own_register(void)
+{
+    if (!use_own || own_state == REG_DONE)
+        return true;
+    if (own_state == REG_FAILED)
+        return false;
+    if (sys_rseq(&own_rseq, 0) != 0) {
+        own_state = REG_FAILED;
+        return false;
+    }
+    own_state = REG_DONE;
+    /* The destructor only runs for threads with a non-NULL value. */
+    if (own_key_ok)
+        pthread_setspecific(own_key, &own_rseq);
+    return true;
+}
+
+static uint32_t read_idx(void)
+{
+    return have_idx ? pcpu__tp_u32(pcpu__tc.idx_off) : UINT32_MAX;
+}
+
+static unsigned int cpu_index_from_os(void)
+{
+    int cpu = sched_getcpu();
+    if (cpu < 0 || (unsigned int)cpu >= nr_os_ids)
+        return 0;
+    return os_index[cpu];
+}
+
+/* The CPU index of the calling thread, whatever the mode. */
+static unsigned int current_index(void)
+{
+    uint32_t idx = read_idx();
+    if (idx < idx_limit)
+        return cid_mode ? idx : os_index[idx];
+    return cpu_index_from_os();
+}
+
+static intptr_t current_off(void)
+{
+    uint32_t idx = read_idx();
+    if (idx < idx_limit)
+        return pcpu__tc.offs[idx];
+    return pcpu__cpu_offsets[cpu_index_from_os()];
+}
+
+/* Switch every thread from rseq to atomics (see the top of the file). */
+static void degrade(void)
+{
+    pthread_mutex_lock(&tc_lock);
+    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
+        __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_SEQ_CST);
+        if (syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) != 0)
+            pcpu__die("percpu: membarrier(PRIVATE_EXPEDITED_RSEQ) failed: %s",
+                      strerror(errno));
+        __atomic_store_n(&pcpu__tc.atomic_limit, idx_limit, __ATOMIC_RELEASE);
+        __atomic_store_n(&pcpu__tc.mode, PCPU__TC_ATOMIC, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&tc_lock);
+}
+
+/* Make sure the allocator (and so pcpu__tc) is set up. */
+static void need_init(void)
+{
+    if (PCPU__LIKELY(__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) != PCPU__TC_OFF))
+        return;
+    if (pcpu__ensure_init() != 0)
+        pcpu__die("percpu: this-CPU operation, but the allocator cannot be initialised: %s",
+                  strerror(errno));
+}
+
+intptr_t pcpu__thiscpu_slow(void)
+{
+    int saved = errno;
+    intptr_t off;
+    need_init();
+    uint32_t mode = __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE);
+    if (mode == PCPU__TC_OFF) {
+        /* Only while the allocator is being torn down or set up again. */
+        unsigned int n = pcpu__nr_units ? pcpu__nr_units : 1;
+        int cpu = sched_getcpu();
+        off = pcpu__cpu_offsets[(cpu < 0 ? 0u : (unsigned int)cpu) % n];
+        errno = saved;
+        return off;
+    }
+    bool registered = own_register();
+    if (mode == PCPU__TC_RSEQ) {
+        uint32_t idx = read_idx();
+        if (!registered || idx >= idx_limit ||
+            __atomic_load_n(&pcpu__tc.rseq_limit, __ATOMIC_ACQUIRE) == 0)
+            degrade();
+        if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
+            errno = saved;
+            return PCPU__TC_RETRY;
+        }
+    }
+    off = current_off();
+    errno = saved;
+    return off;
+}
+
+intptr_t pcpu__thiscpu_ptr_slow(void)
+{
+    int saved = errno;
+    need_init();
+    intptr_t off;
+    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF) {
+        unsigned int n = pcpu__nr_units ? pcpu__nr_units : 1;
+        int cpu = sched_getcpu();
+        off = pcpu__cpu_offsets[(cpu < 0 ? 0u : (unsigned int)cpu) % n];
+    } else {
+        (void)own_register();
+        off = current_off();
+    }
+    errno = saved;
+    return off;
+}
+
+int pcpu_this_cpu(void)
+{
+    if (pcpu__ensure_init() != 0)
+        return -1;
+    int saved = errno;
+    unsigned int cpu;
+    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF) {
+        int c = sched_getcpu();
+        cpu = (c < 0 ? 0u : (unsigned int)c) % (pcpu__nr_units ? pcpu__nr_units : 1);
+    } else {
+        (void)own_register();
+        cpu = current_index();
+    }
+    errno = saved;
+    return (int)cpu;
+}
+
+bool pcpu__thiscpu_uses_rseq(void)
+{
+    return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ;
+}
+
+void pcpu__thiscpu_init(const struct pcpu_alloc_info *ai, enum pcpu_index index)
+{
+    int saved = errno;
+    pthread_mutex_lock(&tc_lock);
+    pthread_once(&key_once, make_key);
+
+    nr_units = ai->nr_units;
+    nr_os_ids = ai->nr_os_ids < PCPU_MAX_CPUS ? ai->nr_os_ids : PCPU_MAX_CPUS;
+    for (unsigned int id = 0; id < nr_os_ids; id++)
+        os_index[id] = ai->index_of_os[id] < nr_units ? ai->index_of_os[id] : 0;
+
+    /* Where the index word lives. */
+    intptr_t rseq_off = 0;
+    have_idx = false;
+    use_own = false;
+    unsigned long feature = getauxval(AT_RSEQ_FEATURE_SIZE);
+    bool cid_ok = feature >= PCPU_RSEQ_MM_CID_END;
+    if (glibc_registered()) {
+        rseq_off = __rseq_offset;
+        have_idx = true;
+        /* glibc before 2.40 says 20 but always allocates and registers
+         * the 32-byte area, so mm_cid is there when the kernel has it. */
+        if (__rseq_size < PCPU_RSEQ_MM_CID_END && __rseq_size != 20)
+            cid_ok = false;
+    } else if (rseq_syscall_exists()) {
+        use_own = true;
+        rseq_off = (intptr_t)((char *)&own_rseq - thread_pointer());
+        have_idx = own_register();
+        if (!have_idx)
+            use_own = false;
+    }
+    cid_mode = have_idx && index == PCPU_INDEX_CID && cid_ok;
+
+    /* The index -> offset table: in CID mode the index is the CPU index;
+     * in CPU mode it is the OS CPU id, mapped through index_of_os. */
+    if (cid_mode) {
+        idx_limit = nr_units;
+        for (unsigned int i = 0; i < nr_units; i++)
+            pcpu__tc.offs[i] = pcpu__cpu_offsets[i];
+    } else {
+        idx_limit = nr_os_ids;
+        for (unsigned int id = 0; id < nr_os_ids; id++)
+            pcpu__tc.offs[id] = pcpu__cpu_offsets[os_index[id]];
+    }
+    if (!have_idx)
+        idx_limit = 0;
+    pcpu__tc.rseq_off = rseq_off;
+    pcpu__tc.idx_off = rseq_off + (cid_mode ? PCPU_RSEQ_MM_CID_OFF : PCPU_RSEQ_CPU_ID_OFF);
+
+    /* rseq needs: the instruction sequences (x86_64), an index word, one
+     * unit per CPU, and a way to switch to atomics safely later. */
+    bool rseq = false;
+#if PCPU__RSEQ_ASM
+    rseq = have_idx && !ai->units_shared &&
+           syscall(SYS_membarrier, PCPU_MEMBARRIER_REGISTER_RSEQ, 0, 0) == 0;
+#endif
+    __atomic_store_n(&pcpu__tc.ptr_limit, idx_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.rseq_limit, rseq ? idx_limit : 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.atomic_limit, rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.mode, rseq ? PCPU__TC_RSEQ : PCPU__TC_ATOMIC, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&tc_lock);
+    errno = saved;
+}
+
+void pcpu__thiscpu_exit(void)
+{
+    pthread_mutex_lock(&tc_lock);
+    __atomic_store_n(&pcpu__tc.mode, PCPU__TC_OFF, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.atomic_limit, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.ptr_limit, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&tc_lock);
+}

@@ -1,0 +1,112 @@
+// cxx_ops.cpp - the public header from C++17: every this-CPU operation on
+// every supported type through the overloads that replace _Generic, plus
+// PCPU_PTR, PCPU_THIS_PTR and PCPU_NEW.  Plain checks (no cmocka) so that
+// nothing but the header and the library is involved.
+#include "percpu.h"
+
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <type_traits>
+
+static int failures;
+
+#define CHECK(cond)                                                               \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                         #cond);                                                  \
+            failures++;                                                           \
+        }                                                                         \
+    } while (0)
+
+template <class T> static void zero_units(T *c)
+{
+    pcpu_for_each_cpu(cpu) *PCPU_PTR(c, cpu) = 0;
+}
+
+// Runs the sequence until the thread stays on one unit for all of it.
+template <class T> static void exercise()
+{
+    typedef typename std::make_unsigned<T>::type U;
+    T *c = PCPU_NEW(T);
+    CHECK(c != nullptr);
+    if (!c)
+        return;
+    static_assert(std::is_same<decltype(pcpu_this_read(c)), T>::value, "read type");
+    static_assert(std::is_same<decltype(pcpu_sum(c)), T>::value, "sum type");
+    static_assert(std::is_same<decltype(PCPU_THIS_PTR(c)), T *>::value, "ptr type");
+    for (int attempt = 0; attempt < 50; attempt++) {
+        zero_units(c);
+        int before = pcpu_this_cpu();
+        bool ok = true;
+        pcpu_this_add(c, 5);
+        pcpu_this_sub(c, 2);
+        pcpu_this_inc(c);
+        pcpu_this_dec(c);
+        pcpu_this_dec(c);
+        ok &= pcpu_this_read(c) == T(2);
+        pcpu_this_add(c, -1); // converted to T, as with "x += -1"
+        ok &= pcpu_this_read(c) == T(1);
+        pcpu_this_write(c, std::numeric_limits<T>::max());
+        pcpu_this_inc(c); // wraps
+        ok &= pcpu_this_read(c) == std::numeric_limits<T>::min();
+        ok &= pcpu_this_cmpxchg(c, std::numeric_limits<T>::min(), T(9)) ==
+              std::numeric_limits<T>::min();
+        ok &= pcpu_this_cmpxchg(c, T(8), T(1)) == T(9);
+        ok &= pcpu_this_add_return(c, 3) == T(12);
+        ok &= *PCPU_THIS_PTR(c) == T(12);
+        ok &= pcpu_sum(c) == T(12);
+        ok &= PCPU_THIS_PTR(c) == PCPU_PTR(c, static_cast<unsigned>(pcpu_this_cpu()));
+        if (ok)
+            break;
+        if (pcpu_this_cpu() == before || attempt == 49) {
+            CHECK(ok);
+            break;
+        }
+    }
+    // the sum of values written with PCPU_PTR wraps like the type
+    U want = 0;
+    pcpu_for_each_cpu(cpu)
+    {
+        T v = static_cast<T>(std::numeric_limits<T>::max() - static_cast<T>(cpu));
+        *PCPU_PTR(c, cpu) = v;
+        want = static_cast<U>(want + static_cast<U>(v));
+    }
+    CHECK(pcpu_sum(c) == static_cast<T>(want));
+    pcpu_free(c);
+}
+
+// const cookies work for the reading operations
+static void const_cookie()
+{
+    long *c = PCPU_NEW(long);
+    CHECK(c != nullptr);
+    pcpu_this_add(c, 40);
+    const long *cc = c;
+    CHECK(pcpu_sum(cc) == 40);
+    pcpu_free(c);
+}
+
+int main()
+{
+    exercise<int>();
+    exercise<unsigned int>();
+    exercise<long>();
+    exercise<unsigned long>();
+    exercise<long long>();
+    exercise<unsigned long long>();
+    exercise<std::int32_t>();
+    exercise<std::uint32_t>();
+    exercise<std::int64_t>();
+    exercise<std::uint64_t>();
+    const_cookie();
+    if (failures) {
+        std::fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    std::printf("cxx_ops: all checks passed\n");
+    return 0;
+}

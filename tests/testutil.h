@@ -1,0 +1,37 @@
+/*
+ * testutil.h - helpers shared by the cmocka test programs.
+ */
+#ifndef PCPU_TESTUTIL_H
+#define PCPU_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "percpu.h"
+
+/* Run fn in a forked child; return 1 if the child died from SIGABRT and
+ * its stderr contains every string in need (NULL-terminated list).  The
+ * child's stderr is copied into out (if not NULL, at most len bytes). */
+int pcpu_test_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
+                        size_t len);
+
+/* Resident bytes of the whole process (VmRSS). */
+size_t pcpu_test_rss(void);
+
+/* The backend chosen by PERCPU_BACKEND (what the tests run under). */
+enum pcpu_backend pcpu_test_backend(void);
+
+/* pcpu_exit() then pcpu_init() with cfg whose backend comes from the
+ * environment; asserts success. */
+void pcpu_test_reinit(struct pcpu_config *cfg);
+
+/* Deterministic pseudo-random numbers (xorshift64*). */
+uint64_t pcpu_test_rand(uint64_t *state);
+
+/* Assert the allocator's invariants hold. */
+#define assert_valid() assert_int_equal(pcpu_validate(), 0)
+
+#endif
