@@ -533,7 +533,7 @@ struct pcpu__thiscpu_state {
     uint32_t ptr_limit;     /* indexes pcpu_this_ptr() may use inline      */
     intptr_t rseq_off;      /* struct rseq, from the thread pointer        */
     intptr_t idx_off;       /* the index word, from the thread pointer     */
-    intptr_t pad_[5];       /* offs starts on its own cache line           */
+    intptr_t pad_[4];       /* offs starts on its own cache line           */
     intptr_t offs[PCPU_MAX_CPUS];
 };
 PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;

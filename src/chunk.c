@@ -262,7 +262,13 @@ size_t pcpu__chunk_alloc_bits(const struct pcpu_chunk *c, size_t bit)
     return e - bit + 1;
 }
 
-/* First free bit of the free run that ends just before bit. */
+/* How many whole free blocks a merge looks across before giving up and
+ * keeping an upper bound instead: freeing must not cost a walk over the
+ * whole chunk. */
+#define MERGE_BLOCKS 4
+
+/* First free bit of the free run that ends just before bit; SIZE_MAX if
+ * the walk gave up. */
 static size_t run_start(const struct pcpu_chunk *c, size_t bit)
 {
     size_t bb = block_bits();
@@ -270,7 +276,9 @@ static size_t run_start(const struct pcpu_chunk *c, size_t bit)
     size_t p = pcpu__prev_set(c->alloc_map, b * bb, bit);
     if (p != SIZE_MAX)
         return p + 1;
-    while (b > 0) {
+    for (unsigned int k = 0; b > 0; k++) {
+        if (k == MERGE_BLOCKS)
+            return SIZE_MAX;
         b--;
         const struct pcpu_block_md *md = &c->md[b];
         if (md->nfree != block_len(c, b))
@@ -279,7 +287,8 @@ static size_t run_start(const struct pcpu_chunk *c, size_t bit)
     return 0;
 }
 
-/* First allocated bit at or after bit (the end of the run holding bit). */
+/* First allocated bit at or after bit (the end of the run holding bit);
+ * SIZE_MAX if the walk gave up. */
 static size_t run_end(const struct pcpu_chunk *c, size_t bit)
 {
     size_t bb = block_bits();
@@ -290,7 +299,9 @@ static size_t run_end(const struct pcpu_chunk *c, size_t bit)
     size_t p = pcpu__next_set(c->alloc_map, bit, hi);
     if (p < hi)
         return p;
-    for (b++; b < c->nr_pages; b++) {
+    for (unsigned int k = 0; ++b < c->nr_pages; k++) {
+        if (k == MERGE_BLOCKS)
+            return SIZE_MAX;
         const struct pcpu_block_md *md = &c->md[b];
         if (md->nfree != block_len(c, b))
             return b * bb + md->left;
@@ -311,9 +322,14 @@ void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n)
     c->nr_alloc--;
     if (bit / block_bits() < c->first_free_block)
         c->first_free_block = bit / block_bits();
-    size_t run = run_end(c, bit + n) - run_start(c, bit);
-    if (run > c->contig_bits)
-        c->contig_bits = run;
+    size_t lo = run_start(c, bit), hi = run_end(c, bit + n);
+    if (lo == SIZE_MAX || hi == SIZE_MAX) {
+        /* A big free area: assume the most, refresh on a failed search. */
+        c->contig_bits = c->free_bits;
+        c->contig_stale = true;
+    } else if (hi - lo > c->contig_bits) {
+        c->contig_bits = hi - lo;
+    }
 }
 
 void pcpu__chunk_refresh_contig(struct pcpu_chunk *c)

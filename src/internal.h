@@ -73,9 +73,11 @@ PCPU_HIDDEN __attribute__((format(printf, 1, 2))) void pcpu__warn(const char *fm
 #define PCPU_MAX_UNIT_SIZE ((size_t)1 << 30)
 #define PCPU_STATIC_ALIGN 64u            /* statics keep their offset mod this */
 
-/* Reclaim watermarks, in populated-but-empty pages across all chunks. */
-#define PCPU_EMPTY_POP_LOW 4u
-#define PCPU_EMPTY_POP_HIGH 16u
+/* Reclaim watermarks, in populated-but-empty pages across all chunks, and
+ * how many empty pages an allocation populates beyond what it needs. */
+#define PCPU_EMPTY_POP_LOW 8u
+#define PCPU_EMPTY_POP_HIGH 32u
+#define PCPU_POPULATE_AHEAD 7u
 
 /* ---- OS layer (os.c): the only file that makes memory system calls ---- */
 enum pcpu_os_call { PCPU_OS_MAP, PCPU_OS_PROTECT, PCPU_OS_ADVISE, PCPU_OS_META };

@@ -71,6 +71,8 @@ extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
 struct pcpu__thiscpu_state pcpu__tc __attribute__((aligned(64)));
+_Static_assert(offsetof(struct pcpu__thiscpu_state, offs) == 64,
+               "the hot fields share one cache line, the table starts the next");
 
 /* The library's own area; cpu_id and mm_cid start out of every range so
  * that the inline paths send an unregistered thread here. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int pcpu_test_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
@@ -95,4 +96,96 @@ uint64_t pcpu_test_rand(uint64_t *s)
     x ^= x >> 27;
     *s = x;
     return x * 0x2545f4914f6cdd1dull;
+}
+
+int pcpu_test_dies_by_signal(void (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 0;
+    if (pid == 0) {
+        /* The expected deaths need no core dumps and no default handlers
+         * installed by the test framework. */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        fn(arg);
+        _exit(0);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return 0;
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+static int saved_stderr = -1;
+static FILE *capture_file;
+
+void pcpu_test_stderr_begin(void)
+{
+    fflush(stderr);
+    capture_file = tmpfile();
+    assert_non_null(capture_file);
+    saved_stderr = dup(STDERR_FILENO);
+    assert_true(saved_stderr >= 0);
+    assert_true(dup2(fileno(capture_file), STDERR_FILENO) >= 0);
+}
+
+void pcpu_test_stderr_end(char *out, size_t len)
+{
+    fflush(stderr);
+    assert_true(saved_stderr >= 0);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    saved_stderr = -1;
+    size_t got = 0;
+    if (out && len) {
+        rewind(capture_file);
+        got = fread(out, 1, len - 1, capture_file);
+        out[got] = 0;
+    }
+    fclose(capture_file);
+    capture_file = NULL;
+}
+
+unsigned int pcpu_test_possible_cpus(void)
+{
+    FILE *f = fopen("/sys/devices/system/cpu/possible", "r");
+    char line[4096];
+    unsigned int n = 0;
+    if (f && fgets(line, sizeof(line), f)) {
+        char *s = line;
+        while (*s >= '0' && *s <= '9') {
+            char *end;
+            unsigned long a = strtoul(s, &end, 10), b = a;
+            if (*end == '-')
+                b = strtoul(end + 1, &end, 10);
+            n += (unsigned int)(b - a + 1);
+            s = end;
+            if (*s == ',')
+                s++;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_CONF);
+        n = c > 0 ? (unsigned int)c : 1;
+    }
+    return n;
+}
+
+double pcpu_test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct pcpu_stats pcpu_test_stats(void)
+{
+    struct pcpu_stats st;
+    assert_int_equal(pcpu_stats_get(&st), 0);
+    return st;
 }

@@ -31,6 +31,25 @@ void pcpu_test_reinit(struct pcpu_config *cfg);
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t pcpu_test_rand(uint64_t *state);
 
+/* Run fn in a forked child; return the signal that killed it, or 0 if it
+ * exited normally (or could not be forked). */
+int pcpu_test_dies_by_signal(void (*fn)(void *), void *arg);
+
+/* Capture this process's stderr: begin redirects it to a temporary file,
+ * end restores it and copies what was written into out (NUL-terminated,
+ * at most len bytes).  Not nestable. */
+void pcpu_test_stderr_begin(void);
+void pcpu_test_stderr_end(char *out, size_t len);
+
+/* Number of possible CPUs of the machine (sysfs, else sysconf). */
+unsigned int pcpu_test_possible_cpus(void);
+
+/* Seconds on a monotonic clock. */
+double pcpu_test_now(void);
+
+/* Take a stats snapshot; asserts success. */
+struct pcpu_stats pcpu_test_stats(void);
+
 /* Assert the allocator's invariants hold. */
 #define assert_valid() assert_int_equal(pcpu_validate(), 0)
 

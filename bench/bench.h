@@ -1,0 +1,110 @@
+/*
+ * bench.h - shared declarations of percpu-bench.
+ *
+ * The benchmark is split by concept:
+ *   percpu-bench.c  options, the order of the run, table, targets, JSON
+ *   harness.c       pinned worker threads, timing, repetitions, statistics,
+ *                   machine description
+ *   figures.c       the measured loops: percpu and what users would pick
+ *                   instead (thread-locals, atomics, sched_getcpu stripes,
+ *                   malloc, padded per-CPU arrays)
+ *   plots.c         gnuplot charts and the chunk-map picture
+ *
+ * A "figure" is one named measurement at one thread count; a "result" is
+ * what the table and the JSON file report for it.
+ */
+#ifndef PERCPU_BENCH_H
+#define PERCPU_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BENCH_MAX_RESULTS 64
+#define BENCH_MAX_REPS 64
+
+/* Options of one run. */
+struct bench_opts {
+    bool full;              /* --full: longer repetitions, more of them  */
+    unsigned int reps;      /* repetitions per figure (median of these)  */
+    double rep_ms;          /* target duration of one repetition         */
+    const char *json;       /* --json FILE or NULL                       */
+    const char *plots;      /* --plots DIR or NULL                       */
+    const char *only;       /* --only PREFIX: run matching figures only  */
+    bool strict;            /* --strict: exit 1 when a target is missed  */
+    bool quiet;             /* --quiet: no progress lines                */
+};
+extern struct bench_opts bench_opts;
+
+/* One reported figure. */
+struct result {
+    char name[48];
+    unsigned int threads;
+    double value;           /* median over repetitions                   */
+    const char *unit;       /* "ns/op" or "kB"                           */
+    double min, max;        /* spread over repetitions                   */
+    double rmad;            /* median absolute deviation / median        */
+    unsigned int reps;
+    uint64_t iters;         /* operations per thread per repetition      */
+    /* memory figures only */
+    double ideal;           /* kB                                        */
+    double ratio;           /* value / ideal                             */
+    double rss_kb;          /* VmRSS delta, kB                           */
+    const char *source;     /* how value was measured                    */
+};
+extern struct result results[BENCH_MAX_RESULTS];
+extern unsigned int nr_results;
+
+struct result *result_add(const char *name, unsigned int threads, const char *unit);
+const struct result *result_find(const char *name, unsigned int threads);
+
+/*
+ * A timed loop.  setup() runs once per thread before the repetitions (its
+ * state pointer is passed to run() and teardown()), run() performs @iters
+ * operations, teardown() undoes setup().  Each may be NULL except run.
+ */
+struct loop {
+    const char *name;
+    void *(*setup)(const struct loop *l, unsigned int tid);
+    void (*run)(void *state, uint64_t iters);
+    void (*teardown)(void *state);
+    void (*check)(const struct loop *l, uint64_t total_ops); /* after all */
+    uintptr_t arg;          /* loop parameter (object size, live count)  */
+    uint64_t iters;         /* 0: calibrate on the first measurement     */
+};
+
+/* harness.c */
+unsigned int online_cpus(void);           /* CPUs this process may run on */
+int online_cpu(unsigned int i);           /* i-th of them                 */
+double now_ns(void);
+void stats_of(double *v, unsigned int n, double *median, double *min,
+              double *max, double *rmad);
+/* Measure @l with @threads pinned threads; adds and returns the result. */
+struct result *measure(struct loop *l, unsigned int threads);
+long vm_rss_kb(void);
+void machine_json(FILE *f);
+void machine_print(FILE *f);
+bool name_selected(const char *name);
+void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* figures.c */
+void figures_inc(void);
+void figures_alloc(void);
+void figures_scale(void);
+void figures_mem(void);
+/* Leave the allocator in a varied state worth drawing (returns a handle to
+ * pass to chunkmap_demo_free). */
+void *chunkmap_demo_state(void);
+void chunkmap_demo_free(void *h);
+
+/* plots.c */
+void plots_write(const char *dir);
+
+/* Keep @p alive in the compiler's eyes. */
+static inline void escape(void *p)
+{
+    __asm__ __volatile__("" : : "g"(p) : "memory");
+}
+
+#endif /* PERCPU_BENCH_H */

@@ -1,0 +1,374 @@
+/*
+ * harness.c - pinned worker threads, timing and statistics for percpu-bench.
+ *
+ * measure() runs one loop on T real threads, thread i pinned to the i-th
+ * CPU this process may use.  All threads start each repetition together
+ * (a barrier), time their own loop, and the repetition's figure is the
+ * mean of the threads' ns per operation.  One untimed warm-up repetition
+ * comes first; the reported value is the median of the timed ones, with
+ * min, max and the relative median absolute deviation as the spread.
+ *
+ * The iteration count is calibrated once per loop (on its first, usually
+ * single-thread, measurement) so that a repetition lasts about
+ * bench_opts.rep_ms, and then kept, so T=1 and T=N do the same work per
+ * thread.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <errno.h>
+#include <gnu/libc-version.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "percpu.h"
+
+struct bench_opts bench_opts;
+struct result results[BENCH_MAX_RESULTS];
+unsigned int nr_results;
+
+static int cpu_list[PCPU_MAX_CPUS];
+static unsigned int nr_cpu_list;
+
+static void cpus_init(void)
+{
+    if (nr_cpu_list)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        for (int c = 0; c < CPU_SETSIZE && nr_cpu_list < PCPU_MAX_CPUS; c++)
+            if (CPU_ISSET(c, &set))
+                cpu_list[nr_cpu_list++] = c;
+    }
+    if (!nr_cpu_list) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long c = 0; c < n && c < PCPU_MAX_CPUS; c++)
+            cpu_list[nr_cpu_list++] = (int)c;
+    }
+}
+
+unsigned int online_cpus(void)
+{
+    cpus_init();
+    return nr_cpu_list;
+}
+
+int online_cpu(unsigned int i)
+{
+    cpus_init();
+    return cpu_list[i % nr_cpu_list];
+}
+
+double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_sorted(const double *v, unsigned int n)
+{
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void stats_of(double *v, unsigned int n, double *median, double *min,
+              double *max, double *rmad)
+{
+    double s[BENCH_MAX_REPS], d[BENCH_MAX_REPS];
+    memcpy(s, v, n * sizeof(*v));
+    qsort(s, n, sizeof(*s), cmp_double);
+    double m = median_sorted(s, n);
+    for (unsigned int i = 0; i < n; i++)
+        d[i] = s[i] > m ? s[i] - m : m - s[i];
+    qsort(d, n, sizeof(*d), cmp_double);
+    *median = m;
+    *min = s[0];
+    *max = s[n - 1];
+    *rmad = m > 0 ? median_sorted(d, n) / m : 0;
+}
+
+struct result *result_add(const char *name, unsigned int threads, const char *unit)
+{
+    if (nr_results == BENCH_MAX_RESULTS) {
+        fprintf(stderr, "percpu-bench: too many results\n");
+        exit(2);
+    }
+    struct result *r = &results[nr_results++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->threads = threads;
+    r->unit = unit;
+    return r;
+}
+
+const struct result *result_find(const char *name, unsigned int threads)
+{
+    for (unsigned int i = 0; i < nr_results; i++)
+        if (results[i].threads == threads && strcmp(results[i].name, name) == 0)
+            return &results[i];
+    return NULL;
+}
+
+bool name_selected(const char *name)
+{
+    return !bench_opts.only || strncmp(name, bench_opts.only, strlen(bench_opts.only)) == 0;
+}
+
+void progress(const char *fmt, ...)
+{
+    if (bench_opts.quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("  .. ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- one measurement ---------------------------------------------------- */
+
+struct run {
+    struct loop *l;
+    unsigned int threads, reps;    /* reps includes the warm-up          */
+    pthread_barrier_t bar;
+    double ns[PCPU_MAX_CPUS > 256 ? 256 : PCPU_MAX_CPUS][BENCH_MAX_REPS + 1];
+};
+
+struct worker {
+    struct run *run;
+    unsigned int tid;
+    int err;
+};
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    int e = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (e)
+        fprintf(stderr, "percpu-bench: cannot pin to CPU %d: %s\n", cpu, strerror(e));
+}
+
+/* Double the count until a run lasts 1/8 of the target, then scale. */
+static uint64_t calibrate(struct loop *l, void *state)
+{
+    uint64_t n = 256;
+    double target = bench_opts.rep_ms * 1e6;
+    for (;;) {
+        double t0 = now_ns();
+        l->run(state, n);
+        double dt = now_ns() - t0;
+        if (dt >= target / 8 || n >= (1ull << 34)) {
+            double k = target / (dt > 1 ? dt : 1);
+            uint64_t it = (uint64_t)((double)n * k);
+            return it < 64 ? 64 : it;
+        }
+        n *= 2;
+    }
+}
+
+static void *worker_main(void *p)
+{
+    struct worker *w = p;
+    struct run *r = w->run;
+    struct loop *l = r->l;
+    pin(online_cpu(w->tid));
+    void *state = l->setup ? l->setup(l, w->tid) : NULL;
+    if (w->tid == 0 && !l->iters)
+        l->iters = calibrate(l, state);
+    for (unsigned int rep = 0; rep < r->reps; rep++) {
+        pthread_barrier_wait(&r->bar);
+        double t0 = now_ns();
+        l->run(state, l->iters);
+        double t1 = now_ns();
+        r->ns[w->tid][rep] = (t1 - t0) / (double)l->iters;
+        pthread_barrier_wait(&r->bar);
+    }
+    if (l->teardown)
+        l->teardown(state);
+    return NULL;
+}
+
+struct result *measure(struct loop *l, unsigned int threads)
+{
+    static struct run run;          /* big: keep it off the stack */
+    struct run *r = &run;
+    if (threads > 256)
+        threads = 256;
+    r->l = l;
+    r->threads = threads;
+    r->reps = bench_opts.reps + 1;
+    progress("%s, %u thread%s", l->name, threads, threads > 1 ? "s" : "");
+    /* Calibrate alone first if nobody did, so all threads agree on iters:
+     * thread 0 calibrates inside a one-thread run of zero repetitions. */
+    if (!l->iters && threads > 1) {
+        unsigned int reps = r->reps;
+        r->reps = 0;
+        r->threads = 1;
+        pthread_barrier_init(&r->bar, NULL, 1);
+        struct worker w0 = {r, 0, 0};
+        pthread_t t;
+        pthread_create(&t, NULL, worker_main, &w0);
+        pthread_join(t, NULL);
+        pthread_barrier_destroy(&r->bar);
+        r->reps = reps;
+        r->threads = threads;
+    }
+    pthread_barrier_init(&r->bar, NULL, threads);
+    pthread_t tids[256];
+    struct worker ws[256];
+    uint64_t before = l->iters;
+    for (unsigned int i = 0; i < threads; i++) {
+        ws[i] = (struct worker){r, i, 0};
+        int e = pthread_create(&tids[i], NULL, worker_main, &ws[i]);
+        if (e) {
+            fprintf(stderr, "percpu-bench: pthread_create: %s\n", strerror(e));
+            exit(2);
+        }
+    }
+    for (unsigned int i = 0; i < threads; i++)
+        pthread_join(tids[i], NULL);
+    pthread_barrier_destroy(&r->bar);
+    (void)before;
+
+    double per_rep[BENCH_MAX_REPS];
+    unsigned int n = bench_opts.reps;
+    for (unsigned int rep = 0; rep < n; rep++) {
+        double s = 0;
+        for (unsigned int i = 0; i < threads; i++)
+            s += r->ns[i][rep + 1];           /* skip the warm-up */
+        per_rep[rep] = s / threads;
+    }
+    struct result *res = result_add(l->name, threads, "ns/op");
+    stats_of(per_rep, n, &res->value, &res->min, &res->max, &res->rmad);
+    res->reps = n;
+    res->iters = l->iters;
+    if (l->check)
+        l->check(l, (uint64_t)threads * (n + 1) * l->iters);
+    return res;
+}
+
+/* ---- machine ------------------------------------------------------------ */
+
+long vm_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static void cpu_model(char *buf, size_t n)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    snprintf(buf, n, "unknown");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        char *c = strchr(line, ':');
+        if (c && (strncmp(line, "model name", 10) == 0 || strncmp(line, "Processor", 9) == 0)) {
+            c++;
+            while (*c == ' ' || *c == '\t')
+                c++;
+            c[strcspn(c, "\n")] = 0;
+            snprintf(buf, n, "%s", c);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+struct machine {
+    char model[256];
+    struct utsname uts;
+    double load1;
+    struct pcpu_stats st;
+};
+
+static void machine_get(struct machine *m)
+{
+    cpu_model(m->model, sizeof(m->model));
+    uname(&m->uts);
+    m->load1 = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &m->load1) != 1)
+            m->load1 = -1;
+        fclose(f);
+    }
+    memset(&m->st, 0, sizeof(m->st));
+    pcpu_stats_get(&m->st);
+}
+
+void machine_json(FILE *f)
+{
+    struct machine m;
+    machine_get(&m);
+    fprintf(f, "  \"machine\": {\n    \"cpus\": %u,\n    \"units\": %u,\n    \"model\": ",
+            online_cpus(), m.st.nr_units);
+    json_str(f, m.model);
+    fprintf(f, ",\n    \"kernel\": ");
+    json_str(f, m.uts.release);
+    fprintf(f, ",\n    \"arch\": ");
+    json_str(f, m.uts.machine);
+    fprintf(f, ",\n    \"glibc\": ");
+    json_str(f, gnu_get_libc_version());
+    fprintf(f, ",\n    \"compiler\": ");
+    json_str(f, __VERSION__);
+    fprintf(f, ",\n    \"rseq\": %s,\n    \"backend\": \"%s\",\n    \"index\": \"%s\","
+               "\n    \"unit_size\": %zu,\n    \"page_size\": %zu,\n    \"mode\": \"%s\","
+               "\n    \"reps\": %u,\n    \"rep_ms\": %.0f,\n    \"loadavg_1min\": %.2f\n  }",
+            m.st.rseq ? "true" : "false", m.st.backend == PCPU_BACKEND_KM ? "km" : "vm",
+            m.st.index == PCPU_INDEX_CID ? "cid" : "cpu", m.st.unit_size, m.st.page_size,
+            bench_opts.full ? "full" : "quick", bench_opts.reps, bench_opts.rep_ms, m.load1);
+}
+
+void machine_print(FILE *f)
+{
+    struct machine m;
+    machine_get(&m);
+    fprintf(f, "machine: %s, %u CPUs online, %u units, kernel %s %s, glibc %s\n", m.model,
+            online_cpus(), m.st.nr_units, m.uts.release, m.uts.machine, gnu_get_libc_version());
+    fprintf(f, "percpu:  backend %s, index %s, this-CPU ops %s, unit %zu KiB; load average %.2f\n",
+            m.st.backend == PCPU_BACKEND_KM ? "km" : "vm",
+            m.st.index == PCPU_INDEX_CID ? "cid" : "cpu",
+            m.st.rseq ? "rseq" : "atomic fallback (no rseq)", m.st.unit_size / 1024, m.load1);
+    fprintf(f, "mode:    %s, median of %u repetitions of ~%.0f ms each (+1 warm-up)\n",
+            bench_opts.full ? "full" : "quick", bench_opts.reps, bench_opts.rep_ms);
+}
