@@ -51,6 +51,8 @@ struct result {
     double ideal;           /* kB                                        */
     double ratio;           /* value / ideal                             */
     double rss_kb;          /* VmRSS delta, kB                           */
+    double pcpu_resident_kb; /* pcpu_stats resident_bytes delta, kB      */
+    double pcpu_metadata_kb; /* pcpu_stats metadata_bytes delta, kB      */
     const char *source;     /* how value was measured                    */
 };
 extern struct result results[BENCH_MAX_RESULTS];
@@ -70,8 +72,10 @@ struct loop {
     void (*run)(void *state, uint64_t iters);
     void (*teardown)(void *state);
     void (*check)(const struct loop *l, uint64_t total_ops); /* after all */
+    /* check(): total_ops counts every operation run since the last check */
     uintptr_t arg;          /* loop parameter (object size, live count)  */
     uint64_t iters;         /* 0: calibrate on the first measurement     */
+    uint64_t extra_ops;     /* operations done while calibrating         */
 };
 
 /* harness.c */
@@ -99,7 +103,8 @@ void *chunkmap_demo_state(void);
 void chunkmap_demo_free(void *h);
 
 /* plots.c */
-void plots_write(const char *dir);
+void plots_write(const char *dir);      /* gnuplot charts of the results */
+void chunkmap_write(const char *dir);   /* chunkmap.txt and chunkmap.svg */
 
 /* Keep @p alive in the compiler's eyes. */
 static inline void escape(void *p)

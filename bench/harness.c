@@ -172,6 +172,7 @@ static uint64_t calibrate(struct loop *l, void *state)
     for (;;) {
         double t0 = now_ns();
         l->run(state, n);
+        l->extra_ops += n;
         double dt = now_ns() - t0;
         if (dt >= target / 8 || n >= (1ull << 34)) {
             double k = target / (dt > 1 ? dt : 1);
@@ -232,7 +233,6 @@ struct result *measure(struct loop *l, unsigned int threads)
     pthread_barrier_init(&r->bar, NULL, threads);
     pthread_t tids[256];
     struct worker ws[256];
-    uint64_t before = l->iters;
     for (unsigned int i = 0; i < threads; i++) {
         ws[i] = (struct worker){r, i, 0};
         int e = pthread_create(&tids[i], NULL, worker_main, &ws[i]);
@@ -244,7 +244,6 @@ struct result *measure(struct loop *l, unsigned int threads)
     for (unsigned int i = 0; i < threads; i++)
         pthread_join(tids[i], NULL);
     pthread_barrier_destroy(&r->bar);
-    (void)before;
 
     double per_rep[BENCH_MAX_REPS];
     unsigned int n = bench_opts.reps;
@@ -259,7 +258,8 @@ struct result *measure(struct loop *l, unsigned int threads)
     res->reps = n;
     res->iters = l->iters;
     if (l->check)
-        l->check(l, (uint64_t)threads * (n + 1) * l->iters);
+        l->check(l, (uint64_t)threads * (n + 1) * l->iters + l->extra_ops);
+    l->extra_ops = 0;
     return res;
 }
 

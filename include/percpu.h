@@ -657,7 +657,22 @@ static inline void *pcpu_this_ptr(const void *cookie)
     [tc] "r"(&pcpu__tc),                                                  \
     [lim] "i"(offsetof(struct pcpu__thiscpu_state, rseq_limit)),          \
     [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
-    [ck] "r"(cookie_)
+    [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
+
+/*
+ * What a sequence writes, for the compiler: some unit's copy of the
+ * object, which lies somewhere above the cookie (units follow the guard
+ * area the cookie points into).  Saying so instead of clobbering all of
+ * memory lets the compiler keep pcpu__tc's fields and the caller's values
+ * in registers across a loop of updates, which matters: reloading them
+ * after each update's store costs twice the update itself.  Like the
+ * kernel's this_cpu ops, the sequences are therefore not compiler
+ * barriers for other memory.
+ */
+struct pcpu__units {
+    char bytes[(size_t)1 << 44];
+};
+#define PCPU__RSEQ_MEM(cookie_) [mem] "+m"(*(struct pcpu__units *)(uintptr_t)(cookie_))
 #else
 #define PCPU__RSEQ_ASM 0
 #endif
@@ -673,15 +688,21 @@ static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              
 {                                                                               \
     for (;;) {                                                                  \
         if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
-            __asm__ __volatile__ goto(                                          \
-                PCPU__RSEQ_HEAD("%%rax", "%%eax", "%l[slow]")                   \
-                "add" SFX " %[v], (%[ck], %%rax)\n"                             \
+            uintptr_t tmp;                                                      \
+            unsigned int failed;                                                \
+            __asm__ __volatile__(                                               \
+                "movl $1, %k[failed]\n\t"                                       \
+                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
+                "add" SFX " %[v], (%[ck], %[tmp])\n"                           \
                 "2:\n\t"                                                        \
+                "xorl %k[failed], %k[failed]\n"                                 \
+                "5:\n\t"                                                        \
                 PCPU__RSEQ_TAIL                                                 \
-                : : PCPU__RSEQ_INPUTS(c), [v] VC(v)                             \
-                : "rax", "memory", "cc" : slow);                                \
-            return;                                                             \
-        slow:                                                                   \
+                : [tmp] "=&r"(tmp), [failed] "=&r"(failed), PCPU__RSEQ_MEM(c)   \
+                : PCPU__RSEQ_INPUTS(c), [v] VC(v)                               \
+                : "cc");                                                        \
+            if (PCPU__LIKELY(!failed))                                          \
+                return;                                                         \
             (void)pcpu__thiscpu_slow();                                         \
             continue;                                                           \
         }                                                                       \
@@ -697,15 +718,21 @@ static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            
 {                                                                               \
     for (;;) {                                                                  \
         if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
-            __asm__ __volatile__ goto(                                          \
-                PCPU__RSEQ_HEAD("%%rax", "%%eax", "%l[slow]")                   \
-                "mov" SFX " %[v], (%[ck], %%rax)\n"                             \
+            uintptr_t tmp;                                                      \
+            unsigned int failed;                                                \
+            __asm__ __volatile__(                                               \
+                "movl $1, %k[failed]\n\t"                                       \
+                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
+                "mov" SFX " %[v], (%[ck], %[tmp])\n"                           \
                 "2:\n\t"                                                        \
+                "xorl %k[failed], %k[failed]\n"                                 \
+                "5:\n\t"                                                        \
                 PCPU__RSEQ_TAIL                                                 \
-                : : PCPU__RSEQ_INPUTS(c), [v] VC(v)                             \
-                : "rax", "memory", "cc" : slow);                                \
-            return;                                                             \
-        slow:                                                                   \
+                : [tmp] "=&r"(tmp), [failed] "=&r"(failed), PCPU__RSEQ_MEM(c)   \
+                : PCPU__RSEQ_INPUTS(c), [v] VC(v)                               \
+                : "cc");                                                        \
+            if (PCPU__LIKELY(!failed))                                          \
+                return;                                                         \
             (void)pcpu__thiscpu_slow();                                         \
             continue;                                                           \
         }                                                                       \
@@ -733,9 +760,10 @@ static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v)
                 "xorl %k[failed], %k[failed]\n"                                 \
                 "5:\n\t"                                                        \
                 PCPU__RSEQ_TAIL                                                 \
-                : [old] "+r"(old), [tmp] "=&r"(tmp), [failed] "=&r"(failed)     \
+                : [old] "+r"(old), [tmp] "=&r"(tmp), [failed] "=&r"(failed),    \
+                  PCPU__RSEQ_MEM(c)                                             \
                 : PCPU__RSEQ_INPUTS(c)                                          \
-                : "memory", "cc");                                              \
+                : "cc");                                                        \
             if (PCPU__LIKELY(!failed))                                          \
                 return old + v;                                                 \
             (void)pcpu__thiscpu_slow();                                         \
@@ -764,9 +792,10 @@ static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, 
                 "xorl %k[failed], %k[failed]\n"                                 \
                 "5:\n\t"                                                        \
                 PCPU__RSEQ_TAIL                                                 \
-                : "+a"(seen), [tmp] "=&r"(tmp), [failed] "=&r"(failed)          \
+                : "+a"(seen), [tmp] "=&r"(tmp), [failed] "=&r"(failed),         \
+                  PCPU__RSEQ_MEM(c)                                             \
                 : PCPU__RSEQ_INPUTS(c), [nv] "r"(nv)                            \
-                : "memory", "cc");                                              \
+                : "cc");                                                        \
             if (PCPU__LIKELY(!failed))                                          \
                 return seen;                                                    \
             (void)pcpu__thiscpu_slow();                                         \

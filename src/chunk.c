@@ -51,11 +51,12 @@ static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t 
         return (struct pcpu_block_md){len, len, len, len};
     md.nfree = (uint32_t)nfree;
     if (nfree == 0)
-        return (struct pcpu_block_md){0, 0, 0, 0};
+        return (struct pcpu_block_md){0, 0, 0, 0, 0};
     size_t first_set = pcpu__next_set(c->alloc_map, lo, hi);
     md.left = (uint32_t)(first_set - lo);
     md.right = (uint32_t)(hi - 1 - pcpu__prev_set(c->alloc_map, lo, hi));
-    size_t best = md.left > md.right ? md.left : md.right;
+    size_t best = md.left >= md.right ? md.left : md.right;
+    size_t best_start = md.left >= md.right ? 0 : len - md.right;
     size_t pos = first_set;
     size_t unseen = nfree - md.left - md.right; /* free bits not yet in a run */
     /* Only runs that could beat the best so far need measuring. */
@@ -64,12 +65,15 @@ static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t 
         if (z >= hi - md.right)
             break;
         size_t e = pcpu__next_set(c->alloc_map, z, hi);
-        if (e - z > best)
+        if (e - z > best) {
             best = e - z;
+            best_start = z - lo;
+        }
         unseen -= e - z;
         pos = e;
     }
     md.contig = (uint32_t)best;
+    md.contig_start = (uint32_t)best_start;
     return md;
 }
 
@@ -119,6 +123,7 @@ struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size
         c->md[b] = compute_md(c, b);
     c->free_bits = end_bit - start_bit;
     c->contig_bits = c->free_bits;
+    c->contig_start = start_bit;
     c->first_free_block = start_bit / block_bits();
     return c;
 }
@@ -208,8 +213,9 @@ static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n, size_t coun
     c->nr_alloc += count;
     while (c->first_free_block < c->nr_pages && c->md[c->first_free_block].nfree == 0)
         c->first_free_block++;
-    /* The claim may have come out of the largest run. */
-    c->contig_stale = true;
+    /* Claiming out of the largest run leaves the hint too high. */
+    if (p < c->contig_start + c->contig_bits && c->contig_start < p + n)
+        c->contig_stale = true;
     if (c->contig_bits > c->free_bits)
         c->contig_bits = c->free_bits;
 }
@@ -217,7 +223,7 @@ static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n, size_t coun
 size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_t align)
 {
     size_t n = piece * count;
-    if (n > c->contig_bits)
+    if (!pcpu__chunk_may_fit(c, n, align))
         return SIZE_MAX;
     size_t bb = block_bits();
     size_t carry = SIZE_MAX; /* start of a free run reaching this block */
@@ -233,7 +239,7 @@ size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_
                 goto found;
             carry = SIZE_MAX;
         }
-        if (md->contig >= n) {
+        if (md->contig >= n && pcpu__run_fits(lo + md->contig_start, md->contig, n, align)) {
             p = pcpu__find_zero_area(c->alloc_map, lo, hi, n, align);
             if (p != SIZE_MAX)
                 goto found;
@@ -328,29 +334,43 @@ void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n)
         c->contig_bits = c->free_bits;
         c->contig_stale = true;
     } else if (hi - lo > c->contig_bits) {
+        /* Larger than even the upper bound: this run is the largest. */
         c->contig_bits = hi - lo;
+        c->contig_start = lo;
+        c->contig_stale = false;
     }
 }
 
 void pcpu__chunk_refresh_contig(struct pcpu_chunk *c)
 {
-    size_t best = 0, carry = 0;
+    size_t bb = block_bits();
+    size_t best = 0, best_start = 0, carry = 0, carry_start = 0;
     for (size_t b = 0; b < c->nr_pages; b++) {
         const struct pcpu_block_md *md = &c->md[b];
         size_t len = block_len(c, b);
         if (md->left == len) {
+            if (!carry)
+                carry_start = b * bb;
             carry += len;
             continue;
         }
-        if (carry + md->left > best)
+        if (carry + md->left > best) {
             best = carry + md->left;
-        if (md->contig > best)
+            best_start = carry ? carry_start : b * bb;
+        }
+        if (md->contig > best) {
             best = md->contig;
+            best_start = b * bb + md->contig_start;
+        }
         carry = md->right;
+        carry_start = b * bb + len - md->right;
     }
-    if (carry > best)
+    if (carry > best) {
         best = carry;
+        best_start = carry_start;
+    }
     c->contig_bits = best;
+    c->contig_start = best_start;
     c->contig_stale = false;
 }
 

@@ -133,6 +133,8 @@ void pcpu__destroy_chunk_locked(struct pcpu_chunk *c)
     pcpu__lookup_remove(c);
     for (size_t p = 0; p < c->nr_pages; p++)
         pcpu__chunk_set_populated(c, p, false);
+    if (unlikely(pcpu__debug_active))
+        pcpu__debug_on_unmap(c->map_addr, c->map_size);
     pcpu__g.ops->destroy_chunk(c);
     pcpu__chunk_free_meta(c);
     pcpu__g.nr_chunks--;
@@ -237,7 +239,7 @@ void *pcpu__alloc_locked(size_t bits, size_t count, size_t align_bits, bool rese
         struct pcpu_chunk *c, *next;
         for (c = pcpu__g.slots[s]; c; c = next) {
             next = c->next;
-            if (c->contig_bits < bits * count)
+            if (!pcpu__chunk_may_fit(c, bits * count, align_bits))
                 continue;
             p = claim_in(c, bits, count, align_bits);
             if (p) {
@@ -710,9 +712,11 @@ void pcpu_free(void *cookie)
     if (unlikely(!(old & mask)))
         bad_free(cookie, owner, bit);
     size_t bits = pcpu__alloc_bits_fast(owner, bit);
-    pcpu__zero_units(cookie, bits * PCPU_GRANULE);
+    /* Robust mode poisons the touched units instead of zeroing them. */
     if (unlikely(pcpu__debug_active))
         pcpu__debug_on_free(cookie, bits * PCPU_GRANULE);
+    else
+        pcpu__zero_units(cookie, bits * PCPU_GRANULE);
     if (likely(bits <= PCPU_TCACHE_MAX_BITS && !owner->is_reserved && pcpu__g.tcache_on &&
                bit % pcpu__natural_bits(bits) == 0)) {
         struct pcpu_tcache *tc = pcpu__my_tcache;

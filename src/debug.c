@@ -1,33 +1,209 @@
 /*
  * debug.c - robust mode and sanitizer annotations.
  *
- * Placeholder until robust mode lands: nothing is active.
+ * Three independent helpers share the hooks the core calls around every
+ * allocation and free (pcpu__debug_active gates them all):
+ *
+ * Robust mode (PCPU_F_DEBUG or PERCPU_DEBUG=1).
+ *   On free, the core hands the object to pcpu__debug_on_free() instead of
+ *   zeroing it.  Each unit is looked at once: a unit whose bytes are all
+ *   zero was never written (or written back to zero) and is left alone, so
+ *   untouched units never become resident; any other unit is filled with
+ *   the poison byte.  The "free space reads zero" invariant therefore
+ *   becomes "free space reads zero or poison" in robust mode, and every
+ *   path that hands map space to a user goes through
+ *   pcpu__debug_on_alloc(): the locked path, the thread-cache path, and
+ *   late static sections (statics.c).  There every byte of every unit must
+ *   be zero or poison; anything else was written after free and stops the
+ *   process with a message naming the cookie, the unit and the offset.
+ *   Poisoned bytes are then zeroed, so the user still gets zeroed memory.
+ *   Poison survives in thread caches and in the map (that is what catches
+ *   a late write after the object was recycled by a later free); pages
+ *   the reclaimer gives back read zero again, which is also accepted.
+ *   The check is per byte, so a late write of 0 or of the poison value
+ *   itself goes unnoticed; that is the price of not tracking which unit
+ *   was poisoned.
+ *   After every public operation pcpu_validate() runs and any problem
+ *   stops the process; at pcpu_exit() live allocations are listed as
+ *   leaks on stderr, one line each, at most LEAK_LINES lines.
+ *
+ * AddressSanitizer (when the library itself is built with it).
+ *   Freed bytes are poisoned in every unit's shadow and unpoisoned when
+ *   handed out again, so a use after free through any CPU's copy is
+ *   reported.  Shadow poisoning costs no per-CPU memory, so here every
+ *   unit is poisoned, touched or not.  ASan cannot poison part of an
+ *   8-byte shadow granule whose rest is addressable, so 4-byte objects
+ *   that share a granule with a live neighbour are checked imprecisely
+ *   (never wrongly).  A chunk's shadow is cleared when the chunk is
+ *   unmapped: a later mapping at the same address must start clean.
+ *
+ * Valgrind (when <valgrind/memcheck.h> was found at build time).
+ *   Freed bytes become NOACCESS in every unit and allocations DEFINED
+ *   (they are zeroed, so their contents are known).  MALLOCLIKE_BLOCK
+ *   would be the other choice, but it turns every unit copy into a heap
+ *   block of its own for the leak checker and wants a FREELIKE_BLOCK for
+ *   each before the chunk is unmapped; the per-CPU bytes are not heap
+ *   blocks, they are pieces of a mapping whose lifetime the allocator
+ *   manages, which is exactly what the MAKE_MEM_* requests describe.
+ *   Valgrind forgets the marks itself when a mapping goes away.  The
+ *   requests cost a few instructions when not running under valgrind.
  */
 #include "internal.h"
 
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PCPU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PCPU_ASAN 1
+#endif
+#endif
+
+#ifdef PCPU_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#ifdef PCPU_HAVE_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
+#define POISON_BYTE 0xa5u
+#define LEAK_LINES 32u
+
 bool pcpu__debug_active;
+static bool robust;          /* PCPU_F_DEBUG in this initialisation */
+
+/* Annotations are wanted whenever the tool is there, robust mode or not. */
+static bool annotate(void)
+{
+#if defined(PCPU_ASAN)
+    return true;
+#elif defined(PCPU_HAVE_VALGRIND)
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return false;
+#endif
+}
 
 void pcpu__debug_init(void)
 {
-    pcpu__debug_active = pcpu__g.debug;
+    robust = pcpu__g.debug;
+    pcpu__debug_active = robust || annotate();
+}
+
+/* Mark [p, p+bytes) of one unit usable (on) or freed (off) for the tools. */
+static void mark_unit(void *p, size_t bytes, bool on)
+{
+#ifdef PCPU_ASAN
+    if (on)
+        ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+    else
+        ASAN_POISON_MEMORY_REGION(p, bytes);
+#endif
+#ifdef PCPU_HAVE_VALGRIND
+    if (on)
+        VALGRIND_MAKE_MEM_DEFINED(p, bytes);
+    else
+        VALGRIND_MAKE_MEM_NOACCESS(p, bytes);
+#endif
+    (void)p;
+    (void)bytes;
+    (void)on;
 }
 
 void pcpu__debug_on_alloc(void *cookie, size_t bytes)
 {
-    (void)cookie;
-    (void)bytes;
+    unsigned int n = pcpu__nr_units;
+    for (unsigned int u = 0; u < n; u++) {
+        unsigned char *p = (unsigned char *)cookie + pcpu__cpu_offsets[u];
+        mark_unit(p, bytes, true);
+        if (!robust)
+            continue;
+        bool poisoned = false;
+        for (size_t i = 0; i < bytes; i++) {
+            if (p[i] == 0)
+                continue;
+            if (p[i] != POISON_BYTE)
+                pcpu__die("percpu: robust mode: %p was written after free (cpu %u, offset %zu, "
+                          "byte 0x%02x)",
+                          cookie, u, i, p[i]);
+            poisoned = true;
+        }
+        if (poisoned)
+            memset(p, 0, bytes);
+    }
 }
 
 void pcpu__debug_on_free(void *cookie, size_t bytes)
 {
-    (void)cookie;
-    (void)bytes;
+    if (!robust) {
+        pcpu__zero_units(cookie, bytes);
+    } else {
+        unsigned int n = pcpu__nr_units;
+        for (unsigned int u = 0; u < n; u++) {
+            unsigned char *p = (unsigned char *)cookie + pcpu__cpu_offsets[u];
+            /* Reading first keeps never-written units on the zero page. */
+            size_t i = 0;
+            while (i < bytes && p[i] == 0)
+                i++;
+            if (i < bytes)
+                memset(p, POISON_BYTE, bytes);
+        }
+    }
+    for (unsigned int u = 0; u < pcpu__nr_units; u++)
+        mark_unit((char *)cookie + pcpu__cpu_offsets[u], bytes, false);
+}
+
+void pcpu__debug_on_unmap(void *addr, size_t size)
+{
+#ifdef PCPU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(addr, size);
+#endif
+    (void)addr;
+    (void)size;
 }
 
 void pcpu__debug_after_op(void)
 {
+    if (!robust)
+        return;
+    int problems = pcpu_validate();
+    if (problems)
+        pcpu__die("percpu: robust mode: %d invariant violation%s (details above)", problems,
+                  problems == 1 ? "" : "s");
+}
+
+struct leak_ctx {
+    unsigned long nr;
+    size_t bytes;
+};
+
+static void leaks_in(struct pcpu_chunk *c, void *arg)
+{
+    struct leak_ctx *l = arg;
+    for (size_t bit = c->start_bit; bit < c->end_bit; bit++) {
+        if (!pcpu__live_test(c, bit))
+            continue;
+        size_t size = pcpu__chunk_alloc_bits(c, bit) * PCPU_GRANULE;
+        if (l->nr < LEAK_LINES)
+            fprintf(stderr, "percpu: leak: %p (%zu bytes) still allocated at pcpu_exit\n",
+                    (void *)(c->base + bit * PCPU_GRANULE), size);
+        l->nr++;
+        l->bytes += size;
+    }
 }
 
 void pcpu__debug_on_exit(void)
 {
+    if (!robust)
+        return;
+    struct leak_ctx l = {0};
+    pcpu__for_each_chunk(leaks_in, &l);
+    if (l.nr > LEAK_LINES)
+        fprintf(stderr, "percpu: leak: ... and %lu more\n", l.nr - LEAK_LINES);
+    if (l.nr)
+        fprintf(stderr, "percpu: leak: %lu allocation%s, %zu bytes per unit\n", l.nr,
+                l.nr == 1 ? "" : "s", l.bytes);
 }

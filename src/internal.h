@@ -157,6 +157,7 @@ struct pcpu_block_md {
     uint32_t left;   /* free bits at the block's start             */
     uint32_t right;  /* free bits at the block's end               */
     uint32_t nfree;  /* free bits in the block                     */
+    uint32_t contig_start; /* where the longest run starts (in block)  */
 };
 
 struct pcpu_backend_ops;
@@ -183,6 +184,7 @@ struct pcpu_chunk {
     uint64_t *populated;  /* 1 bit per page; shared by first+reserved     */
     size_t free_bits;
     size_t contig_bits;   /* largest free run, an upper bound             */
+    size_t contig_start;  /* its first bit, when not stale                */
     bool contig_stale;    /* contig_bits may be too high                  */
     size_t first_free_block;
     size_t nr_populated;
@@ -235,6 +237,20 @@ static inline size_t pcpu__alloc_bits_fast(const struct pcpu_chunk *c, size_t bi
     if (likely(w))
         return (size_t)__builtin_ctzll(w) + 1;
     return pcpu__chunk_alloc_bits(c, bit);
+}
+/* Whether a request of n bits aligned to align bits can fit the largest
+ * run of a region whose run starts at start (the kernel's block hint
+ * check): rejects hole-riddled blocks and chunks in O(1). */
+static inline bool pcpu__run_fits(size_t start, size_t len, size_t n, size_t align)
+{
+    size_t pad = ((start + align - 1) & ~(align - 1)) - start;
+    return pad + n <= len;
+}
+static inline bool pcpu__chunk_may_fit(const struct pcpu_chunk *c, size_t n, size_t align)
+{
+    if (n > c->contig_bits)
+        return false;
+    return c->contig_stale || pcpu__run_fits(c->contig_start, c->contig_bits, n, align);
 }
 static inline bool pcpu__chunk_is_empty(const struct pcpu_chunk *c)
 {
@@ -411,7 +427,11 @@ PCPU_HIDDEN void pcpu__for_each_chunk(void (*fn)(struct pcpu_chunk *, void *), v
 PCPU_HIDDEN extern bool pcpu__debug_active;
 PCPU_HIDDEN void pcpu__debug_init(void);               /* init, lock held */
 PCPU_HIDDEN void pcpu__debug_on_alloc(void *cookie, size_t bytes);
-PCPU_HIDDEN void pcpu__debug_on_free(void *cookie, size_t bytes); /* after zeroing */
+/* On free, instead of pcpu__zero_units(): zeroes (or, in robust mode,
+ * poisons) the object's units, then marks them freed for the tools. */
+PCPU_HIDDEN void pcpu__debug_on_free(void *cookie, size_t bytes);
+/* A chunk's mapping is about to go away (lock held). */
+PCPU_HIDDEN void pcpu__debug_on_unmap(void *addr, size_t size);
 PCPU_HIDDEN void pcpu__debug_after_op(void);           /* robust: validate */
 PCPU_HIDDEN void pcpu__debug_on_exit(void);            /* report leaks, lock held */
 

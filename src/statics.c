@@ -106,6 +106,9 @@ static void place_late(struct pcpu__section *s)
                    (void *)s->start);
         return;
     }
+    /* Robust mode may have left poison there, ASan poisoned shadow. */
+    if (unlikely(pcpu__debug_active))
+        pcpu__debug_on_alloc(p, bits * PCPU_GRANULE);
     s->cookie = p;
     s->placed = 2;
     *s->delta = (intptr_t)((char *)p - s->start);

@@ -1,0 +1,497 @@
+/*
+ * figures.c - the measured loops of percpu-bench.
+ *
+ * Every percpu figure is set against what a user would write instead:
+ *
+ *   inc.*    one increment of a counter, ns per op per thread:
+ *            percpu          pcpu_this_inc() on a pcpu_alloc'd long
+ *            atomic_shared   one shared counter, atomic add (lock xadd)
+ *            tls             a __thread long, plain increment kept in
+ *                            memory by an empty asm (cannot be removed)
+ *            striped_getcpu  sched_getcpu() + atomic add into a
+ *                            cache-line-padded array indexed by CPU
+ *   alloc.*  one allocation + free pair, ns per pair per thread:
+ *            percpu.N        pcpu_alloc(N) + pcpu_free
+ *            percpu.mixed    a pool of live objects; each op frees a random
+ *                            slot and refills it with a random size
+ *                            1..4096 and a random alignment 1..256
+ *            malloc.8        malloc(8) + free (the pointer escapes)
+ *            padded.8        aligned_alloc of one 64-byte slot per unit,
+ *                            memset 0, + free: a hand-made per-CPU object
+ *   scale.*  T=1, alloc+free of 8 bytes with 1k/100k/1M live 8-byte objects;
+ *            each op frees a random live object and allocates its
+ *            replacement, so the frees land all over the chunks.
+ *   mem.*    T=1, resident kB of 1M 8-byte per-CPU objects written on every
+ *            unit, against 1M padded malloc'd objects (64 bytes per unit).
+ *
+ * Counters are checked after each measurement (the sum must equal the
+ * number of increments done) so a broken fast path cannot look fast.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "percpu.h"
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(2);
+}
+
+static inline uint64_t rnd(uint64_t *s)
+{
+    /* xorshift64*: a few cycles, good enough to pick slots and sizes */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+static unsigned int nthreads_all(void)
+{
+    return online_cpus();
+}
+
+/* Measure @l at T=1 and at T = every online CPU. */
+static void measure_1_n(struct loop *l)
+{
+    if (!name_selected(l->name))
+        return;
+    measure(l, 1);
+    if (nthreads_all() > 1)
+        measure(l, nthreads_all());
+}
+
+/* ======================================================================
+ * Increments
+ * ====================================================================== */
+
+static long *inc_cookie;
+
+static void *inc_percpu_setup(const struct loop *l, unsigned int tid)
+{
+    (void)l;
+    (void)tid;
+    return inc_cookie;
+}
+
+static void inc_percpu_run(void *s, uint64_t n)
+{
+    long *c = s;
+    for (uint64_t i = 0; i < n; i++)
+        pcpu_this_inc(c);
+}
+
+static void inc_percpu_check(const struct loop *l, uint64_t total)
+{
+    long sum = pcpu_sum(inc_cookie);
+    if ((uint64_t)sum != total)
+        fprintf(stderr, "percpu-bench: %s: sum %ld, expected %llu: UPDATES LOST\n", l->name,
+                sum, (unsigned long long)total);
+    pcpu_for_each_cpu(cpu) *PCPU_PTR(inc_cookie, cpu) = 0;
+}
+
+static struct {
+    _Alignas(64) long v;
+    char pad[56];
+} shared_ctr;
+
+static void inc_atomic_run(void *s, uint64_t n)
+{
+    (void)s;
+    for (uint64_t i = 0; i < n; i++)
+        __atomic_fetch_add(&shared_ctr.v, 1, __ATOMIC_RELAXED);
+}
+
+static void inc_atomic_check(const struct loop *l, uint64_t total)
+{
+    if ((uint64_t)shared_ctr.v != total)
+        fprintf(stderr, "percpu-bench: %s: count %ld, expected %llu\n", l->name, shared_ctr.v,
+                (unsigned long long)total);
+    shared_ctr.v = 0;
+}
+
+static __thread long tls_ctr;
+static long tls_total;
+
+static void inc_tls_run(void *s, uint64_t n)
+{
+    (void)s;
+    for (uint64_t i = 0; i < n; i++) {
+        tls_ctr++;
+        /* the counter must be in memory at each step, as a real one is */
+        __asm__ __volatile__("" : "+m"(tls_ctr));
+    }
+}
+
+static void inc_tls_teardown(void *s)
+{
+    (void)s;
+    __atomic_fetch_add(&tls_total, tls_ctr, __ATOMIC_RELAXED);
+    tls_ctr = 0;
+}
+
+static void inc_tls_check(const struct loop *l, uint64_t total)
+{
+    if ((uint64_t)tls_total != total)
+        fprintf(stderr, "percpu-bench: %s: count %ld, expected %llu\n", l->name, tls_total,
+                (unsigned long long)total);
+    tls_total = 0;
+}
+
+struct stripe {
+    _Alignas(64) long v;
+    char pad[56];
+};
+static struct stripe *stripes;
+static long nr_stripes;
+
+static void inc_striped_run(void *s, uint64_t n)
+{
+    (void)s;
+    for (uint64_t i = 0; i < n; i++) {
+        int cpu = sched_getcpu();
+        __atomic_fetch_add(&stripes[cpu].v, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static void inc_striped_check(const struct loop *l, uint64_t total)
+{
+    long sum = 0;
+    for (long i = 0; i < nr_stripes; i++) {
+        sum += stripes[i].v;
+        stripes[i].v = 0;
+    }
+    if ((uint64_t)sum != total)
+        fprintf(stderr, "percpu-bench: %s: count %ld, expected %llu\n", l->name, sum,
+                (unsigned long long)total);
+}
+
+void figures_inc(void)
+{
+    inc_cookie = PCPU_NEW(long);
+    if (!inc_cookie)
+        die("pcpu_alloc");
+    nr_stripes = sysconf(_SC_NPROCESSORS_CONF);
+    if (nr_stripes < (long)pcpu_nr_cpus())
+        nr_stripes = pcpu_nr_cpus();
+    stripes = aligned_alloc(64, (size_t)nr_stripes * sizeof(*stripes));
+    if (!stripes)
+        die("aligned_alloc");
+    memset(stripes, 0, (size_t)nr_stripes * sizeof(*stripes));
+
+    struct loop loops[] = {
+        {.name = "inc.percpu", .setup = inc_percpu_setup, .run = inc_percpu_run,
+         .check = inc_percpu_check},
+        {.name = "inc.atomic_shared", .run = inc_atomic_run, .check = inc_atomic_check},
+        {.name = "inc.tls", .run = inc_tls_run, .teardown = inc_tls_teardown,
+         .check = inc_tls_check},
+        {.name = "inc.striped_getcpu", .run = inc_striped_run, .check = inc_striped_check},
+    };
+    for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++)
+        measure_1_n(&loops[i]);
+    pcpu_free(inc_cookie);
+    free(stripes);
+}
+
+/* ======================================================================
+ * Allocation
+ * ====================================================================== */
+
+#define MIXED_POOL 256
+
+struct alloc_state {
+    uint64_t seed;
+    size_t size;
+    size_t nr;              /* live objects (mixed, scale)               */
+    void **live;
+};
+
+static void *alloc_setup(const struct loop *l, unsigned int tid)
+{
+    struct alloc_state *s = calloc(1, sizeof(*s));
+    if (!s)
+        die("calloc");
+    s->seed = 0x9e3779b97f4a7c15ull * (tid + 1);
+    s->size = l->arg;
+    return s;
+}
+
+static void alloc_teardown(void *p)
+{
+    struct alloc_state *s = p;
+    if (s->live) {
+        for (size_t i = 0; i < s->nr; i++)
+            pcpu_free(s->live[i]);
+        free(s->live);
+    }
+    free(s);
+}
+
+static void alloc_percpu_run(void *p, uint64_t n)
+{
+    struct alloc_state *s = p;
+    size_t size = s->size;
+    for (uint64_t i = 0; i < n; i++) {
+        void *c = pcpu_alloc(size, 0);
+        if (__builtin_expect(!c, 0))
+            die("pcpu_alloc");
+        escape(c);
+        pcpu_free(c);
+    }
+}
+
+static inline void *mixed_alloc(uint64_t *seed)
+{
+    uint64_t r = rnd(seed);
+    size_t size = 1 + (r % 4096);
+    size_t align = (size_t)1 << ((r >> 32) % 9);   /* 1 .. 256 */
+    void *c = pcpu_alloc(size, align);
+    if (__builtin_expect(!c, 0))
+        die("pcpu_alloc");
+    return c;
+}
+
+static void *mixed_setup(const struct loop *l, unsigned int tid)
+{
+    struct alloc_state *s = alloc_setup(l, tid);
+    s->nr = MIXED_POOL;
+    s->live = malloc(s->nr * sizeof(void *));
+    if (!s->live)
+        die("malloc");
+    for (size_t i = 0; i < s->nr; i++)
+        s->live[i] = mixed_alloc(&s->seed);
+    return s;
+}
+
+static void mixed_run(void *p, uint64_t n)
+{
+    struct alloc_state *s = p;
+    for (uint64_t i = 0; i < n; i++) {
+        size_t k = rnd(&s->seed) % s->nr;
+        pcpu_free(s->live[k]);
+        s->live[k] = mixed_alloc(&s->seed);
+    }
+}
+
+static void malloc_run(void *p, uint64_t n)
+{
+    (void)p;
+    for (uint64_t i = 0; i < n; i++) {
+        void *m = malloc(8);
+        if (__builtin_expect(!m, 0))
+            die("malloc");
+        escape(m);
+        free(m);
+    }
+}
+
+static size_t padded_bytes;
+
+static void padded_run(void *p, uint64_t n)
+{
+    (void)p;
+    size_t bytes = padded_bytes;
+    for (uint64_t i = 0; i < n; i++) {
+        void *m = aligned_alloc(64, bytes);
+        if (__builtin_expect(!m, 0))
+            die("aligned_alloc");
+        memset(m, 0, bytes);
+        escape(m);
+        free(m);
+    }
+}
+
+void figures_alloc(void)
+{
+    padded_bytes = (size_t)pcpu_nr_cpus() * 64;
+    struct loop loops[] = {
+        {.name = "alloc.percpu.8", .setup = alloc_setup, .run = alloc_percpu_run,
+         .teardown = alloc_teardown, .arg = 8},
+        {.name = "alloc.percpu.64", .setup = alloc_setup, .run = alloc_percpu_run,
+         .teardown = alloc_teardown, .arg = 64},
+        {.name = "alloc.percpu.256", .setup = alloc_setup, .run = alloc_percpu_run,
+         .teardown = alloc_teardown, .arg = 256},
+        {.name = "alloc.percpu.4096", .setup = alloc_setup, .run = alloc_percpu_run,
+         .teardown = alloc_teardown, .arg = 4096},
+        {.name = "alloc.percpu.mixed", .setup = mixed_setup, .run = mixed_run,
+         .teardown = alloc_teardown},
+        {.name = "alloc.malloc.8", .run = malloc_run},
+        {.name = "alloc.padded.8", .run = padded_run},
+    };
+    for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++)
+        measure_1_n(&loops[i]);
+}
+
+/* ======================================================================
+ * Scale: cost of a pair with many live objects
+ * ====================================================================== */
+
+static void *scale_setup(const struct loop *l, unsigned int tid)
+{
+    struct alloc_state *s = alloc_setup(l, tid);
+    s->nr = l->arg;
+    s->live = malloc(s->nr * sizeof(void *));
+    if (!s->live)
+        die("malloc");
+    for (size_t i = 0; i < s->nr; i++) {
+        s->live[i] = pcpu_alloc(8, 0);
+        if (!s->live[i])
+            die("pcpu_alloc");
+    }
+    return s;
+}
+
+static void scale_run(void *p, uint64_t n)
+{
+    struct alloc_state *s = p;
+    for (uint64_t i = 0; i < n; i++) {
+        size_t k = rnd(&s->seed) % s->nr;
+        pcpu_free(s->live[k]);
+        s->live[k] = pcpu_alloc(8, 0);
+        if (__builtin_expect(!s->live[k], 0))
+            die("pcpu_alloc");
+    }
+}
+
+static void scale_teardown(void *p)
+{
+    alloc_teardown(p);
+    pcpu_reclaim(true);
+}
+
+void figures_scale(void)
+{
+    struct loop loops[] = {
+        {.name = "scale.percpu.live_1000", .arg = 1000},
+        {.name = "scale.percpu.live_100000", .arg = 100000},
+        {.name = "scale.percpu.live_1000000", .arg = 1000000},
+    };
+    for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++) {
+        loops[i].setup = scale_setup;
+        loops[i].run = scale_run;
+        loops[i].teardown = scale_teardown;
+        if (name_selected(loops[i].name))
+            measure(&loops[i], 1);
+    }
+}
+
+/* ======================================================================
+ * Memory
+ * ====================================================================== */
+
+#define MEM_OBJECTS 1000000
+
+void figures_mem(void)
+{
+    unsigned int units = pcpu_nr_cpus();
+    double ideal = (double)MEM_OBJECTS * 8 * units / 1024;
+    void **v = malloc(MEM_OBJECTS * sizeof(void *));
+    if (!v)
+        die("malloc");
+    memset(v, 0, MEM_OBJECTS * sizeof(void *));   /* resident before we start */
+
+    if (name_selected("mem.percpu.1M_x8")) {
+        progress("mem.percpu.1M_x8");
+        pcpu_reclaim(true);
+        struct pcpu_stats a, b;
+        pcpu_stats_get(&a);
+        long rss0 = vm_rss_kb();
+        for (size_t i = 0; i < MEM_OBJECTS; i++) {
+            long *c = pcpu_alloc(8, 0);
+            if (!c)
+                die("pcpu_alloc");
+            for (unsigned int cpu = 0; cpu < units; cpu++)
+                *PCPU_PTR(c, cpu) = (long)i;
+            v[i] = c;
+        }
+        long rss1 = vm_rss_kb();
+        pcpu_stats_get(&b);
+        struct result *r = result_add("mem.percpu.1M_x8", 1, "kB");
+        r->value = r->min = r->max = r->rss_kb = (double)(rss1 - rss0);
+        r->ideal = ideal;
+        r->ratio = r->value / ideal;
+        r->reps = 1;
+        r->iters = MEM_OBJECTS;
+        r->source = "VmRSS delta (includes allocator metadata)";
+        /* the allocator's own view, as extras in the JSON */
+        r->pcpu_resident_kb = ((double)b.resident_bytes - (double)a.resident_bytes) / 1024;
+        r->pcpu_metadata_kb = ((double)b.metadata_bytes - (double)a.metadata_bytes) / 1024;
+        for (size_t i = 0; i < MEM_OBJECTS; i++)
+            pcpu_free(v[i]);
+        pcpu_reclaim(true);
+    }
+
+    if (name_selected("mem.padded.1M_x8")) {
+        progress("mem.padded.1M_x8");
+        size_t bytes = (size_t)units * 64;
+        long rss0 = vm_rss_kb();
+        for (size_t i = 0; i < MEM_OBJECTS; i++) {
+            char *m = aligned_alloc(64, bytes);
+            if (!m)
+                die("aligned_alloc");
+            for (unsigned int cpu = 0; cpu < units; cpu++)
+                *(long *)(m + (size_t)cpu * 64) = (long)i;
+            v[i] = m;
+        }
+        long rss1 = vm_rss_kb();
+        struct result *r = result_add("mem.padded.1M_x8", 1, "kB");
+        r->value = r->min = r->max = r->rss_kb = (double)(rss1 - rss0);
+        r->ideal = ideal;
+        r->ratio = r->value / ideal;
+        r->reps = 1;
+        r->iters = MEM_OBJECTS;
+        r->source = "VmRSS delta";
+        for (size_t i = 0; i < MEM_OBJECTS; i++)
+            free(v[i]);
+    }
+    free(v);
+}
+
+/* ======================================================================
+ * A state worth drawing: pages in every state, several chunks
+ * ====================================================================== */
+
+struct demo {
+    size_t nr;
+    void *live[];
+};
+
+void *chunkmap_demo_state(void)
+{
+    enum { N = 6000 };
+    struct demo *d = malloc(sizeof(*d) + N * sizeof(void *));
+    if (!d)
+        die("malloc");
+    uint64_t seed = 42;
+    d->nr = 0;
+    /* a run of small objects fills pages completely */
+    for (int i = 0; i < 2048; i++)
+        d->live[d->nr++] = pcpu_alloc(8, 0);
+    /* random sizes, then free most of them: partly used and empty pages */
+    size_t first = d->nr;
+    for (int i = 0; i < N - 2048; i++)
+        d->live[d->nr++] = mixed_alloc(&seed);
+    for (size_t i = first; i < d->nr; i++)
+        if (rnd(&seed) % 100 < 60) {
+            pcpu_free(d->live[i]);
+            d->live[i] = NULL;
+        }
+    return d;
+}
+
+void chunkmap_demo_free(void *h)
+{
+    struct demo *d = h;
+    for (size_t i = 0; i < d->nr; i++)
+        pcpu_free(d->live[i]);
+    free(d);
+    pcpu_reclaim(true);
+}

@@ -1,0 +1,343 @@
+/*
+ * percpu-bench.c - measure percpu against what users would pick instead.
+ *
+ * The main job of the project (`make run`).  It measures this-CPU
+ * increments against a shared atomic, a thread-local and a sched_getcpu()
+ * striped array; per-CPU allocation against malloc and a hand-padded
+ * per-CPU array; allocation cost with up to a million live objects; and
+ * resident memory against the ideal and the padded layout.  Every timed
+ * figure runs on real threads pinned one per CPU, at T=1 and T=all online
+ * CPUs, and is the median of several repetitions with its spread shown.
+ *
+ * Output: a table with each figure's ratio to its baselines and to the
+ * published anchors (DESIGN.md), PASS/MISS per target, the allocator's own
+ * stats and chunk map; optionally a JSON file of every figure (--json) and
+ * SVG charts via gnuplot plus an SVG chunk map (--plots).
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "percpu.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: percpu-bench [options]\n"
+"\n"
+"Measures percpu against the alternatives a user would pick instead and\n"
+"checks the project's targets.  Timed figures run on real threads pinned\n"
+"one per CPU, at 1 thread and at one thread per online CPU; each is the\n"
+"median of several repetitions (after one warm-up), shown with its spread.\n"
+"\n"
+"  --full          longer run: 15 repetitions of ~200 ms (quick: 5 of ~15 ms)\n"
+"  --reps N        repetitions per figure (1..%d)\n"
+"  --ms MS         target duration of one repetition in milliseconds\n"
+"  --json FILE     write every figure, the machine and the targets as JSON\n"
+"  --plots DIR     write SVG (and PNG) charts via gnuplot, and the chunk map\n"
+"                  as chunkmap.txt / chunkmap.svg\n"
+"  --only PREFIX   run only figures whose name starts with PREFIX (inc.,\n"
+"                  alloc., scale., mem.); targets needing others say SKIP\n"
+"  --strict        exit with status 1 when a target is missed\n"
+"  --quiet         no progress lines on stderr\n"
+"  --help          this text\n"
+"\n"
+"Figures: inc.{percpu,atomic_shared,tls,striped_getcpu} (ns/op/thread),\n"
+"alloc.{percpu.{8,64,256,4096,mixed},malloc.8,padded.8} (ns per alloc+free\n"
+"pair per thread), scale.percpu.live_{1000,100000,1000000} (T=1),\n"
+"mem.{percpu,padded}.1M_x8 (kB resident for 1M 8-byte objects on every unit).\n"
+"The environment variables PERCPU_BACKEND=vm|km and PERCPU_INDEX=cpu|cid\n"
+"select the allocator's configuration as for any program.\n",
+            BENCH_MAX_REPS);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+/* Anchors from DESIGN.md ("Where we mean to beat the anchors"). */
+struct anchor {
+    const char *name;
+    unsigned int threads;      /* 0: any; 2: only when T=2 */
+    const char *text;
+};
+static const struct anchor anchors[] = {
+    {"inc.percpu", 1, "librseq 0.73"},
+    {"inc.tls", 1, "ref 1.2"},
+    {"inc.atomic_shared", 1, "ref 2.0"},
+    {"inc.atomic_shared", 2, "ref 7.9"},
+    {"alloc.percpu.8", 1, "librseq 21.7"},
+    {"alloc.percpu.8", 2, "librseq 133"},
+    {"alloc.malloc.8", 1, "ref 9.2"},
+    {"mem.percpu.1M_x8", 0, "librseq 1.06x"},
+};
+
+static const char *anchor_of(const struct result *r)
+{
+    for (size_t i = 0; i < sizeof(anchors) / sizeof(anchors[0]); i++)
+        if (strcmp(anchors[i].name, r->name) == 0 &&
+            (anchors[i].threads == 0 || anchors[i].threads == r->threads))
+            return anchors[i].text;
+    return "";
+}
+
+struct group {
+    const char *prefix, *title, *base1, *label1, *base2, *label2;
+};
+static const struct group groups[] = {
+    {"inc.", "Increments: ns per op per thread", "inc.tls", "x tls", "inc.percpu", "x percpu"},
+    {"alloc.", "Allocation: ns per alloc+free pair per thread", "alloc.malloc.8", "x malloc8",
+     "alloc.percpu.8", "x percpu8"},
+    {"scale.", "Scale: T=1, ns per pair with N live 8-byte objects", "scale.percpu.live_1000",
+     "x live1k", NULL, ""},
+    {"mem.", "Memory: T=1, resident kB for 1M 8-byte objects on every unit", NULL, "x ideal",
+     "mem.percpu.1M_x8", "x percpu"},
+};
+
+static void ratio_cell(char *buf, size_t n, const struct result *r, const char *base)
+{
+    const struct result *b = base ? result_find(base, r->threads) : NULL;
+    if (!b && base && r->threads != 1)
+        b = NULL;
+    if (b && b->value > 0)
+        snprintf(buf, n, "%.2f", r->value / b->value);
+    else
+        snprintf(buf, n, "-");
+}
+
+static void print_table(void)
+{
+    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+        const struct group *gr = &groups[g];
+        bool any = false;
+        for (unsigned int i = 0; i < nr_results; i++)
+            any |= strncmp(results[i].name, gr->prefix, strlen(gr->prefix)) == 0;
+        if (!any)
+            continue;
+        printf("\n%s\n", gr->title);
+        printf("  %-27s %3s %10s %7s  %-21s %9s %9s  %s\n", "figure", "T", "median", "rMAD",
+               "min .. max", gr->label1, gr->label2, "anchor");
+        for (unsigned int i = 0; i < nr_results; i++) {
+            const struct result *r = &results[i];
+            if (strncmp(r->name, gr->prefix, strlen(gr->prefix)) != 0)
+                continue;
+            char c1[16], c2[16], mm[40], val[24], mad[16];
+            if (r->ideal > 0)
+                snprintf(c1, sizeof(c1), "%.2f", r->ratio);
+            else
+                ratio_cell(c1, sizeof(c1), r, gr->base1);
+            ratio_cell(c2, sizeof(c2), r, gr->base2);
+            if (strcmp(r->unit, "kB") == 0) {
+                snprintf(val, sizeof(val), "%.0f", r->value);
+                snprintf(mm, sizeof(mm), "ideal %.0f", r->ideal);
+                snprintf(mad, sizeof(mad), "-");
+            } else {
+                snprintf(val, sizeof(val), "%.2f", r->value);
+                snprintf(mm, sizeof(mm), "%.2f .. %.2f", r->min, r->max);
+                snprintf(mad, sizeof(mad), "%.1f%%", r->rmad * 100);
+            }
+            printf("  %-27s %3u %10s %7s  %-21s %9s %9s  %s\n", r->name, r->threads, val, mad,
+                   mm, c1, c2, anchor_of(r));
+        }
+    }
+    const struct result *m = result_find("mem.percpu.1M_x8", 1);
+    if (m)
+        printf("  (mem: %s; the allocator's own pcpu_stats say resident +%.0f kB, "
+               "metadata +%.0f kB)\n", m->source, m->pcpu_resident_kb, m->pcpu_metadata_kb);
+}
+
+/* ---- targets ------------------------------------------------------------ */
+
+struct target_result {
+    char text[96];
+    double ratio, limit;
+    int state;          /* 1 pass, 0 miss, -1 skipped */
+};
+static struct target_result targets[16];
+static unsigned int nr_targets;
+
+/* a/b compared with limit: want "<=" or ">=". */
+static void target(const char *text, const char *a, unsigned int ta, const char *b,
+                   unsigned int tb, bool at_most, double limit)
+{
+    struct target_result *t = &targets[nr_targets++];
+    const struct result *ra = result_find(a, ta), *rb = result_find(b, tb);
+    snprintf(t->text, sizeof(t->text), "%s", text);
+    t->limit = limit;
+    if (!ra || !rb || rb->value <= 0) {
+        t->state = -1;
+        return;
+    }
+    t->ratio = ra->value / rb->value;
+    t->state = at_most ? t->ratio <= limit : t->ratio >= limit;
+}
+
+static int check_targets(void)
+{
+    unsigned int n = online_cpus();
+    char buf[96];
+    target("inc.percpu within 1.5x of inc.tls (T=1)", "inc.percpu", 1, "inc.tls", 1, true, 1.5);
+    snprintf(buf, sizeof(buf), "inc.percpu within 1.5x of inc.tls (T=%u)", n);
+    target(buf, "inc.percpu", n, "inc.tls", n, true, 1.5);
+    snprintf(buf, sizeof(buf), "inc.atomic_shared >= 4x inc.percpu (T=%u)", n);
+    target(buf, "inc.atomic_shared", n, "inc.percpu", n, false, 4);
+    target("inc.striped_getcpu >= 3x inc.percpu (T=1)", "inc.striped_getcpu", 1, "inc.percpu", 1,
+           false, 3);
+    snprintf(buf, sizeof(buf), "inc.striped_getcpu >= 3x inc.percpu (T=%u)", n);
+    target(buf, "inc.striped_getcpu", n, "inc.percpu", n, false, 3);
+    target("alloc.percpu.8 within 2x of alloc.malloc.8 (T=1)", "alloc.percpu.8", 1,
+           "alloc.malloc.8", 1, true, 2);
+    snprintf(buf, sizeof(buf), "alloc.percpu.8 within 2x of alloc.malloc.8 (T=%u)", n);
+    target(buf, "alloc.percpu.8", n, "alloc.malloc.8", n, true, 2);
+    snprintf(buf, sizeof(buf), "alloc.percpu.8 T=%u within 1.5x of T=1", n);
+    target(buf, "alloc.percpu.8", n, "alloc.percpu.8", 1, true, 1.5);
+    target("scale: 1M live within 2x of 1k live", "scale.percpu.live_1000000", 1,
+           "scale.percpu.live_1000", 1, true, 2);
+    /* mem vs ideal: compare against a pseudo-result holding the ideal */
+    const struct result *m = result_find("mem.percpu.1M_x8", 1);
+    struct target_result *t = &targets[nr_targets++];
+    snprintf(t->text, sizeof(t->text), "mem.percpu within 1.2x of ideal");
+    t->limit = 1.2;
+    t->state = m ? m->ratio <= 1.2 : -1;
+    t->ratio = m ? m->ratio : 0;
+    target("mem.padded >= 4x mem.percpu", "mem.padded.1M_x8", 1, "mem.percpu.1M_x8", 1, false, 4);
+
+    printf("\nTargets (ratios within this run)\n");
+    int missed = 0;
+    for (unsigned int i = 0; i < nr_targets; i++) {
+        t = &targets[i];
+        if (t->state < 0)
+            printf("  SKIP  %-52s (figures not measured)\n", t->text);
+        else
+            printf("  %s  %-52s ratio %.2f\n", t->state ? "PASS" : "MISS", t->text, t->ratio);
+        missed += t->state == 0;
+    }
+    return missed;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static int write_json(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    fprintf(f, "{\n");
+    machine_json(f);
+    fprintf(f, ",\n  \"results\": [\n");
+    for (unsigned int i = 0; i < nr_results; i++) {
+        const struct result *r = &results[i];
+        fprintf(f, "    {\"name\": \"%s\", \"threads\": %u, \"value\": %.4f, \"unit\": \"%s\"",
+                r->name, r->threads, r->value, r->unit);
+        if (strcmp(r->unit, "kB") == 0)
+            fprintf(f, ", \"ideal\": %.1f, \"ratio\": %.4f, \"source\": \"%s\", "
+                       "\"rss_kb\": %.0f, \"pcpu_resident_kb\": %.1f, \"pcpu_metadata_kb\": %.1f",
+                    r->ideal, r->ratio, r->source, r->rss_kb, r->pcpu_resident_kb,
+                    r->pcpu_metadata_kb);
+        else
+            fprintf(f, ", \"min\": %.4f, \"max\": %.4f, \"rmad\": %.4f, \"reps\": %u, "
+                       "\"iters\": %llu",
+                    r->min, r->max, r->rmad, r->reps, (unsigned long long)r->iters);
+        fprintf(f, "}%s\n", i + 1 < nr_results ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"targets\": [\n");
+    for (unsigned int i = 0; i < nr_targets; i++) {
+        const struct target_result *t = &targets[i];
+        fprintf(f, "    {\"target\": \"%s\", \"ratio\": %.4f, \"limit\": %.2f, \"result\": \"%s\"}%s\n",
+                t->text, t->ratio, t->limit,
+                t->state < 0 ? "SKIP" : t->state ? "PASS" : "MISS",
+                i + 1 < nr_targets ? "," : "");
+    }
+    fprintf(f, "  ]\n}\n");
+    if (fclose(f) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        {"full", no_argument, NULL, 'f'},   {"reps", required_argument, NULL, 'r'},
+        {"ms", required_argument, NULL, 'm'}, {"json", required_argument, NULL, 'j'},
+        {"plots", required_argument, NULL, 'p'}, {"only", required_argument, NULL, 'o'},
+        {"strict", no_argument, NULL, 's'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},   {NULL, 0, NULL, 0},
+    };
+    unsigned int reps = 0;
+    double ms = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': bench_opts.full = true; break;
+        case 'r': reps = (unsigned int)strtoul(optarg, NULL, 0); break;
+        case 'm': ms = strtod(optarg, NULL); break;
+        case 'j': bench_opts.json = optarg; break;
+        case 'p': bench_opts.plots = optarg; break;
+        case 'o': bench_opts.only = optarg; break;
+        case 's': bench_opts.strict = true; break;
+        case 'q': bench_opts.quiet = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    bench_opts.reps = reps ? reps : bench_opts.full ? 15 : 5;
+    bench_opts.rep_ms = ms > 0 ? ms : bench_opts.full ? 200 : 15;
+    if (bench_opts.reps < 1 || bench_opts.reps > BENCH_MAX_REPS) {
+        fprintf(stderr, "percpu-bench: --reps must be 1..%d\n", BENCH_MAX_REPS);
+        return 2;
+    }
+    if (pcpu_nr_cpus() == 0) {
+        perror("percpu-bench: cannot initialise the allocator");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("percpu-bench: percpu against what users would pick instead\n");
+    machine_print(stdout);
+
+    double t0 = now_ns();
+    /* memory first, while the allocator is fresh */
+    figures_mem();
+    figures_inc();
+    figures_alloc();
+    figures_scale();
+
+    print_table();
+    int missed = check_targets();
+
+    /* a varied state to draw: full, partly used, empty and unpopulated pages */
+    void *demo = chunkmap_demo_state();
+    printf("\nChunk map (a demo state: 2048 8-byte objects, then mixed sizes with 60%% freed;\n"
+           "'#' full, '+' partly used, '.' populated and empty, ' ' not populated)\n");
+    pcpu_chunk_map_print(stdout, 64);
+    if (bench_opts.plots) {
+        if (mkdir(bench_opts.plots, 0777) != 0 && errno != EEXIST)
+            perror(bench_opts.plots);
+        else
+            chunkmap_write(bench_opts.plots);
+    }
+    chunkmap_demo_free(demo);
+
+    printf("\nAllocator statistics at the end of the run\n");
+    pcpu_stats_print(stdout);
+
+    if (bench_opts.json && write_json(bench_opts.json) == 0)
+        printf("\nwrote %s\n", bench_opts.json);
+    if (bench_opts.plots)
+        plots_write(bench_opts.plots);
+    printf("%d target%s missed; total time %.1f s\n", missed, missed == 1 ? "" : "s",
+           (now_ns() - t0) / 1e9);
+    return bench_opts.strict && missed ? 1 : 0;
+}
