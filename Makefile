@@ -43,15 +43,26 @@ sanitize: deps
 tsan: deps
 	$(MAKE) test BUILD=build-tsan CMAKE_ARGS="-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPCPU_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
+# The model-based fuzzer (tests/fuzz_model.c, clang + libFuzzer + ASan/UBSan);
+# new inputs go to build-fuzz/corpus, the seeds stay in tests/corpus.
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPCPU_FUZZ=ON -DPCPU_DEBUG_LEVEL=2
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_model
 	mkdir -p build-fuzz/corpus
-	build-fuzz/tests/fuzz_model -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus tests/corpus
+	build-fuzz/tests/fuzz_model -max_total_time=$(FUZZ_SECONDS) -timeout=60 -print_final_stats=1 build-fuzz/corpus tests/corpus
 
+# Line coverage of src/ with gcov: every test, then one line per file and
+# the total (the .gcda files are named after the objects, core.c.gcda).
 coverage: deps
 	$(MAKE) test BUILD=build-cov CMAKE_ARGS="-DPCPU_COVERAGE=ON -DCMAKE_BUILD_TYPE=Debug"
-	cd build-cov && gcov -o CMakeFiles/percpu_obj.dir/src ../src/*.c > gcov.txt 2>&1; grep -A1 "File '../src" gcov.txt | grep Lines || true
+	cd build-cov && gcov -n CMakeFiles/percpu_obj.dir/src/*.gcda 2>/dev/null | awk ' \
+	  /^File / { f = $$2; gsub(/\x27/, "", f); next } \
+	  /^Lines executed:/ && f ~ /\/src\/[^\/]*\.c$$/ { \
+	    split($$2, a, ":"); pct = a[2]; sub(/%/, "", pct); n = $$4; \
+	    hit = pct * n / 100; th += hit; tn += n; \
+	    printf "%-28s %6.2f%% of %5d lines\n", f, pct, n; f = "" } \
+	  END { if (tn) printf "%-28s %6.2f%% of %5d lines\n", "TOTAL src/", 100 * th / tn, tn }' \
+	  | sed "s|^$(CURDIR)/||" | tee coverage.txt
 
 install: build
 	cmake --install $(BUILD)

@@ -34,6 +34,7 @@ struct bench_opts {
     const char *only;       /* --only PREFIX: run matching figures only  */
     bool strict;            /* --strict: exit 1 when a target is missed  */
     bool quiet;             /* --quiet: no progress lines                */
+    bool wall;              /* --wall: report wall-clock, not CPU time   */
 };
 extern struct bench_opts bench_opts;
 
@@ -47,6 +48,8 @@ struct result {
     double rmad;            /* median absolute deviation / median        */
     unsigned int reps;
     uint64_t iters;         /* operations per thread per repetition      */
+    double cpu, wall;       /* median ns/op by thread CPU time, by clock */
+    double oncpu;           /* cpu / wall: share of the time on a CPU    */
     /* memory figures only */
     double ideal;           /* kB                                        */
     double ratio;           /* value / ideal                             */

@@ -396,7 +396,9 @@ void figures_mem(void)
     void **v = malloc(MEM_OBJECTS * sizeof(void *));
     if (!v)
         die("malloc");
-    memset(v, 0, MEM_OBJECTS * sizeof(void *));   /* resident before we start */
+    /* resident before we start: not 0, or malloc+memset becomes calloc
+     * and the array's pages would be counted in the deltas below */
+    memset(v, 0xff, MEM_OBJECTS * sizeof(void *));
 
     if (name_selected("mem.percpu.1M_x8")) {
         progress("mem.percpu.1M_x8");

@@ -66,6 +66,14 @@ int online_cpu(unsigned int i)
     return cpu_list[i % nr_cpu_list];
 }
 
+/* CPU time of the calling thread: what a repetition cost while it ran. */
+static double thread_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
 double now_ns(void)
 {
     struct timespec ts;
@@ -145,7 +153,8 @@ struct run {
     struct loop *l;
     unsigned int threads, reps;    /* reps includes the warm-up          */
     pthread_barrier_t bar;
-    double ns[PCPU_MAX_CPUS > 256 ? 256 : PCPU_MAX_CPUS][BENCH_MAX_REPS + 1];
+    double ns[256][BENCH_MAX_REPS + 1];      /* thread CPU time per op  */
+    double wall[256][BENCH_MAX_REPS + 1];    /* wall-clock time per op  */
 };
 
 struct worker {
@@ -194,10 +203,11 @@ static void *worker_main(void *p)
         l->iters = calibrate(l, state);
     for (unsigned int rep = 0; rep < r->reps; rep++) {
         pthread_barrier_wait(&r->bar);
-        double t0 = now_ns();
+        double t0 = now_ns(), c0 = thread_ns();
         l->run(state, l->iters);
-        double t1 = now_ns();
-        r->ns[w->tid][rep] = (t1 - t0) / (double)l->iters;
+        double t1 = now_ns(), c1 = thread_ns();
+        r->wall[w->tid][rep] = (t1 - t0) / (double)l->iters;
+        r->ns[w->tid][rep] = (c1 - c0) / (double)l->iters;
         pthread_barrier_wait(&r->bar);
     }
     if (l->teardown)
@@ -245,16 +255,29 @@ struct result *measure(struct loop *l, unsigned int threads)
         pthread_join(tids[i], NULL);
     pthread_barrier_destroy(&r->bar);
 
-    double per_rep[BENCH_MAX_REPS];
+    double per_rep[BENCH_MAX_REPS], wall_rep[BENCH_MAX_REPS];
     unsigned int n = bench_opts.reps;
     for (unsigned int rep = 0; rep < n; rep++) {
-        double s = 0;
-        for (unsigned int i = 0; i < threads; i++)
+        double s = 0, w = 0;
+        for (unsigned int i = 0; i < threads; i++) {
             s += r->ns[i][rep + 1];           /* skip the warm-up */
+            w += r->wall[i][rep + 1];
+        }
         per_rep[rep] = s / threads;
+        wall_rep[rep] = w / threads;
     }
     struct result *res = result_add(l->name, threads, "ns/op");
-    stats_of(per_rep, n, &res->value, &res->min, &res->max, &res->rmad);
+    double x;
+    if (bench_opts.wall) {
+        stats_of(per_rep, n, &res->cpu, &x, &x, &x);
+        stats_of(wall_rep, n, &res->value, &res->min, &res->max, &res->rmad);
+        res->wall = res->value;
+    } else {
+        stats_of(wall_rep, n, &res->wall, &x, &x, &x);
+        stats_of(per_rep, n, &res->value, &res->min, &res->max, &res->rmad);
+        res->cpu = res->value;
+    }
+    res->oncpu = res->wall > 0 ? res->cpu / res->wall : 1;
     res->reps = n;
     res->iters = l->iters;
     if (l->check)
@@ -369,6 +392,8 @@ void machine_print(FILE *f)
             m.st.backend == PCPU_BACKEND_KM ? "km" : "vm",
             m.st.index == PCPU_INDEX_CID ? "cid" : "cpu",
             m.st.rseq ? "rseq" : "atomic fallback (no rseq)", m.st.unit_size / 1024, m.load1);
-    fprintf(f, "mode:    %s, median of %u repetitions of ~%.0f ms each (+1 warm-up)\n",
-            bench_opts.full ? "full" : "quick", bench_opts.reps, bench_opts.rep_ms);
+    fprintf(f, "mode:    %s, median of %u repetitions of ~%.0f ms each (+1 warm-up), "
+               "timed by %s\n",
+            bench_opts.full ? "full" : "quick", bench_opts.reps, bench_opts.rep_ms,
+            bench_opts.wall ? "wall clock" : "each thread's CPU time (oncpu = CPU/wall)");
 }

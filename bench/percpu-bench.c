@@ -44,6 +44,9 @@ static void usage(FILE *f)
 "  --only PREFIX   run only figures whose name starts with PREFIX (inc.,\n"
 "                  alloc., scale., mem.); targets needing others say SKIP\n"
 "  --strict        exit with status 1 when a target is missed\n"
+"  --wall          report wall-clock time per op instead of the threads' CPU\n"
+"                  time (CPU time is the default: on a shared machine it is\n"
+"                  not inflated by other processes; oncpu%% shows the share)\n"
 "  --quiet         no progress lines on stderr\n"
 "  --help          this text\n"
 "\n"
@@ -118,13 +121,13 @@ static void print_table(void)
         if (!any)
             continue;
         printf("\n%s\n", gr->title);
-        printf("  %-27s %3s %10s %7s  %-21s %9s %9s  %s\n", "figure", "T", "median", "rMAD",
-               "min .. max", gr->label1, gr->label2, "anchor");
+        printf("  %-27s %3s %9s %6s  %-21s %6s %9s %9s  %s\n", "figure", "T", "median", "rMAD",
+               "min .. max", "oncpu", gr->label1, gr->label2, "anchor");
         for (unsigned int i = 0; i < nr_results; i++) {
             const struct result *r = &results[i];
             if (strncmp(r->name, gr->prefix, strlen(gr->prefix)) != 0)
                 continue;
-            char c1[16], c2[16], mm[40], val[24], mad[16];
+            char c1[16], c2[16], mm[40], val[24], mad[16], onc[16];
             if (r->ideal > 0)
                 snprintf(c1, sizeof(c1), "%.2f", r->ratio);
             else
@@ -134,13 +137,15 @@ static void print_table(void)
                 snprintf(val, sizeof(val), "%.0f", r->value);
                 snprintf(mm, sizeof(mm), "ideal %.0f", r->ideal);
                 snprintf(mad, sizeof(mad), "-");
+                snprintf(onc, sizeof(onc), "-");
             } else {
+                snprintf(onc, sizeof(onc), "%.0f%%", r->oncpu * 100);
                 snprintf(val, sizeof(val), "%.2f", r->value);
                 snprintf(mm, sizeof(mm), "%.2f .. %.2f", r->min, r->max);
                 snprintf(mad, sizeof(mad), "%.1f%%", r->rmad * 100);
             }
-            printf("  %-27s %3u %10s %7s  %-21s %9s %9s  %s\n", r->name, r->threads, val, mad,
-                   mm, c1, c2, anchor_of(r));
+            printf("  %-27s %3u %9s %6s  %-21s %6s %9s %9s  %s\n", r->name, r->threads, val, mad,
+                   mm, onc, c1, c2, anchor_of(r));
         }
     }
     const struct result *m = result_find("mem.percpu.1M_x8", 1);
@@ -241,8 +246,10 @@ static int write_json(const char *path)
                     r->pcpu_metadata_kb);
         else
             fprintf(f, ", \"min\": %.4f, \"max\": %.4f, \"rmad\": %.4f, \"reps\": %u, "
-                       "\"iters\": %llu",
-                    r->min, r->max, r->rmad, r->reps, (unsigned long long)r->iters);
+                       "\"iters\": %llu, \"clock\": \"%s\", \"cpu_ns\": %.4f, \"wall_ns\": %.4f, "
+                       "\"oncpu\": %.3f",
+                    r->min, r->max, r->rmad, r->reps, (unsigned long long)r->iters,
+                    bench_opts.wall ? "wall" : "thread_cpu", r->cpu, r->wall, r->oncpu);
         fprintf(f, "}%s\n", i + 1 < nr_results ? "," : "");
     }
     fprintf(f, "  ],\n  \"targets\": [\n");
@@ -270,6 +277,7 @@ int main(int argc, char **argv)
         {"ms", required_argument, NULL, 'm'}, {"json", required_argument, NULL, 'j'},
         {"plots", required_argument, NULL, 'p'}, {"only", required_argument, NULL, 'o'},
         {"strict", no_argument, NULL, 's'}, {"quiet", no_argument, NULL, 'q'},
+        {"wall", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},   {NULL, 0, NULL, 0},
     };
     unsigned int reps = 0;
@@ -285,6 +293,7 @@ int main(int argc, char **argv)
         case 'o': bench_opts.only = optarg; break;
         case 's': bench_opts.strict = true; break;
         case 'q': bench_opts.quiet = true; break;
+        case 'w': bench_opts.wall = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

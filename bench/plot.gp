@@ -24,9 +24,9 @@ set border 3
 
 do for [fmt in fmts] {
     if (fmt eq "svg") {
-        set terminal svg size 860,460 dynamic enhanced font "sans,12" background rgb "white"
+        set terminal svg size 860,460 dynamic noenhanced font "sans,12" background rgb "white"
     } else {
-        set terminal pngcairo size 860,460 enhanced font "sans,10" background rgb "white"
+        set terminal pngcairo size 860,460 noenhanced font "sans,10" background rgb "white"
     }
 
     set output dir."/inc.".fmt

@@ -80,7 +80,7 @@ static bool find_script(char *buf, size_t n)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = 0;
-            snprintf(buf, n, "%s/plot.gp", exe);
+            snprintf(buf, n, "%.*s/plot.gp", PATH_MAX - 16, exe);
             if (access(buf, R_OK) == 0)
                 return true;
         }
@@ -202,7 +202,7 @@ void chunkmap_write(const char *dir)
         const struct pcpu_chunk_info *ci = &info[i];
         fprintf(f, "<text x=\"%d\" y=\"%zu\">chunk %u%s: %zu/%zu pages populated, %zu live "
                    "allocations, %zu KiB free per unit</text>\n",
-                LEFT, y + 12, i, ci->first ? " (first)" : "", ci->populated_pages,
+                LEFT, y + 12, i, ci->first ? " (first)" : ci->reserved ? " (reserved)" : "", ci->populated_pages,
                 ci->nr_pages, ci->nr_alloc, ci->free_bytes / 1024);
         y += LABEL;
         for (size_t p = 0; p < ci->nr_pages; p++) {

@@ -516,6 +516,19 @@ __attribute__((destructor, used)) static void pcpu__module_dtor(void)
 #define PCPU__TC_RETRY INTPTR_MIN
 
 /*
+ * Where the sequences find the thread's rseq area.  glibc 2.35+ keeps one
+ * in every thread's control block at the const offset __rseq_offset, also
+ * when it did not register it (the library registers it then), so the
+ * area is always at thread pointer + __rseq_offset.
+ */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+extern const ptrdiff_t __rseq_offset;
+#define PCPU__RSEQ_CS_TP ((char *)(uintptr_t)(__rseq_offset + 8))
+#else
+#define PCPU__RSEQ_CS_TP (pcpu__tc.cs_ptr)
+#endif
+
+/*
  * Everything the inline code reads, in one exported variable.  The thread's
  * index (rseq cpu_id or mm_cid) is the 32-bit word at thread pointer +
  * idx_off; the rseq area itself is at thread pointer + rseq_off, the same
@@ -533,7 +546,14 @@ struct pcpu__thiscpu_state {
     uint32_t ptr_limit;     /* indexes pcpu_this_ptr() may use inline      */
     intptr_t rseq_off;      /* struct rseq, from the thread pointer        */
     intptr_t idx_off;       /* the index word, from the thread pointer     */
-    intptr_t pad_[4];       /* offs starts on its own cache line           */
+    /* Thread-pointer offset of rseq_cs for the sequences where glibc does
+     * not say where its area is (glibc's own __rseq_offset is const, so
+     * the compiler keeps it in a register across a loop of updates; this
+     * one it has to reload).  Always valid: set by a constructor. */
+    char *cs_ptr;
+    uint32_t cid;           /* the sequences read mm_cid, not cpu_id       */
+    uint32_t pad32_;
+    intptr_t pad_[2];       /* offs starts on its own cache line           */
     intptr_t offs[PCPU_MAX_CPUS];
 };
 PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;
@@ -625,7 +645,7 @@ static inline void *pcpu_this_ptr(const void *cookie)
  * migration or a switch to atomics restarts it), load the unit offset into
  * TMP.  The commit instruction that follows must end at label 2.
  */
-#define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL)                                 \
+#define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL, DISP)                           \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
     ".balign 32\n"                                                        \
     "3:\n\t"                                                              \
@@ -637,9 +657,9 @@ static inline void *pcpu_this_ptr(const void *cookie)
     ".popsection\n"                                                       \
     "0:\n\t"                                                              \
     "leaq 3b(%%rip), " TMPQ "\n\t"                                        \
-    "movq " TMPQ ", %%fs:8(%[rs])\n"                                      \
+    "movq " TMPQ ", %%fs:(%[rs])\n"                                       \
     "1:\n\t"                                                              \
-    "movl %%fs:(%[ixo]), " TMPL "\n\t"                                    \
+    "movl %%fs:" DISP "(%[rs]), " TMPL "\n\t"                             \
     "cmpl %c[lim](%[tc]), " TMPL "\n\t"                                   \
     "jae " FAIL "\n\t"                                                    \
     "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"
@@ -652,8 +672,33 @@ static inline void *pcpu_this_ptr(const void *cookie)
     "jmp 0b\n\t"                                                          \
     ".popsection\n"
 
+/* The index word, relative to rseq_cs: cpu_id, or mm_cid. */
+#define PCPU__DISP_CPU "-4"
+#define PCPU__DISP_CID "16"
+
+#define PCPU__UNPAREN(...) __VA_ARGS__
+/* One sequence: head, the commit instruction INSN (ending at label 2),
+ * tail; OUTS and INS are parenthesised operand lists.  Leaves through the
+ * caller's label slow. */
+#define PCPU__SEQ(DISP, INSN, OUTS, INS)                                  \
+    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "%l[slow]", DISP)    \
+                 INSN "\n2:\n\t" PCPU__RSEQ_TAIL                          \
+                 : PCPU__UNPAREN OUTS                                      \
+                 : PCPU__UNPAREN INS                                       \
+                 : "cc"                                                    \
+                 : slow)
+/* The sequence for the index mode: a predictable branch, so the index
+ * word's address never waits for a load. */
+#define PCPU__SEQ_ANY(INSN, OUTS, INS)                                    \
+    do {                                                                  \
+        if (PCPU__LIKELY(!pcpu__tc.cid))                                  \
+            PCPU__SEQ(PCPU__DISP_CPU, INSN, OUTS, INS);                   \
+        else                                                              \
+            PCPU__SEQ(PCPU__DISP_CID, INSN, OUTS, INS);                   \
+    } while (0)
+
 #define PCPU__RSEQ_INPUTS(cookie_)                                        \
-    [rs] "r"(pcpu__tc.rseq_off), [ixo] "r"(pcpu__tc.idx_off),             \
+    [rs] "r"(PCPU__RSEQ_CS_TP),                                           \
     [tc] "r"(&pcpu__tc),                                                  \
     [lim] "i"(offsetof(struct pcpu__thiscpu_state, rseq_limit)),          \
     [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
@@ -662,17 +707,22 @@ static inline void *pcpu_this_ptr(const void *cookie)
 /*
  * What a sequence writes, for the compiler: some unit's copy of the
  * object, which lies somewhere above the cookie (units follow the guard
- * area the cookie points into).  Saying so instead of clobbering all of
- * memory lets the compiler keep pcpu__tc's fields and the caller's values
- * in registers across a loop of updates, which matters: reloading them
- * after each update's store costs twice the update itself.  Like the
- * kernel's this_cpu ops, the sequences are therefore not compiler
- * barriers for other memory.
+ * area the cookie points into).  The operand is typed with the object's
+ * width (a union of the integer types of that width, so it aliases every
+ * object the operation can be applied to, signed or not) rather than char:
+ * that keeps the library's own pointer-typed state out of its reach, so
+ * the compiler does not reload it after every update.  Like the kernel's
+ * this_cpu ops, the sequences are not compiler barriers for other memory.
  */
-struct pcpu__units {
-    char bytes[(size_t)1 << 44];
+union pcpu__units32 {
+    unsigned int u[(size_t)1 << 42];
 };
-#define PCPU__RSEQ_MEM(cookie_) [mem] "+m"(*(struct pcpu__units *)(uintptr_t)(cookie_))
+union pcpu__units64 {
+    unsigned long ul[(size_t)1 << 41];
+    unsigned long long ull[(size_t)1 << 41];
+};
+#define PCPU__RSEQ_MEM(W, cookie_)                                        \
+    [mem] "+m"(*(union pcpu__units##W *)(uintptr_t)(cookie_))
 #else
 #define PCPU__RSEQ_ASM 0
 #endif
@@ -683,133 +733,92 @@ struct pcpu__units {
  * mode changes under it (first use, or a switch to atomics).
  */
 #if PCPU__RSEQ_ASM
+/*
+ * After a sequence left through its slow exit (index out of range: rseq
+ * not set up yet, this thread not registered yet, or the process switched
+ * to atomics): PCPU__TC_RETRY to run the sequence again, or the offset of
+ * the current unit for an atomic operation.
+ */
+static inline intptr_t pcpu__tc_fallback(void)
+{
+    if (pcpu__tc_mode() == PCPU__TC_ATOMIC)
+        return pcpu__tc_atomic_off();
+    return pcpu__thiscpu_slow();
+}
+
+/* The fast path is the sequence alone: no mode test before it, since the
+ * limit it checks inside is zero whenever rseq must not be used. */
 #define PCPU__THIS_RSEQ_OPS(W, SFX, VC)                                         \
 static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \
 {                                                                               \
+    intptr_t off;                                                               \
     for (;;) {                                                                  \
-        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
-            uintptr_t tmp;                                                      \
-            unsigned int failed;                                                \
-            __asm__ __volatile__(                                               \
-                "movl $1, %k[failed]\n\t"                                       \
-                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
-                "add" SFX " %[v], (%[ck], %[tmp])\n"                           \
-                "2:\n\t"                                                        \
-                "xorl %k[failed], %k[failed]\n"                                 \
-                "5:\n\t"                                                        \
-                PCPU__RSEQ_TAIL                                                 \
-                : [tmp] "=&r"(tmp), [failed] "=&r"(failed), PCPU__RSEQ_MEM(c)   \
-                : PCPU__RSEQ_INPUTS(c), [v] VC(v)                               \
-                : "cc");                                                        \
-            if (PCPU__LIKELY(!failed))                                          \
-                return;                                                         \
-            (void)pcpu__thiscpu_slow();                                         \
-            continue;                                                           \
-        }                                                                       \
-        intptr_t off = pcpu__tc_atomic_off();                                   \
-        if (PCPU__LIKELY(off != PCPU__TC_RETRY)) {                              \
-            __atomic_fetch_add((uint##W##_t *)((char *)(uintptr_t)c + off), v,  \
-                               __ATOMIC_RELAXED);                               \
-            return;                                                             \
-        }                                                                       \
+        uintptr_t tmp;                                                          \
+        PCPU__SEQ_ANY("add" SFX " %[v], (%[ck], %[tmp])",                      \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
+                      (PCPU__RSEQ_INPUTS(c), [v] VC(v)));                       \
+        return;                                                                 \
+    slow:                                                                       \
+        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
+            break;                                                              \
     }                                                                           \
+    __atomic_fetch_add((uint##W##_t *)((char *)(uintptr_t)c + off), v,          \
+                       __ATOMIC_RELAXED);                                       \
 }                                                                               \
 static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            \
 {                                                                               \
+    intptr_t off;                                                               \
     for (;;) {                                                                  \
-        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
-            uintptr_t tmp;                                                      \
-            unsigned int failed;                                                \
-            __asm__ __volatile__(                                               \
-                "movl $1, %k[failed]\n\t"                                       \
-                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
-                "mov" SFX " %[v], (%[ck], %[tmp])\n"                           \
-                "2:\n\t"                                                        \
-                "xorl %k[failed], %k[failed]\n"                                 \
-                "5:\n\t"                                                        \
-                PCPU__RSEQ_TAIL                                                 \
-                : [tmp] "=&r"(tmp), [failed] "=&r"(failed), PCPU__RSEQ_MEM(c)   \
-                : PCPU__RSEQ_INPUTS(c), [v] VC(v)                               \
-                : "cc");                                                        \
-            if (PCPU__LIKELY(!failed))                                          \
-                return;                                                         \
-            (void)pcpu__thiscpu_slow();                                         \
-            continue;                                                           \
-        }                                                                       \
-        intptr_t off = pcpu__tc_atomic_off();                                   \
-        if (PCPU__LIKELY(off != PCPU__TC_RETRY)) {                              \
-            __atomic_store_n((uint##W##_t *)((char *)(uintptr_t)c + off), v,    \
-                             __ATOMIC_RELAXED);                                 \
-            return;                                                             \
-        }                                                                       \
+        uintptr_t tmp;                                                          \
+        PCPU__SEQ_ANY("mov" SFX " %[v], (%[ck], %[tmp])",                      \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
+                      (PCPU__RSEQ_INPUTS(c), [v] VC(v)));                       \
+        return;                                                                 \
+    slow:                                                                       \
+        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
+            break;                                                              \
     }                                                                           \
+    __atomic_store_n((uint##W##_t *)((char *)(uintptr_t)c + off), v,            \
+                     __ATOMIC_RELAXED);                                         \
 }                                                                               \
 static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
 {                                                                               \
+    intptr_t off;                                                               \
     for (;;) {                                                                  \
-        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
-            uint##W##_t old = v;                                                \
-            uintptr_t tmp;                                                      \
-            unsigned int failed;                                                \
-            /* xadd without lock: one instruction, so a commit on this CPU */   \
-            __asm__ __volatile__(                                               \
-                "movl $1, %k[failed]\n\t"                                       \
-                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
-                "xadd" SFX " %[old], (%[ck], %[tmp])\n"                         \
-                "2:\n\t"                                                        \
-                "xorl %k[failed], %k[failed]\n"                                 \
-                "5:\n\t"                                                        \
-                PCPU__RSEQ_TAIL                                                 \
-                : [old] "+r"(old), [tmp] "=&r"(tmp), [failed] "=&r"(failed),    \
-                  PCPU__RSEQ_MEM(c)                                             \
-                : PCPU__RSEQ_INPUTS(c)                                          \
-                : "cc");                                                        \
-            if (PCPU__LIKELY(!failed))                                          \
-                return old + v;                                                 \
-            (void)pcpu__thiscpu_slow();                                         \
-            continue;                                                           \
-        }                                                                       \
-        intptr_t off = pcpu__tc_atomic_off();                                   \
-        if (PCPU__LIKELY(off != PCPU__TC_RETRY))                                \
-            return __atomic_add_fetch((uint##W##_t *)((char *)(uintptr_t)c + off), \
-                                      v, __ATOMIC_RELAXED);                     \
+        uint##W##_t old = v;                                                    \
+        uintptr_t tmp;                                                          \
+        /* xadd without lock: one instruction, so a commit on this CPU */       \
+        PCPU__SEQ_ANY("xadd" SFX " %[old], (%[ck], %[tmp])",                   \
+                      ([old] "+r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
+                      (PCPU__RSEQ_INPUTS(c)));                                  \
+        return old + v;                                                         \
+    slow:                                                                       \
+        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
+            break;                                                              \
     }                                                                           \
+    return __atomic_add_fetch((uint##W##_t *)((char *)(uintptr_t)c + off), v,   \
+                              __ATOMIC_RELAXED);                                \
 }                                                                               \
 static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
                                                 uint##W##_t nv)                 \
 {                                                                               \
+    intptr_t off;                                                               \
     for (;;) {                                                                  \
-        if (PCPU__LIKELY(pcpu__tc_mode() == PCPU__TC_RSEQ)) {                   \
-            uint##W##_t seen = old;                                             \
-            uintptr_t tmp;                                                      \
-            unsigned int failed;                                                \
-            /* cmpxchg without lock: compare and store in one instruction */    \
-            __asm__ __volatile__(                                               \
-                "movl $1, %k[failed]\n\t"                                       \
-                PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "5f")                      \
-                "cmpxchg" SFX " %[nv], (%[ck], %[tmp])\n"                       \
-                "2:\n\t"                                                        \
-                "xorl %k[failed], %k[failed]\n"                                 \
-                "5:\n\t"                                                        \
-                PCPU__RSEQ_TAIL                                                 \
-                : "+a"(seen), [tmp] "=&r"(tmp), [failed] "=&r"(failed),         \
-                  PCPU__RSEQ_MEM(c)                                             \
-                : PCPU__RSEQ_INPUTS(c), [nv] "r"(nv)                            \
-                : "cc");                                                        \
-            if (PCPU__LIKELY(!failed))                                          \
-                return seen;                                                    \
-            (void)pcpu__thiscpu_slow();                                         \
-            continue;                                                           \
-        }                                                                       \
-        intptr_t off = pcpu__tc_atomic_off();                                   \
-        if (PCPU__LIKELY(off != PCPU__TC_RETRY)) {                              \
-            uint##W##_t seen = old;                                             \
-            __atomic_compare_exchange_n((uint##W##_t *)((char *)(uintptr_t)c + off), \
-                                        &seen, nv, 0, __ATOMIC_RELAXED,         \
-                                        __ATOMIC_RELAXED);                      \
-            return seen;                                                        \
-        }                                                                       \
+        uint##W##_t seen = old;                                                 \
+        uintptr_t tmp;                                                          \
+        /* cmpxchg without lock: compare and store in one instruction */        \
+        PCPU__SEQ_ANY("cmpxchg" SFX " %[nv], (%[ck], %[tmp])",                 \
+                      ("+a"(seen), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),     \
+                      (PCPU__RSEQ_INPUTS(c), [nv] "r"(nv)));                    \
+        return seen;                                                            \
+    slow:                                                                       \
+        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
+            break;                                                              \
     }                                                                           \
+    uint##W##_t seen = old;                                                     \
+    __atomic_compare_exchange_n((uint##W##_t *)((char *)(uintptr_t)c + off),    \
+                                &seen, nv, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED); \
+    return seen;                                                                \
 }
 PCPU__THIS_RSEQ_OPS(32, "l", "ir")
 PCPU__THIS_RSEQ_OPS(64, "q", "er")

@@ -145,7 +145,9 @@ static struct pcpu_chunk *create_chunk(size_t start_bit)
 {
     const struct pcpu_backend_ops *ops = pcpu__g.ops;
     size_t pages = pcpu__g.unit_size / pcpu__page_size;
-    if (ops->born_populated && over_limit(pages)) {
+    /* The first chunk is exempt from max_memory: without it there is no
+     * allocator to say ENOMEM with. */
+    if (ops->born_populated && pcpu__g.first && over_limit(pages)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -192,9 +194,14 @@ static int populate_range(struct pcpu_chunk *c, size_t bit, size_t n)
         /* Populate a few empty pages ahead: it costs no memory (nothing is
          * backed until written) and saves one system call per unit per
          * page for the allocations that follow. */
+        size_t needed = q;
         while (q <= last + PCPU_POPULATE_AHEAD && q < c->nr_pages &&
                !pcpu__test_bit(c->populated, q) && pcpu__chunk_page_empty(c, q))
             q++;
+        /* Pages ahead are optional: they must not make a request that
+         * fits under max_memory fail. */
+        if (q > needed && over_limit(q - p))
+            q = needed;
         if (over_limit(q - p)) {
             errno = ENOMEM;
             return -1;
@@ -294,12 +301,17 @@ struct pcpu_chunk *pcpu__owner_chunk(struct pcpu_chunk *c, size_t bit)
 
 static bool all_zero(const void *p, size_t bytes)
 {
-    const uint64_t *w = p;
+    /* Objects are only 4-byte aligned: load words with memcpy (one mov on
+     * x86_64) instead of through a uint64_t pointer, which is UB there. */
+    const char *w = p;
     size_t n = bytes / 8;
-    for (size_t i = 0; i < n; i++)
-        if (w[i])
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, w + i * 8, sizeof(v));
+        if (v)
             return false;
-    const unsigned char *b = (const unsigned char *)(w + n);
+    }
+    const unsigned char *b = (const unsigned char *)(w + n * 8);
     for (size_t i = 0; i < bytes % 8; i++)
         if (b[i])
             return false;
@@ -603,7 +615,10 @@ static int check_args(size_t size, size_t align, size_t *bits, size_t *align_bit
 static inline void set_live(struct pcpu_chunk *c, void *cookie)
 {
     size_t bit = (size_t)((char *)cookie - c->base) / PCPU_GRANULE;
-    uint64_t old = __atomic_fetch_or(pcpu__live_word(c, bit), 1ull << (bit % 64), __ATOMIC_RELAXED);
+    /* Release: the thread-cache pop (count decrement) before it must be
+     * visible first, so a fork() snapshot never shows an object both live
+     * and still cached (the child would flush a live object). */
+    uint64_t old = __atomic_fetch_or(pcpu__live_word(c, bit), 1ull << (bit % 64), __ATOMIC_RELEASE);
     pcpu_assert_internal(!(old & (1ull << (bit % 64))));
     (void)old;
 }

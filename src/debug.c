@@ -113,8 +113,26 @@ static void mark_unit(void *p, size_t bytes, bool on)
     (void)on;
 }
 
+/* Objects are whole granules (4 bytes) at granule-aligned offsets, so the
+ * scans go a word at a time; memcpy keeps them free of aliasing trouble. */
+static inline uint32_t word_at(const unsigned char *p, size_t i)
+{
+    uint32_t w;
+    memcpy(&w, p + i, sizeof(w));
+    return w;
+}
+
+static bool unit_is_zero(const unsigned char *p, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i += PCPU_GRANULE)
+        if (word_at(p, i))
+            return false;
+    return true;
+}
+
 void pcpu__debug_on_alloc(void *cookie, size_t bytes)
 {
+    const uint32_t poison = POISON_BYTE * 0x01010101u;
     unsigned int n = pcpu__nr_units;
     for (unsigned int u = 0; u < n; u++) {
         unsigned char *p = (unsigned char *)cookie + pcpu__cpu_offsets[u];
@@ -122,14 +140,19 @@ void pcpu__debug_on_alloc(void *cookie, size_t bytes)
         if (!robust)
             continue;
         bool poisoned = false;
-        for (size_t i = 0; i < bytes; i++) {
-            if (p[i] == 0)
+        for (size_t i = 0; i < bytes; i += PCPU_GRANULE) {
+            uint32_t w = word_at(p, i);
+            if (w == 0)
                 continue;
-            if (p[i] != POISON_BYTE)
-                pcpu__die("percpu: robust mode: %p was written after free (cpu %u, offset %zu, "
-                          "byte 0x%02x)",
-                          cookie, u, i, p[i]);
             poisoned = true;
+            if (w == poison)
+                continue;
+            /* A mix of zero and poison is fine: objects are carved anew. */
+            for (size_t j = i; j < i + PCPU_GRANULE; j++)
+                if (p[j] != 0 && p[j] != POISON_BYTE)
+                    pcpu__die("percpu: robust mode: %p was written after free (cpu %u, "
+                              "offset %zu, byte 0x%02x)",
+                              cookie, u, j, p[j]);
         }
         if (poisoned)
             memset(p, 0, bytes);
@@ -145,10 +168,7 @@ void pcpu__debug_on_free(void *cookie, size_t bytes)
         for (unsigned int u = 0; u < n; u++) {
             unsigned char *p = (unsigned char *)cookie + pcpu__cpu_offsets[u];
             /* Reading first keeps never-written units on the zero page. */
-            size_t i = 0;
-            while (i < bytes && p[i] == 0)
-                i++;
-            if (i < bytes)
+            if (!unit_is_zero(p, bytes))
                 memset(p, POISON_BYTE, bytes);
         }
     }

@@ -147,7 +147,9 @@ size_t pcpu__reclaim_locked(bool all)
     r.nr_empty = r.nr_all = 0;
     pcpu__for_each_chunk(collect, &r);
     size_t freed = 0;
-    unsigned int keep = all ? 0 : 1;
+    /* Keep one empty chunk for the next burst, unless the first chunk
+     * (never destroyed) is empty itself and already is that spare. */
+    unsigned int keep = all || (pcpu__g.first && pcpu__chunk_is_empty(pcpu__g.first)) ? 0 : 1;
     for (unsigned int i = keep; i < r.nr_empty; i++) {
         struct pcpu_chunk *c = r.empty[i];
         freed += c->nr_populated;

@@ -183,11 +183,19 @@ void pcpu__tcache_put(struct pcpu_tcache *tc, size_t bits, void *cookie, struct 
             size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
             pcpu__release_locked(e->chunk, bit, bits);
         }
-        pcpu__unlock();
+        /* Still under the lock: a fork() by another thread (which holds
+         * the lock) must never see released objects still counted here,
+         * or the child's atfork flush would release them twice. */
         memmove(&cls->e[0], &cls->e[half], (PCPU_TCACHE_CAP - half) * sizeof(cls->e[0]));
         cls->count -= half;
+        pcpu__unlock();
     }
-    cls->e[cls->count++] = (struct pcpu_tcache_entry){cookie, c};
+    /* The entry first, then the count that exposes it (release): a fork()
+     * can snapshot this cache between any two instructions, and the child
+     * flushes every entry below count, so count must never cover a stale
+     * entry (one popped earlier and live now). */
+    cls->e[cls->count] = (struct pcpu_tcache_entry){cookie, c};
+    __atomic_store_n(&cls->count, cls->count + 1, __ATOMIC_RELEASE);
     relaxed_inc(&tc->nr_dealloc);
 }
 

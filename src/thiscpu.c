@@ -52,6 +52,7 @@ struct pcpu_rseq_area {
     uint32_t pad_;
 } __attribute__((aligned(32)));
 
+#define PCPU_RSEQ_CS_OFF 8u
 #define PCPU_RSEQ_CPU_ID_OFF 4u
 #define PCPU_RSEQ_MM_CID_OFF 24u
 #define PCPU_RSEQ_MM_CID_END 28u /* feature size that includes mm_cid */
@@ -137,17 +138,29 @@ static bool glibc_registered(void)
     return &__rseq_size != NULL && &__rseq_offset != NULL && __rseq_size != 0;
 }
 
+/* The area the library registers when glibc did not: glibc's own (every
+ * thread has one at __rseq_offset even when glibc leaves it unregistered,
+ * with cpu_id set to "registration failed"), which is where the inline
+ * sequences look; own_rseq only with a C library that has none. */
+static struct pcpu_rseq_area *own_area(void)
+{
+    if (&__rseq_offset != NULL)
+        return (struct pcpu_rseq_area *)(thread_pointer() + __rseq_offset);
+    return &own_rseq;
+}
+
 static void own_unregister(void *arg)
 {
     (void)arg;
     if (own_state != REG_DONE)
         return;
-    if (sys_rseq(&own_rseq, PCPU_RSEQ_UNREGISTER) == 0) {
+    struct pcpu_rseq_area *area = own_area();
+    if (sys_rseq(area, PCPU_RSEQ_UNREGISTER) == 0) {
         /* No longer the kernel's: make the index word fail the inline
          * range checks again, so a later operation in this thread (another
          * key's destructor) comes back and registers anew. */
-        __atomic_store_n(&own_rseq.cpu_id, UINT32_MAX, __ATOMIC_RELAXED);
-        __atomic_store_n(&own_rseq.mm_cid, UINT32_MAX, __ATOMIC_RELAXED);
+        __atomic_store_n(&area->cpu_id, UINT32_MAX, __ATOMIC_RELAXED);
+        __atomic_store_n(&area->mm_cid, UINT32_MAX, __ATOMIC_RELAXED);
         own_state = REG_NONE;
     }
 }
@@ -165,14 +178,15 @@ static bool own_register(void)
         return true;
     if (own_state == REG_FAILED)
         return false;
-    if (sys_rseq(&own_rseq, 0) != 0) {
+    struct pcpu_rseq_area *area = own_area();
+    if (sys_rseq(area, 0) != 0) {
         own_state = REG_FAILED;
         return false;
     }
     own_state = REG_DONE;
     /* The destructor only runs for threads with a non-NULL value. */
     if (own_key_ok)
-        pthread_setspecific(own_key, &own_rseq);
+        pthread_setspecific(own_key, area);
     return true;
 }
 
@@ -295,6 +309,16 @@ int pcpu_this_cpu(void)
     return (int)cpu;
 }
 
+/* Before any operation can run (this runs ahead of the constructors of
+ * the program and of the libraries that use this one), point the
+ * sequences at a real rseq area: glibc's, or this library's own. */
+__attribute__((constructor(101))) static void thiscpu_early(void)
+{
+    intptr_t off = (intptr_t)((char *)own_area() - thread_pointer());
+    pcpu__tc.cs_ptr = (char *)(off + PCPU_RSEQ_CS_OFF);
+    pcpu__tc.cid = 0;
+}
+
 bool pcpu__thiscpu_uses_rseq(void)
 {
     return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ;
@@ -326,12 +350,14 @@ void pcpu__thiscpu_init(const struct pcpu_alloc_info *ai, enum pcpu_index index)
             cid_ok = false;
     } else if (rseq_syscall_exists()) {
         use_own = true;
-        rseq_off = (intptr_t)((char *)&own_rseq - thread_pointer());
+        rseq_off = (intptr_t)((char *)own_area() - thread_pointer());
         have_idx = own_register();
         if (!have_idx)
             use_own = false;
     }
-    cid_mode = have_idx && index == PCPU_INDEX_CID && cid_ok;
+    /* mm_cid only in areas glibc registered: in an area nobody registered
+     * yet it reads 0, a valid index, where cpu_id reads out of range. */
+    cid_mode = have_idx && index == PCPU_INDEX_CID && cid_ok && glibc_registered();
 
     /* The index -> offset table: in CID mode the index is the CPU index;
      * in CPU mode it is the OS CPU id, mapped through index_of_os. */
@@ -348,6 +374,11 @@ void pcpu__thiscpu_init(const struct pcpu_alloc_info *ai, enum pcpu_index index)
         idx_limit = 0;
     pcpu__tc.rseq_off = rseq_off;
     pcpu__tc.idx_off = rseq_off + (cid_mode ? PCPU_RSEQ_MM_CID_OFF : PCPU_RSEQ_CPU_ID_OFF);
+    /* The sequences always run first, so their area must be real memory
+     * even where rseq is not used: the (unregistered) own area then. */
+    intptr_t seq_off = rseq_off ? rseq_off : (intptr_t)((char *)own_area() - thread_pointer());
+    pcpu__tc.cs_ptr = (char *)(seq_off + PCPU_RSEQ_CS_OFF);
+    pcpu__tc.cid = cid_mode;
 
     /* rseq needs: the instruction sequences (x86_64), an index word, one
      * unit per CPU, and a way to switch to atomics safely later. */

@@ -1,0 +1,185 @@
+/* test_reclaim.c - empty pages and chunks go back to the OS (background worker, pcpu_reclaim, PCPU_F_NO_RECLAIM) and resident memory follows the units written. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { N_OBJ = 40000, OBJ_SIZE = 64 };
+
+/* Allocate N_OBJ objects of OBJ_SIZE, written in units 0 and 1 only. */
+static void **alloc_touching_two(void)
+{
+    void **v = malloc(N_OBJ * sizeof(*v));
+    assert_non_null(v);
+    for (int i = 0; i < N_OBJ; i++) {
+        v[i] = pcpu_alloc(OBJ_SIZE, 0);
+        if (!v[i])
+            fail_msg("allocation %d: %s", i, strerror(errno));
+        memset(pcpu_ptr(v[i], 0), 0x11, OBJ_SIZE);
+        memset(pcpu_ptr(v[i], 1), 0x22, OBJ_SIZE);
+    }
+    return v;
+}
+
+static void free_all(void **v)
+{
+    for (int i = 0; i < N_OBJ; i++)
+        pcpu_free(v[i]);
+    free(v);
+}
+
+static void print_stats(const char *when, const struct pcpu_stats *st)
+{
+    printf("# %-14s chunks %u, populated %zu pages, empty %zu, resident %zu KiB\n", when,
+           st->nr_chunks, st->populated_pages, st->empty_pop_pages, st->resident_bytes >> 10);
+}
+
+/* Slack for what may stay: empty populated pages up to the high
+ * watermark and objects parked in this thread's cache, in the two written
+ * units. */
+static size_t slack(const struct pcpu_stats *st)
+{
+    return 2 * 32 * st->page_size;
+}
+
+static void test_background(void **state)
+{
+    (void)state;
+    struct pcpu_config cfg = {.nr_cpus = 256};
+    pcpu_test_reinit(&cfg);
+    struct pcpu_stats st0 = pcpu_test_stats();
+    print_stats("start", &st0);
+    void **v = alloc_touching_two();
+    struct pcpu_stats st1 = pcpu_test_stats();
+    print_stats("allocated", &st1);
+    /* Two units of 2.5 MiB written; the other 254 cost nothing. */
+    size_t written = (size_t)N_OBJ * OBJ_SIZE * 2;
+    assert_true(st1.resident_bytes >= st0.resident_bytes + written * 9 / 10);
+    assert_true(st1.resident_bytes <= st0.resident_bytes + written * 2);
+    assert_true(st1.nr_chunks >= 3);
+    free_all(v);
+    struct pcpu_stats st = st1;
+    double t0 = pcpu_test_now();
+    bool back = false;
+    while (pcpu_test_now() - t0 < 3.0) {
+        st = pcpu_test_stats();
+        if (st.resident_bytes <= st0.resident_bytes + slack(&st) &&
+            st.nr_chunks <= st0.nr_chunks + 1) {
+            back = true;
+            break;
+        }
+        usleep(20 * 1000);
+    }
+    print_stats("freed", &st);
+    printf("# reclaimed in %.0f ms\n", (pcpu_test_now() - t0) * 1e3);
+    assert_true(back);
+    assert_true(st.nr_depopulate > 0 || st.backend == PCPU_BACKEND_KM);
+    assert_true(st.nr_chunk_destroy > 0);
+    assert_valid();
+}
+
+static void test_reclaim_all(void **state)
+{
+    (void)state;
+    struct pcpu_config cfg = {.nr_cpus = 256};
+    pcpu_test_reinit(&cfg);
+    struct pcpu_stats st0 = pcpu_test_stats();
+    void **v = alloc_touching_two();
+    free_all(v);
+    size_t n = pcpu_reclaim(true);
+    assert_true(n > 0);
+    struct pcpu_stats st = pcpu_test_stats();
+    print_stats("reclaim(all)", &st);
+    assert_int_equal(st.nr_chunks, 1);
+    assert_int_equal(st.empty_pop_pages, 0);
+    assert_int_equal(st.cached_objects, 0);
+    assert_true(st.populated_pages <= st0.populated_pages);
+    assert_true(st.resident_bytes <= st0.resident_bytes + 2 * st.page_size);
+    assert_valid();
+    /* Nothing left to give back. */
+    assert_int_equal(pcpu_reclaim(true), 0);
+    /* And it all works again. */
+    v = alloc_touching_two();
+    free_all(v);
+    assert_valid();
+}
+
+static void test_no_reclaim(void **state)
+{
+    (void)state;
+    struct pcpu_config cfg = {.nr_cpus = 256, .flags = PCPU_F_NO_RECLAIM};
+    pcpu_test_reinit(&cfg);
+    void **v = alloc_touching_two();
+    free_all(v);
+    struct pcpu_stats st1 = pcpu_test_stats();
+    usleep(400 * 1000); /* well past the worker's delay */
+    struct pcpu_stats st2 = pcpu_test_stats();
+    print_stats("no reclaim", &st2);
+    assert_true(st1.nr_chunks >= 3);
+    assert_int_equal(st2.nr_chunks, st1.nr_chunks);
+    assert_int_equal(st2.populated_pages, st1.populated_pages);
+    assert_int_equal(st2.nr_depopulate, st1.nr_depopulate);
+    assert_int_equal(st2.nr_chunk_destroy, st1.nr_chunk_destroy);
+    /* On demand, keeping the low watermarks. */
+    assert_true(pcpu_reclaim(false) > 0);
+    struct pcpu_stats st3 = pcpu_test_stats();
+    print_stats("reclaim(false)", &st3);
+    assert_true(st3.nr_chunks <= 2);
+    assert_true(st3.populated_pages < st2.populated_pages);
+    assert_true(st3.resident_bytes < st2.resident_bytes);
+    assert_valid();
+    pcpu_reclaim(true);
+    assert_int_equal(pcpu_test_stats().nr_chunks, 1);
+    assert_valid();
+}
+
+/* 1M 8-byte objects over 256 units, each written in one of two units:
+ * resident memory stays within twice the ideal (two units' worth). */
+static void test_memory_claim(void **state)
+{
+    (void)state;
+    enum { N = 1 << 20 };
+    struct pcpu_config cfg = {.nr_cpus = 256};
+    pcpu_test_reinit(&cfg);
+    struct pcpu_stats st0 = pcpu_test_stats();
+    void **v = malloc(N * sizeof(*v));
+    assert_non_null(v);
+    double t0 = pcpu_test_now();
+    for (int i = 0; i < N; i++) {
+        v[i] = pcpu_alloc(8, 0);
+        if (!v[i])
+            fail_msg("allocation %d: %s", i, strerror(errno));
+        *(uint64_t *)pcpu_ptr(v[i], (unsigned int)i & 1) = (uint64_t)i | 1;
+    }
+    double t1 = pcpu_test_now();
+    struct pcpu_stats st = pcpu_test_stats();
+    size_t ideal = (size_t)N * 8 * 2;
+    size_t used = st.resident_bytes - st0.resident_bytes;
+    printf("# 1M x 8 bytes in 2 of 256 units: resident %.1f MiB (ideal %.1f MiB), "
+           "%u chunks, %.0f ns/alloc\n",
+           used / 1048576.0, ideal / 1048576.0, st.nr_chunks, (t1 - t0) * 1e9 / N);
+    assert_true(used >= ideal / 2);
+    assert_true(used <= 2 * ideal);
+    for (int i = 0; i < N; i += 997)
+        assert_int_equal(*(uint64_t *)pcpu_ptr(v[i], (unsigned int)i & 1), (uint64_t)i | 1);
+    free(v);
+    /* Freeing a million objects costs a read of 256 units each; pcpu_exit
+     * gives everything back at once. */
+    pcpu_exit();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_background),
+        cmocka_unit_test(test_reclaim_all),
+        cmocka_unit_test(test_no_reclaim),
+        cmocka_unit_test(test_memory_claim),
+    };
+    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    pcpu_exit();
+    return r;
+}
