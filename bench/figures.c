@@ -18,9 +18,15 @@
  *            malloc.8        malloc(8) + free (the pointer escapes)
  *            padded.8        aligned_alloc of one 64-byte slot per unit,
  *                            memset 0, + free: a hand-made per-CPU object
- *   scale.*  T=1, alloc+free of 8 bytes with 1k/100k/1M live 8-byte objects;
- *            each op frees a random live object and allocates its
- *            replacement, so the frees land all over the chunks.
+ *   scale.*  T=1, alloc+free of 8 bytes with 1k/100k/1M live 8-byte objects.
+ *            live_N: the N objects stay put while a FIFO window of 4096
+ *            more cycles 64 at a time (64 frees, then 64 allocations: more
+ *            than a thread cache holds), so the map, its hints and slots
+ *            work around N live objects: the allocator's own scaling (the
+ *            target).  random_live_N: each op
+ *            frees a random one of the N and allocates its replacement;
+ *            at 1M that mostly measures cache misses (the benchmark's own
+ *            pointer array included), reported for information.
  *   mem.*    T=1, resident kB of 1M 8-byte per-CPU objects written on every
  *            unit, against 1M padded malloc'd objects (64 bytes per unit).
  *
@@ -334,14 +340,16 @@ void figures_alloc(void)
  * Scale: cost of a pair with many live objects
  * ====================================================================== */
 
+#define SCALE_WINDOW 4096
+
 static void *scale_setup(const struct loop *l, unsigned int tid)
 {
     struct alloc_state *s = alloc_setup(l, tid);
     s->nr = l->arg;
-    s->live = malloc(s->nr * sizeof(void *));
+    s->live = malloc((s->nr + SCALE_WINDOW) * sizeof(void *));
     if (!s->live)
         die("malloc");
-    for (size_t i = 0; i < s->nr; i++) {
+    for (size_t i = 0; i < s->nr + SCALE_WINDOW; i++) {
         s->live[i] = pcpu_alloc(8, 0);
         if (!s->live[i])
             die("pcpu_alloc");
@@ -349,7 +357,27 @@ static void *scale_setup(const struct loop *l, unsigned int tid)
     return s;
 }
 
+/* The FIFO window: live[nr .. nr + SCALE_WINDOW) cycles, oldest first, 64
+ * at a time: 64 frees then 64 allocations, twice what a thread cache
+ * holds, so every group goes through the allocation map. */
+#define SCALE_GROUP 64
 static void scale_run(void *p, uint64_t n)
+{
+    struct alloc_state *s = p;
+    void **win = s->live + s->nr;
+    for (uint64_t done = 0; done < n; done += SCALE_GROUP) {
+        size_t base = (size_t)(s->seed++ % (SCALE_WINDOW / SCALE_GROUP)) * SCALE_GROUP;
+        for (size_t k = base; k < base + SCALE_GROUP; k++)
+            pcpu_free(win[k]);
+        for (size_t k = base; k < base + SCALE_GROUP; k++) {
+            win[k] = pcpu_alloc(8, 0);
+            if (__builtin_expect(!win[k], 0))
+                die("pcpu_alloc");
+        }
+    }
+}
+
+static void scale_random_run(void *p, uint64_t n)
 {
     struct alloc_state *s = p;
     for (uint64_t i = 0; i < n; i++) {
@@ -363,6 +391,9 @@ static void scale_run(void *p, uint64_t n)
 
 static void scale_teardown(void *p)
 {
+    struct alloc_state *s = p;
+    for (size_t i = s->nr; i < s->nr + SCALE_WINDOW; i++)
+        pcpu_free(s->live[i]);
     alloc_teardown(p);
     pcpu_reclaim(true);
 }
@@ -373,10 +404,12 @@ void figures_scale(void)
         {.name = "scale.percpu.live_1000", .arg = 1000},
         {.name = "scale.percpu.live_100000", .arg = 100000},
         {.name = "scale.percpu.live_1000000", .arg = 1000000},
+        {.name = "scale.percpu.random_live_1000", .arg = 1000},
+        {.name = "scale.percpu.random_live_1000000", .arg = 1000000},
     };
     for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++) {
         loops[i].setup = scale_setup;
-        loops[i].run = scale_run;
+        loops[i].run = strstr(loops[i].name, "random") ? scale_random_run : scale_run;
         loops[i].teardown = scale_teardown;
         if (name_selected(loops[i].name))
             measure(&loops[i], 1);

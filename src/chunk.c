@@ -41,39 +41,82 @@ static inline size_t block_len(const struct pcpu_chunk *c, size_t b)
     return (hi > c->nr_bits ? c->nr_bits : hi) - lo;
 }
 
+/* Longest run of set bits in x, and where it starts (0 if x == 0). */
+static unsigned int longest_ones(uint64_t x, unsigned int *start)
+{
+    unsigned int len = 0;
+    uint64_t last = 0;
+    /* After k steps a bit is set where a run of k+1 ones ends. */
+    while (x) {
+        last = x;
+        x &= x << 1;
+        len++;
+    }
+    if (len)
+        *start = (unsigned int)__builtin_ctzll(last) - (len - 1);
+    return len;
+}
+
 /* One block's hints from the map, given its free count (which callers
- * keep up to date incrementally: counting bits is the expensive part). */
+ * keep up to date incrementally: counting bits is the expensive part).
+ * Works a word at a time, so a block riddled with small holes costs the
+ * same as a clean one. */
 static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t b, size_t nfree)
 {
     size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
-    struct pcpu_block_md md;
     if (nfree == len)
-        return (struct pcpu_block_md){len, len, len, len};
-    md.nfree = (uint32_t)nfree;
+        return (struct pcpu_block_md){len, len, len, len, 0};
     if (nfree == 0)
         return (struct pcpu_block_md){0, 0, 0, 0, 0};
-    size_t first_set = pcpu__next_set(c->alloc_map, lo, hi);
-    md.left = (uint32_t)(first_set - lo);
-    md.right = (uint32_t)(hi - 1 - pcpu__prev_set(c->alloc_map, lo, hi));
-    size_t best = md.left >= md.right ? md.left : md.right;
-    size_t best_start = md.left >= md.right ? 0 : len - md.right;
-    size_t pos = first_set;
-    size_t unseen = nfree - md.left - md.right; /* free bits not yet in a run */
-    /* Only runs that could beat the best so far need measuring. */
-    while (pos < hi && best < unseen) {
-        size_t z = pcpu__next_zero(c->alloc_map, pos, hi);
-        if (z >= hi - md.right)
-            break;
-        size_t e = pcpu__next_set(c->alloc_map, z, hi);
-        if (e - z > best) {
-            best = e - z;
-            best_start = z - lo;
+    struct pcpu_block_md md = {.nfree = (uint32_t)nfree};
+    size_t best = 0, best_start = 0, run = 0, run_start = lo;
+    bool seen_used = false;
+    /* Blocks are page-sized and pages are whole words of the map. */
+    for (size_t w = lo / 64; w * 64 < hi; w++) {
+        uint64_t used = __atomic_load_n(&c->alloc_map[w], __ATOMIC_RELAXED);
+        size_t base = w * 64;
+        if (hi - base < 64)
+            used |= ~0ull << (hi - base);
+        if (used == 0) {
+            if (!run)
+                run_start = base;
+            run += 64;
+            continue;
         }
-        unseen -= e - z;
-        pos = e;
+        unsigned int low = (unsigned int)__builtin_ctzll(used);
+        unsigned int high = (unsigned int)__builtin_clzll(used);
+        if (!run)
+            run_start = base;
+        run += low;
+        if (!seen_used) {
+            md.left = (uint32_t)run;
+            seen_used = true;
+        }
+        if (run > best) {
+            best = run;
+            best_start = run_start;
+        }
+        /* Free runs strictly inside the word. */
+        uint64_t inner = ~used;
+        inner &= ~0ull << low;
+        if (high)
+            inner &= ~0ull >> high;
+        unsigned int at = 0;
+        unsigned int n = longest_ones(inner, &at);
+        if (n > best) {
+            best = n;
+            best_start = base + at;
+        }
+        run = high;
+        run_start = base + 64 - high;
+    }
+    md.right = (uint32_t)run;
+    if (run > best) {
+        best = run;
+        best_start = run_start;
     }
     md.contig = (uint32_t)best;
-    md.contig_start = (uint32_t)best_start;
+    md.contig_start = (uint32_t)(best_start - lo);
     return md;
 }
 
@@ -163,6 +206,52 @@ static void account_empty(struct pcpu_chunk *c, size_t b, bool was_empty)
 
 /* Refresh the hints of the blocks covering [bit, bit+n) after the map
  * changed there; blocks entirely inside the range are all-set or all-clear. */
+/* Update block b's hints after [a, z) (inside the block) was freed: the
+ * freed bits join one run; runs only grow, so only that run can become
+ * the longest or reach the block's edges. */
+static void md_after_free(struct pcpu_chunk *c, size_t b, size_t a, size_t z)
+{
+    struct pcpu_block_md *md = &c->md[b];
+    size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
+    md->nfree += (uint32_t)(z - a);
+    if (md->nfree == len) {
+        *md = (struct pcpu_block_md){len, len, len, len, 0};
+        return;
+    }
+    size_t p = pcpu__prev_set(c->alloc_map, lo, a);
+    size_t start = p == SIZE_MAX ? lo : p + 1;
+    size_t end = pcpu__next_set(c->alloc_map, z, hi);
+    if (start == lo)
+        md->left = (uint32_t)(end - lo);
+    if (end == hi)
+        md->right = (uint32_t)(hi - start);
+    if (end - start > md->contig) {
+        md->contig = (uint32_t)(end - start);
+        md->contig_start = (uint32_t)(start - lo);
+    }
+}
+
+/* Update block b's hints after [a, z) (inside the block) was claimed.  Only
+ * a claim that cuts into the longest run needs the block measured again. */
+static void md_after_claim(struct pcpu_chunk *c, size_t b, size_t a, size_t z)
+{
+    struct pcpu_block_md *md = &c->md[b];
+    size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
+    size_t nfree = md->nfree - (z - a);
+    size_t cs = lo + md->contig_start;
+    if (nfree == 0 || (a < cs + md->contig && cs < z)) {
+        *md = compute_md_nfree(c, b, nfree);
+        return;
+    }
+    md->nfree = (uint32_t)nfree;
+    if (a < lo + md->left)
+        md->left = (uint32_t)(a - lo);
+    if (z > hi - md->right)
+        md->right = (uint32_t)(hi - z);
+}
+
+/* Refresh the hints of the blocks covering [bit, bit+n) after the map
+ * changed there; blocks entirely inside the range are all-set or all-clear. */
 static void refresh_range(struct pcpu_chunk *c, size_t bit, size_t n, bool allocated)
 {
     size_t b0 = bit / block_bits(), b1 = (bit + n - 1) / block_bits();
@@ -171,12 +260,14 @@ static void refresh_range(struct pcpu_chunk *c, size_t bit, size_t n, bool alloc
         size_t lo = b * block_bits(), len = block_len(c, b);
         if (b != b0 && b != b1 && bit <= lo && lo + len <= bit + n) {
             uint32_t v = allocated ? 0 : (uint32_t)len;
-            c->md[b] = (struct pcpu_block_md){v, v, v, v};
+            c->md[b] = (struct pcpu_block_md){v, v, v, v, 0};
         } else {
             size_t a = bit > lo ? bit : lo;
             size_t z = bit + n < lo + len ? bit + n : lo + len;
-            size_t nfree = allocated ? c->md[b].nfree - (z - a) : c->md[b].nfree + (z - a);
-            c->md[b] = compute_md_nfree(c, b, nfree);
+            if (allocated)
+                md_after_claim(c, b, a, z);
+            else
+                md_after_free(c, b, a, z);
         }
         account_empty(c, b, was_empty);
     }
@@ -240,7 +331,11 @@ size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_
             carry = SIZE_MAX;
         }
         if (md->contig >= n && pcpu__run_fits(lo + md->contig_start, md->contig, n, align)) {
-            p = pcpu__find_zero_area(c->alloc_map, lo, hi, n, align);
+            /* Small requests take the first hole that fits (holes get
+             * reused); larger ones go straight to the run known to fit
+             * instead of walking every small hole before it. */
+            size_t from = n >= 16 ? lo + md->contig_start : lo;
+            p = pcpu__find_zero_area(c->alloc_map, from, hi, n, align);
             if (p != SIZE_MAX)
                 goto found;
         }
@@ -397,11 +492,36 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     CHECK(c->free_bits + used == c->end_bit - c->start_bit, "free_bits %zu but %zu used of %zu",
           c->free_bits, used, c->end_bit - c->start_bit);
     for (size_t b = 0; b < c->nr_pages; b++) {
-        struct pcpu_block_md want = compute_md(c, b);
-        CHECK(memcmp(&want, &c->md[b], sizeof(want)) == 0,
-              "block %zu hints {%u,%u,%u,%u} should be {%u,%u,%u,%u}", b, c->md[b].contig,
-              c->md[b].left, c->md[b].right, c->md[b].nfree, want.contig, want.left, want.right,
-              want.nfree);
+        /* A bit-by-bit reference, independent of the word-level code. */
+        size_t lo = b * bb, len = block_len(c, b), ref_free = 0, ref_left = 0, ref_right = 0,
+               ref_contig = 0, cur = 0;
+        bool in_left = true;
+        for (size_t i = lo; i < lo + len; i++) {
+            if (pcpu__test_bit(c->alloc_map, i)) {
+                in_left = false;
+                cur = 0;
+                continue;
+            }
+            ref_free++;
+            cur++;
+            if (in_left)
+                ref_left++;
+            if (cur > ref_contig)
+                ref_contig = cur;
+        }
+        ref_right = cur;
+        const struct pcpu_block_md *md = &c->md[b];
+        CHECK(md->nfree == ref_free && md->left == ref_left && md->right == ref_right &&
+                  md->contig == ref_contig,
+              "block %zu hints {contig %u, left %u, right %u, free %u} should be {%zu,%zu,%zu,%zu}",
+              b, md->contig, md->left, md->right, md->nfree, ref_contig, ref_left, ref_right,
+              ref_free);
+        if (md->contig) {
+            size_t cs = lo + md->contig_start;
+            CHECK(cs + md->contig <= lo + len &&
+                      pcpu__next_set(c->alloc_map, cs, cs + md->contig) == cs + md->contig,
+                  "block %zu: longest run at %u is not free", b, md->contig_start);
+        }
         if (b < c->first_free_block)
             CHECK(c->md[b].nfree == 0, "block %zu has free bits before first_free_block %zu", b,
                   c->first_free_block);

@@ -364,7 +364,7 @@ static int model_step(struct model *m, struct model_src *src)
             m->live = 0;
         }
         unsigned int flags = 0;
-        if (c & 0x10)
+        if ((c & 0x70) == 0x70) /* robust mode validates on every call: rare */
             flags |= PCPU_F_DEBUG;
         if (c & 0x20)
             flags |= PCPU_F_NO_CACHE;

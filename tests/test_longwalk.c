@@ -3,7 +3,7 @@
  * The same model as the fuzzer (pcpu_model.h), driven by a generator: the
  * walk is split into segments, each with its own configuration (2 or 256
  * units, both backends, robust mode, no thread cache), joined by exit+init.
- * About 200k operations by default; PCPU_LONGWALK=1 makes it millions
+ * About 200k operations by default (25k under a sanitizer); PCPU_LONGWALK=1 makes it millions
  * (PCPU_LONGWALK=<n> sets the count), PCPU_LONGWALK_SEED the seed.
  * pcpu_validate() runs every 64 operations (it walks every bitmap, so
  * running it after each one would turn minutes into hours), the touched
@@ -14,6 +14,14 @@
 #include "pcpu_model.h"
 
 #include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
 
 static struct model m;
 
@@ -40,7 +48,11 @@ static void run_segment(uint64_t seed, unsigned long ops, unsigned int nr_units,
 static void test_longwalk(void **state)
 {
     (void)state;
+#ifdef UNDER_SANITIZER
+    unsigned long total = 25000; /* the sanitizers make each step ~10x dearer */
+#else
     unsigned long total = 200000;
+#endif
     const char *e = getenv("PCPU_LONGWALK");
     if (e && *e) {
         unsigned long n = strtoul(e, NULL, 0);
