@@ -299,23 +299,18 @@ struct pcpu_chunk *pcpu__owner_chunk(struct pcpu_chunk *c, size_t bit)
 
 /* ---- zeroing ---------------------------------------------------------------- */
 
-static bool all_zero(const void *p, size_t bytes)
+/* Compared against with memcmp, which the C library vectorises. */
+static const unsigned char zero_block[4096];
+
+static bool all_zero(const char *p, size_t bytes)
 {
-    /* Objects are only 4-byte aligned: load words with memcpy (one mov on
-     * x86_64) instead of through a uint64_t pointer, which is UB there. */
-    const char *w = p;
-    size_t n = bytes / 8;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v;
-        memcpy(&v, w + i * 8, sizeof(v));
-        if (v)
+    while (bytes > sizeof(zero_block)) {
+        if (memcmp(p, zero_block, sizeof(zero_block)) != 0)
             return false;
+        p += sizeof(zero_block);
+        bytes -= sizeof(zero_block);
     }
-    const unsigned char *b = (const unsigned char *)(w + n * 8);
-    for (size_t i = 0; i < bytes % 8; i++)
-        if (b[i])
-            return false;
-    return true;
+    return memcmp(p, zero_block, bytes) == 0;
 }
 
 void pcpu__zero_units(void *cookie, size_t bytes)
@@ -631,11 +626,22 @@ static void note_size_locked(size_t size)
         pcpu__g.max_alloc_size = size;
 }
 
+/* Out of memory with free objects parked in this thread's cache: give them
+ * back and try again once (other threads' caches are theirs to use). */
+static void *alloc_retry_locked(size_t bits, size_t align_bits, bool reserved,
+                                struct pcpu_chunk **c)
+{
+    void *p = pcpu__alloc_locked(bits, 1, align_bits, reserved, c);
+    if (!p && errno == ENOMEM && pcpu__my_tcache && pcpu__tcache_flush_locked(pcpu__my_tcache))
+        p = pcpu__alloc_locked(bits, 1, align_bits, reserved, c);
+    return p;
+}
+
 static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserved)
 {
     struct pcpu_chunk *c;
     pcpu__lock();
-    void *p = pcpu__alloc_locked(bits, 1, align_bits, reserved, &c);
+    void *p = alloc_retry_locked(bits, align_bits, reserved, &c);
     if (p) {
         set_live(c, p);
         if (unlikely(pcpu__debug_active))
@@ -659,15 +665,16 @@ void *pcpu_alloc(size_t size, size_t align)
         return NULL;
     if (unlikely(check_args(size, align, &bits, &align_bits) != 0))
         return NULL;
-    if (likely(bits <= PCPU_TCACHE_MAX_BITS && align_bits <= pcpu__natural_bits(bits) &&
+    size_t ci = pcpu__tcache_class(bits);
+    if (likely(pcpu__tcache_exact(bits) && align_bits <= pcpu__natural_bits(bits) &&
                pcpu__g.tcache_on)) {
         struct pcpu_tcache *tc = pcpu__my_tcache;
         if (unlikely(!tc))
             tc = pcpu__tcache_get();
         if (likely(tc)) {
-            struct pcpu_tcache_class *cls = &tc->cls[bits];
+            struct pcpu_tcache_class *cls = &tc->cls[ci];
             if (unlikely(cls->count == 0)) {
-                if (pcpu__tcache_refill(tc, bits) != 0)
+                if (pcpu__tcache_refill(tc, ci) != 0)
                     return NULL;
             }
             struct pcpu_tcache_entry e = cls->e[--cls->count];
@@ -732,13 +739,14 @@ void pcpu_free(void *cookie)
         pcpu__debug_on_free(cookie, bits * PCPU_GRANULE);
     else
         pcpu__zero_units(cookie, bits * PCPU_GRANULE);
-    if (likely(bits <= PCPU_TCACHE_MAX_BITS && !owner->is_reserved && pcpu__g.tcache_on &&
+    size_t ci = pcpu__tcache_class(bits);
+    if (likely(pcpu__tcache_exact(bits) && !owner->is_reserved && pcpu__g.tcache_on &&
                bit % pcpu__natural_bits(bits) == 0)) {
         struct pcpu_tcache *tc = pcpu__my_tcache;
         if (unlikely(!tc))
             tc = pcpu__tcache_get();
         if (likely(tc)) {
-            pcpu__tcache_put(tc, bits, cookie, owner);
+            pcpu__tcache_put(tc, ci, cookie, owner);
             if (unlikely(pcpu__debug_active))
                 pcpu__debug_after_op();
             return;

@@ -297,9 +297,43 @@ static inline size_t pcpu__natural_bits(size_t bits)
 }
 
 /* ---- thread caches (tcache.c) -------------------------------------------- */
-#define PCPU_TCACHE_MAX_BITS 64u /* cache objects of up to 256 bytes      */
+/* Size classes: one per granule count up to 256 bytes, then one per 64
+ * bytes up to 4 KiB.  Only requests of exactly a class's size use a cache,
+ * so every allocation keeps its own size in the map (and in reports). */
+#define PCPU_TCACHE_EXACT_BITS 64u
+#define PCPU_TCACHE_STEP_BITS 16u
+#define PCPU_TCACHE_MAX_BITS 1024u
+#define PCPU_TCACHE_NR_CLASSES \
+    (PCPU_TCACHE_EXACT_BITS + (PCPU_TCACHE_MAX_BITS - PCPU_TCACHE_EXACT_BITS) / PCPU_TCACHE_STEP_BITS + 1)
 #define PCPU_TCACHE_CAP 32u
 #define PCPU_TCACHE_BATCH 16u
+
+static inline bool pcpu__tcache_exact(size_t bits)
+{
+    return bits <= PCPU_TCACHE_EXACT_BITS ||
+           (bits <= PCPU_TCACHE_MAX_BITS && bits % PCPU_TCACHE_STEP_BITS == 0);
+}
+static inline size_t pcpu__tcache_class(size_t bits)
+{
+    if (bits <= PCPU_TCACHE_EXACT_BITS)
+        return bits;
+    return PCPU_TCACHE_EXACT_BITS +
+           (bits - PCPU_TCACHE_EXACT_BITS + PCPU_TCACHE_STEP_BITS - 1) / PCPU_TCACHE_STEP_BITS;
+}
+static inline size_t pcpu__tcache_class_bits(size_t cls)
+{
+    if (cls <= PCPU_TCACHE_EXACT_BITS)
+        return cls;
+    return PCPU_TCACHE_EXACT_BITS + (cls - PCPU_TCACHE_EXACT_BITS) * PCPU_TCACHE_STEP_BITS;
+}
+/* Fewer objects of the bigger classes, so a cache pins little memory. */
+static inline unsigned int pcpu__tcache_cap(size_t bits)
+{
+    if (bits <= PCPU_TCACHE_EXACT_BITS)
+        return PCPU_TCACHE_CAP;
+    size_t cap = PCPU_TCACHE_CAP * PCPU_TCACHE_EXACT_BITS / bits;
+    return cap < 4 ? 4 : (unsigned int)cap;
+}
 
 struct pcpu_tcache_entry {
     void *cookie;
@@ -320,18 +354,19 @@ struct pcpu_tcache {
     _Atomic int64_t peak_net;        /* max of alloc - dealloc this epoch */
     _Atomic size_t min_size, max_size;
     unsigned int epoch;
-    struct pcpu_tcache_class cls[PCPU_TCACHE_MAX_BITS + 1];
+    struct pcpu_tcache_class cls[PCPU_TCACHE_NR_CLASSES]; /* [0] unused */
 };
 
 PCPU_HIDDEN struct pcpu_tcache *pcpu__tcache_get(void);
-/* Take bits-sized objects from the map into the cache (takes the lock). */
-PCPU_HIDDEN int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t bits);
-/* Park a freed, zeroed object (may take the lock to make room). */
-PCPU_HIDDEN void pcpu__tcache_put(struct pcpu_tcache *tc, size_t bits, void *cookie,
+/* Take objects of class ci from the map into the cache (takes the lock). */
+PCPU_HIDDEN int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci);
+/* Park a freed, zeroed object of class ci (may take the lock to make room). */
+PCPU_HIDDEN void pcpu__tcache_put(struct pcpu_tcache *tc, size_t ci, void *cookie,
                                   struct pcpu_chunk *c);
 PCPU_HIDDEN void pcpu__tcache_count_alloc(struct pcpu_tcache *tc, size_t size);
-/* Give one cache's objects back to the map (it stays usable). */
-PCPU_HIDDEN void pcpu__tcache_flush_locked(struct pcpu_tcache *tc);
+/* Give one cache's objects back to the map (it stays usable); returns how
+ * many it held. */
+PCPU_HIDDEN size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc);
 /* pcpu_exit: forget every cached object (the chunks go away). */
 PCPU_HIDDEN void pcpu__tcache_drop_all_locked(void);
 /* fork child: give other threads' objects back and free their caches. */

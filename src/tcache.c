@@ -3,9 +3,9 @@
  *
  * The allocation map is shared and protected by one lock; taking it on
  * every small allocation would make two threads slower than one.  Each
- * thread therefore keeps, per size (4..256 bytes, one class per granule
- * count), a small stack of objects that are allocated in the map but not
- * live.  pcpu_alloc() pops one and sets its live bit; pcpu_free() zeroes
+ * thread therefore keeps, per size class (one per granule count up to 256
+ * bytes, then 64-byte steps up to 4 KiB), a small stack of objects that
+ * are allocated in the map but not live.  pcpu_alloc() pops one and sets its live bit; pcpu_free() zeroes
  * the object and pushes it.  Refills and overflows move a batch at a time
  * under the lock, so the lock is taken once per PCPU_TCACHE_BATCH
  * operations at most.
@@ -51,15 +51,18 @@ static void unlink_cache(struct pcpu_tcache *tc)
 
 /* Give every cached object back to the map and fold the counters into the
  * global ones; the cache stays usable, empty. */
-void pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
+size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
 {
-    for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++) {
-        struct pcpu_tcache_class *cls = &tc->cls[bits];
+    size_t returned = 0;
+    for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
+        struct pcpu_tcache_class *cls = &tc->cls[ci];
+        size_t bits = pcpu__tcache_class_bits(ci);
         for (unsigned int i = 0; i < cls->count; i++) {
             struct pcpu_tcache_entry *e = &cls->e[i];
             size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
             pcpu__release_locked(e->chunk, bit, bits);
         }
+        returned += cls->count;
         cls->count = 0;
     }
     pcpu__g.nr_alloc += atomic_load(&tc->nr_alloc);
@@ -74,6 +77,7 @@ void pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
     atomic_store(&tc->peak_net, 0);
     atomic_store(&tc->min_size, 0);
     atomic_store(&tc->max_size, 0);
+    return returned;
 }
 
 static void thread_exit(void *arg)
@@ -118,9 +122,11 @@ struct pcpu_tcache *pcpu__tcache_get(void)
     return tc;
 }
 
-int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t bits)
+int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
 {
-    struct pcpu_tcache_class *cls = &tc->cls[bits];
+    struct pcpu_tcache_class *cls = &tc->cls[ci];
+    size_t bits = pcpu__tcache_class_bits(ci);
+    unsigned int batch = pcpu__tcache_cap(bits) / 2;
     size_t align = pcpu__natural_bits(bits);
     struct pcpu_chunk *c;
     pcpu__lock();
@@ -135,11 +141,17 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t bits)
             cls->e[cls->count++] =
                 (struct pcpu_tcache_entry){p + (count - 1 - i) * bits * PCPU_GRANULE, c};
     }
-    while (cls->count < PCPU_TCACHE_BATCH) {
+    while (cls->count < batch) {
         void *p = pcpu__alloc_locked(bits, 1, align, false, &c);
         if (!p)
             break;
         cls->e[cls->count++] = (struct pcpu_tcache_entry){p, c};
+    }
+    if (cls->count == 0 && errno == ENOMEM && pcpu__tcache_flush_locked(tc) > 0) {
+        /* Memory was parked in this cache's other classes. */
+        void *p = pcpu__alloc_locked(bits, 1, align, false, &c);
+        if (p)
+            cls->e[cls->count++] = (struct pcpu_tcache_entry){p, c};
     }
     if (cls->count == 0) {
         int err = errno ? errno : ENOMEM;
@@ -171,12 +183,14 @@ void pcpu__tcache_count_alloc(struct pcpu_tcache *tc, size_t size)
         atomic_store_explicit(&tc->max_size, size, memory_order_relaxed);
 }
 
-void pcpu__tcache_put(struct pcpu_tcache *tc, size_t bits, void *cookie, struct pcpu_chunk *c)
+void pcpu__tcache_put(struct pcpu_tcache *tc, size_t ci, void *cookie, struct pcpu_chunk *c)
 {
-    struct pcpu_tcache_class *cls = &tc->cls[bits];
-    if (unlikely(cls->count == PCPU_TCACHE_CAP)) {
+    struct pcpu_tcache_class *cls = &tc->cls[ci];
+    size_t bits = pcpu__tcache_class_bits(ci);
+    unsigned int cap = pcpu__tcache_cap(bits);
+    if (unlikely(cls->count >= cap)) {
         /* Return the older half: the newer objects are the warm ones. */
-        unsigned int half = PCPU_TCACHE_CAP / 2;
+        unsigned int half = cap / 2;
         pcpu__lock();
         for (unsigned int i = 0; i < half; i++) {
             struct pcpu_tcache_entry *e = &cls->e[i];
@@ -186,7 +200,7 @@ void pcpu__tcache_put(struct pcpu_tcache *tc, size_t bits, void *cookie, struct 
         /* Still under the lock: a fork() by another thread (which holds
          * the lock) must never see released objects still counted here,
          * or the child's atfork flush would release them twice. */
-        memmove(&cls->e[0], &cls->e[half], (PCPU_TCACHE_CAP - half) * sizeof(cls->e[0]));
+        memmove(&cls->e[0], &cls->e[half], (cls->count - half) * sizeof(cls->e[0]));
         cls->count -= half;
         pcpu__unlock();
     }
@@ -202,8 +216,8 @@ void pcpu__tcache_put(struct pcpu_tcache *tc, size_t bits, void *cookie, struct 
 void pcpu__tcache_drop_all_locked(void)
 {
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
-        for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++)
-            tc->cls[bits].count = 0;
+        for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
+            tc->cls[ci].count = 0;
         atomic_store(&tc->nr_alloc, 0);
         atomic_store(&tc->nr_dealloc, 0);
         atomic_store(&tc->peak_net, 0);
@@ -229,8 +243,8 @@ size_t pcpu__tcache_count_locked(void)
 {
     size_t n = 0;
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
-        for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++)
-            n += tc->cls[bits].count;
+        for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
+            n += tc->cls[ci].count;
     return n;
 }
 
@@ -278,8 +292,15 @@ int pcpu__tcache_validate_locked(void)
 {
     int problems = 0;
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
-        for (size_t bits = 1; bits <= PCPU_TCACHE_MAX_BITS; bits++) {
-            struct pcpu_tcache_class *cls = &tc->cls[bits];
+        /* Other live threads push and pop their caches without the lock:
+         * reading their entries here would race (and report objects just
+         * handed out as broken).  Only the caller's own cache holds still;
+         * the caches of exited threads were flushed. */
+        if (tc != pcpu__my_tcache)
+            continue;
+        for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
+            struct pcpu_tcache_class *cls = &tc->cls[ci];
+            size_t bits = pcpu__tcache_class_bits(ci);
             for (unsigned int i = 0; i < cls->count; i++) {
                 struct pcpu_tcache_entry *e = &cls->e[i];
                 size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;

@@ -231,6 +231,8 @@ static void test_fault_every_call(void **state)
 
 /* ---- RLIMIT_AS ------------------------------------------------------------ */
 
+#ifndef UNDER_SANITIZER
+
 static size_t vm_size(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -303,6 +305,8 @@ static int rlimit_child(void)
     fflush(stdout);
     return 0;
 }
+
+#endif
 
 static void test_rlimit_as(void **state)
 {

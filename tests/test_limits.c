@@ -234,7 +234,11 @@ static void test_fault_random(void **state)
             fail_msg("step %d: %d problems", step, problems);
     }
     printf("# %d allocations, %d failed by injection\n", done, failed);
-    assert_true(failed > 0);
+    /* km chunks need no populate calls, and an allocation that hits a
+     * fault is retried once after this thread's cache is given back, so
+     * there most injected faults are absorbed. */
+    if (pcpu_test_backend() == PCPU_BACKEND_VM)
+        assert_true(failed > 0);
     for (int i = 0; i < LIVE; i++)
         if (v[i]) {
             check(v[i], sz[i], i);

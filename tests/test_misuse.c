@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+PCPU_DEFINE(long, m_static) = 5;
+
 static int setup(void **state)
 {
     (void)state;
@@ -122,6 +124,17 @@ static void test_unit_address(void **state)
     assert_valid();
 }
 
+static void test_static_variable(void **state)
+{
+    (void)state;
+    long *c = PCPU_VAR(m_static);
+    assert_int_equal(*PCPU_PTR(c, 0), 5);
+    expect_death(do_free, c, c, NULL);
+    expect_death(do_free, PCPU_PTR(c, 0), PCPU_PTR(c, 0), NULL);
+    assert_int_equal(*PCPU_PTR(c, pcpu_nr_cpus() - 1), 5);
+    assert_valid();
+}
+
 static void test_free_null(void **state)
 {
     (void)state;
@@ -143,6 +156,7 @@ int main(void)
         cmocka_unit_test_setup(test_interior, setup),
         cmocka_unit_test_setup(test_foreign, setup),
         cmocka_unit_test_setup(test_unit_address, setup),
+        cmocka_unit_test_setup(test_static_variable, setup),
         cmocka_unit_test_setup(test_free_null, setup),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,6 +77,19 @@ static void test_program_256(void **state)
     check_program_statics();
 }
 
+/* A refused configuration leaves the statics usable with the defaults. */
+static void test_failed_init(void **state)
+{
+    (void)state;
+    struct pcpu_config bad = {.unit_size = 4096};
+    pcpu_exit();
+    pcpu_test_stderr_begin();
+    int r = pcpu_init(&bad);
+    pcpu_test_stderr_end(NULL, 0);
+    assert_int_equal(r, -1);
+    check_program_statics();
+}
+
 struct testlib {
     void *h;
     long *(*counter)(void);
@@ -197,6 +210,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_program_default),
         cmocka_unit_test(test_program_256),
+        cmocka_unit_test(test_failed_init),
         cmocka_unit_test(test_dlopen),
         cmocka_unit_test(test_dlopen_256),
         cmocka_unit_test(test_dlopen_reserved_full),

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ static bool all_zero(void *c, size_t size)
 }
 
 static _Atomic int bad;
+static _Atomic int finished;
 
 static void *worker_main(void *arg)
 {
@@ -127,6 +129,7 @@ static void *worker_main(void *arg)
             pcpu_free(obj[i]);
             w->frees++;
         }
+    atomic_fetch_add(&finished, 1);
     return NULL;
 }
 
@@ -144,14 +147,24 @@ static void run_threads(int nr)
     }
     struct pcpu_stats st0 = pcpu_test_stats();
     bad = 0;
+    finished = 0;
     double t0 = pcpu_test_now();
     for (int i = 0; i < nr; i++) {
         w[i] = (struct worker){.id = i, .nr = nr, .counter = counter, .start = &start};
         assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
     }
+    /* Validate while they run: it must see no problem in the middle of
+     * other threads' work (it takes the lock; caches change without it). */
+    int validations = 0, problems = 0;
+    while (atomic_load(&finished) < nr) {
+        problems += pcpu_validate();
+        validations++;
+    }
     for (int i = 0; i < nr; i++)
         pthread_join(th[i], NULL);
     double t1 = pcpu_test_now();
+    printf("# %d validations during the run\n", validations);
+    assert_int_equal(problems, 0);
     /* Objects still in the rings: free them here (yet another thread). */
     uint64_t left = 0;
     for (int i = 0; i < nr; i++) {
