@@ -733,6 +733,11 @@ union pcpu__units64 {
  * mode changes under it (first use, or a switch to atomics).
  */
 #if PCPU__RSEQ_ASM
+/* The memory operand names the whole area above the cookie (see
+ * PCPU__RSEQ_MEM); compilers that know the object's real size would warn
+ * about that on every use, so the warning is off for these functions. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
 /*
  * After a sequence left through its slow exit (index out of range: rseq
  * not set up yet, this thread not registered yet, or the process switched
@@ -822,6 +827,7 @@ static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, 
 }
 PCPU__THIS_RSEQ_OPS(32, "l", "ir")
 PCPU__THIS_RSEQ_OPS(64, "q", "er")
+#pragma GCC diagnostic pop
 #else /* no rseq sequences: atomics on the current unit */
 #define PCPU__THIS_ATOMIC_OPS(W)                                                \
 static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \

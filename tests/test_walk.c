@@ -134,7 +134,7 @@ static void test_walk_small_units(void **state)
     /* Small units: chunks fill up and new ones come and go. */
     struct pcpu_config cfg = {.nr_cpus = 4, .unit_size = 64 * 1024, .reserved_size = 4096};
     pcpu_test_reinit(&cfg);
-    random_walk(1, 12000, true);
+    random_walk(1, 8000, true);
     random_walk(0xdeadbeef, 5000, true);
 }
 
@@ -142,7 +142,7 @@ static void test_walk_default(void **state)
 {
     (void)state;
     pcpu_test_reinit(NULL);
-    random_walk(7, 3000, true);
+    random_walk(7, 1500, true);
 }
 
 static void test_walk_no_cache(void **state)
@@ -158,7 +158,7 @@ static void test_walk_256(void **state)
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256, .unit_size = 64 * 1024};
     pcpu_test_reinit(&cfg);
-    random_walk(12345, 6000, true);
+    random_walk(12345, 3000, true);
     random_walk(777, 20000, false);
 }
 
