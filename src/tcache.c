@@ -32,6 +32,12 @@ static pthread_key_t tcache_key;
 static pthread_once_t tcache_once = PTHREAD_ONCE_INIT;
 static struct pcpu_tcache *all_caches; /* under the lock */
 
+/* The map bit of a cached object. */
+static inline size_t entry_bit(const struct pcpu_tcache_entry *e)
+{
+    return (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
+}
+
 static void relaxed_inc(_Atomic uint64_t *v)
 {
     atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
@@ -59,7 +65,7 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
         size_t bits = pcpu__tcache_class_bits(ci);
         for (unsigned int i = 0; i < cls->count; i++) {
             struct pcpu_tcache_entry *e = &cls->e[i];
-            size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
+            size_t bit = entry_bit(e);
             pcpu__release_locked(e->chunk, bit, bits);
         }
         returned += cls->count;
@@ -194,7 +200,7 @@ void pcpu__tcache_put(struct pcpu_tcache *tc, size_t ci, void *cookie, struct pc
         pcpu__lock();
         for (unsigned int i = 0; i < half; i++) {
             struct pcpu_tcache_entry *e = &cls->e[i];
-            size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
+            size_t bit = entry_bit(e);
             pcpu__release_locked(e->chunk, bit, bits);
         }
         /* Still under the lock: a fork() by another thread (which holds
@@ -303,7 +309,7 @@ int pcpu__tcache_validate_locked(void)
             size_t bits = pcpu__tcache_class_bits(ci);
             for (unsigned int i = 0; i < cls->count; i++) {
                 struct pcpu_tcache_entry *e = &cls->e[i];
-                size_t bit = (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
+                size_t bit = entry_bit(e);
                 if (pcpu__lookup(e->cookie) != e->chunk || !pcpu__test_bit(e->chunk->start_map, bit) ||
                     pcpu__live_test(e->chunk, bit) ||
                     pcpu__chunk_alloc_bits(e->chunk, bit) != bits) {
