@@ -313,21 +313,23 @@ static bool all_zero(const char *p, size_t bytes)
     return memcmp(p, zero_block, bytes) == 0;
 }
 
-void pcpu__zero_units(void *cookie, size_t bytes)
+/* The common small case of pcpu__zero_units(), inline in pcpu_free(). */
+static inline __attribute__((always_inline)) void zero_units_small(char *cookie, size_t bytes)
 {
-    if (bytes <= 16 && bytes % 4 == 0) {
-        /* The common small case, without the generic loops. */
-        for (unsigned int i = 0; i < pcpu__nr_units; i++) {
-            char *p = (char *)cookie + pcpu__cpu_offsets[i];
-            uint64_t a = 0, b = 0;
-            memcpy(&a, p, bytes < 8 ? bytes : 8);
-            if (bytes > 8)
-                memcpy(&b, p + 8, bytes - 8);
-            if (a | b)
-                memset(p, 0, bytes);
-        }
-        return;
+    unsigned int n = pcpu__nr_units;
+    for (unsigned int i = 0; i < n; i++) {
+        char *p = cookie + pcpu__cpu_offsets[i];
+        uint64_t a = 0, b = 0;
+        memcpy(&a, p, bytes < 8 ? bytes : 8);
+        if (bytes > 8)
+            memcpy(&b, p + 8, bytes - 8);
+        if (a | b)
+            memset(p, 0, bytes);
     }
+}
+
+static __attribute__((noinline)) void zero_units_large(char *cookie, size_t bytes)
+{
     /* Reading before writing keeps untouched units untouched: a never
      * written page reads as the shared zero page and costs no memory. */
     unsigned int n = pcpu__nr_units;
@@ -336,6 +338,14 @@ void pcpu__zero_units(void *cookie, size_t bytes)
         if (!all_zero(p, bytes))
             memset(p, 0, bytes);
     }
+}
+
+void pcpu__zero_units(void *cookie, size_t bytes)
+{
+    if (bytes <= 16)
+        zero_units_small(cookie, bytes);
+    else
+        zero_units_large(cookie, bytes);
 }
 
 /* ---- set-up and teardown -------------------------------------------------- */
@@ -595,7 +605,8 @@ size_t pcpu_max_alloc_size(void)
 
 /* ---- allocation ------------------------------------------------------------ */
 
-static int check_args(size_t size, size_t align, size_t *bits, size_t *align_bits)
+static inline __attribute__((always_inline)) int check_args(size_t size, size_t align,
+                                                          size_t *bits, size_t *align_bits)
 {
     if (unlikely(size == 0 || size > pcpu__g.unit_size || (align & (align - 1)) ||
                  align > pcpu__page_size)) {
@@ -746,7 +757,7 @@ void pcpu_free(void *cookie)
         if (unlikely(!tc))
             tc = pcpu__tcache_get();
         if (likely(tc)) {
-            pcpu__tcache_put(tc, ci, cookie, owner);
+            pcpu__tcache_push(tc, ci, cookie, owner);
             if (unlikely(pcpu__debug_active))
                 pcpu__debug_after_op();
             return;

@@ -285,8 +285,32 @@ PCPU_HIDDEN extern const struct pcpu_backend_ops pcpu__backend_km;
  * to its chunk through a two-level radix table without any lock. */
 PCPU_HIDDEN int pcpu__lookup_insert(struct pcpu_chunk *c);
 PCPU_HIDDEN void pcpu__lookup_remove(struct pcpu_chunk *c);
-PCPU_HIDDEN struct pcpu_chunk *pcpu__lookup(const void *addr);
 PCPU_HIDDEN void pcpu__lookup_exit(void);
+#define PCPU_LOOKUP_L2_BITS 12u
+typedef struct pcpu_chunk *_Atomic pcpu__lookup_slot;
+PCPU_HIDDEN extern pcpu__lookup_slot *_Atomic *pcpu__l1;
+PCPU_HIDDEN extern size_t pcpu__l1_len, pcpu__l1_shift;
+
+/* The chunk whose reservation holds addr, or NULL (lock-free, inline: it
+ * is on every free). */
+static inline struct pcpu_chunk *pcpu__lookup(const void *addr)
+{
+    pcpu__lookup_slot *_Atomic *t = pcpu__l1;
+    if (!t)
+        return NULL;
+    uintptr_t key = (uintptr_t)addr >> pcpu__l1_shift;
+    if ((key >> PCPU_LOOKUP_L2_BITS) >= pcpu__l1_len)
+        return NULL;
+    pcpu__lookup_slot *l2 =
+        atomic_load_explicit(&t[key >> PCPU_LOOKUP_L2_BITS], memory_order_acquire);
+    if (!l2)
+        return NULL;
+    struct pcpu_chunk *c = atomic_load_explicit(
+        &l2[key & ((1u << PCPU_LOOKUP_L2_BITS) - 1)], memory_order_acquire);
+    if (!c || (uintptr_t)addr - (uintptr_t)c->map_addr >= c->map_size)
+        return NULL;
+    return c;
+}
 
 /* Natural alignment of an n-granule object, in granules: the largest power
  * of two dividing n, at most 16 bytes. */
@@ -363,7 +387,6 @@ PCPU_HIDDEN int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci);
 /* Park a freed, zeroed object of class ci (may take the lock to make room). */
 PCPU_HIDDEN void pcpu__tcache_put(struct pcpu_tcache *tc, size_t ci, void *cookie,
                                   struct pcpu_chunk *c);
-PCPU_HIDDEN void pcpu__tcache_count_alloc(struct pcpu_tcache *tc, size_t size);
 /* Give one cache's objects back to the map (it stays usable); returns how
  * many it held. */
 PCPU_HIDDEN size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc);
@@ -490,5 +513,47 @@ PCPU_HIDDEN void pcpu__statics_reset(void);
 PCPU_HIDDEN void pcpu__thiscpu_init(const struct pcpu_alloc_info *ai, enum pcpu_index index);
 PCPU_HIDDEN void pcpu__thiscpu_exit(void);
 PCPU_HIDDEN bool pcpu__thiscpu_uses_rseq(void);
+
+/* ---- thread-cache fast paths (inline: they are most of a small alloc) ---- */
+
+/* Counters written only by their owner: a plain add, kept atomic so that a
+ * snapshot from another thread reads a whole value. */
+static inline void pcpu__relaxed_inc(_Atomic uint64_t *v)
+{
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static inline void pcpu__tcache_count_alloc(struct pcpu_tcache *tc, size_t size)
+{
+    pcpu__relaxed_inc(&tc->nr_alloc);
+    int64_t net = (int64_t)(atomic_load_explicit(&tc->nr_alloc, memory_order_relaxed) -
+                            atomic_load_explicit(&tc->nr_dealloc, memory_order_relaxed));
+    unsigned int epoch = atomic_load_explicit(&pcpu__g.stats_epoch, memory_order_relaxed);
+    if (unlikely(tc->epoch != epoch)) {
+        tc->epoch = epoch;
+        atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);
+    } else if (net > atomic_load_explicit(&tc->peak_net, memory_order_relaxed)) {
+        atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);
+    }
+    size_t mn = atomic_load_explicit(&tc->min_size, memory_order_relaxed);
+    if (unlikely(mn == 0 || size < mn))
+        atomic_store_explicit(&tc->min_size, size, memory_order_relaxed);
+    if (unlikely(size > atomic_load_explicit(&tc->max_size, memory_order_relaxed)))
+        atomic_store_explicit(&tc->max_size, size, memory_order_relaxed);
+}
+
+/* Park a freed object; the full-cache case goes out of line. */
+static inline void pcpu__tcache_push(struct pcpu_tcache *tc, size_t ci, void *cookie,
+                                     struct pcpu_chunk *c)
+{
+    struct pcpu_tcache_class *cls = &tc->cls[ci];
+    if (unlikely(cls->count >= pcpu__tcache_cap(pcpu__tcache_class_bits(ci)))) {
+        pcpu__tcache_put(tc, ci, cookie, c);
+        return;
+    }
+    cls->e[cls->count++] = (struct pcpu_tcache_entry){cookie, c};
+    pcpu__relaxed_inc(&tc->nr_dealloc);
+}
 
 #endif /* PCPU_INTERNAL_H */

@@ -17,13 +17,17 @@
 #include <stdlib.h>
 
 #define ADDR_BITS 48u
-#define L2_BITS 12u
+#define L2_BITS PCPU_LOOKUP_L2_BITS
 
-typedef struct pcpu_chunk *_Atomic slot_t;
+typedef pcpu__lookup_slot slot_t;
 
-static slot_t *_Atomic *l1;       /* l1[key >> L2_BITS] -> l2 table */
-static size_t l1_len;
-static size_t l1_shift;           /* chunk_shift the table was built for */
+/* l1[key >> L2_BITS] -> l2 table; read inline by pcpu__lookup(). */
+pcpu__lookup_slot *_Atomic *pcpu__l1;
+size_t pcpu__l1_len;
+size_t pcpu__l1_shift;            /* chunk_shift the table was built for */
+#define l1 pcpu__l1
+#define l1_len pcpu__l1_len
+#define l1_shift pcpu__l1_shift
 
 static int ensure_l1(void)
 {
@@ -67,24 +71,6 @@ void pcpu__lookup_remove(struct pcpu_chunk *c)
     slot_t *l2 = atomic_load(&l1[key >> L2_BITS]);
     pcpu_assert(l2 && atomic_load(&l2[key & ((1u << L2_BITS) - 1)]) == c);
     atomic_store_explicit(&l2[key & ((1u << L2_BITS) - 1)], NULL, memory_order_release);
-}
-
-struct pcpu_chunk *pcpu__lookup(const void *addr)
-{
-    slot_t *_Atomic *t = l1;
-    if (!t)
-        return NULL;
-    uintptr_t key = (uintptr_t)addr >> l1_shift;
-    if ((key >> L2_BITS) >= l1_len)
-        return NULL;
-    slot_t *l2 = atomic_load_explicit(&t[key >> L2_BITS], memory_order_acquire);
-    if (!l2)
-        return NULL;
-    struct pcpu_chunk *c =
-        atomic_load_explicit(&l2[key & ((1u << L2_BITS) - 1)], memory_order_acquire);
-    if (!c || (uintptr_t)addr - (uintptr_t)c->map_addr >= c->map_size)
-        return NULL;
-    return c;
 }
 
 void pcpu__lookup_exit(void)

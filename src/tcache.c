@@ -38,11 +38,6 @@ static inline size_t entry_bit(const struct pcpu_tcache_entry *e)
     return (size_t)((char *)e->cookie - e->chunk->base) / PCPU_GRANULE;
 }
 
-static void relaxed_inc(_Atomic uint64_t *v)
-{
-    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
 
 static void unlink_cache(struct pcpu_tcache *tc)
 {
@@ -170,25 +165,6 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
     return 0;
 }
 
-void pcpu__tcache_count_alloc(struct pcpu_tcache *tc, size_t size)
-{
-    relaxed_inc(&tc->nr_alloc);
-    int64_t net = (int64_t)(atomic_load_explicit(&tc->nr_alloc, memory_order_relaxed) -
-                            atomic_load_explicit(&tc->nr_dealloc, memory_order_relaxed));
-    unsigned int epoch = atomic_load_explicit(&pcpu__g.stats_epoch, memory_order_relaxed);
-    if (unlikely(tc->epoch != epoch)) {
-        tc->epoch = epoch;
-        atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);
-    } else if (net > atomic_load_explicit(&tc->peak_net, memory_order_relaxed)) {
-        atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);
-    }
-    size_t mn = atomic_load_explicit(&tc->min_size, memory_order_relaxed);
-    if (unlikely(mn == 0 || size < mn))
-        atomic_store_explicit(&tc->min_size, size, memory_order_relaxed);
-    if (unlikely(size > atomic_load_explicit(&tc->max_size, memory_order_relaxed)))
-        atomic_store_explicit(&tc->max_size, size, memory_order_relaxed);
-}
-
 void pcpu__tcache_put(struct pcpu_tcache *tc, size_t ci, void *cookie, struct pcpu_chunk *c)
 {
     struct pcpu_tcache_class *cls = &tc->cls[ci];
@@ -216,7 +192,7 @@ void pcpu__tcache_put(struct pcpu_tcache *tc, size_t ci, void *cookie, struct pc
      * entry (one popped earlier and live now). */
     cls->e[cls->count] = (struct pcpu_tcache_entry){cookie, c};
     __atomic_store_n(&cls->count, cls->count + 1, __ATOMIC_RELEASE);
-    relaxed_inc(&tc->nr_dealloc);
+    pcpu__relaxed_inc(&tc->nr_dealloc);
 }
 
 void pcpu__tcache_drop_all_locked(void)
