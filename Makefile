@@ -9,7 +9,9 @@ CMAKE_ARGS ?=
 PACKAGES   := cmake gcc g++ make pkg-config libcmocka-dev gnuplot-nox clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test deps build sanitize tsan fuzz coverage install clean
+CROSS_PACKAGES := gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
+
+.PHONY: all run test deps build sanitize tsan fuzz coverage cross install clean
 
 all: build
 
@@ -67,8 +69,26 @@ coverage: deps
 	  END { if (tn) printf "%-28s %6.2f%% of %5d lines\n", "TOTAL src/", 100 * th / tn, tn }' \
 	  | sed "s|^$(CURDIR)/||" | tee coverage.txt
 
+# aarch64: the library and examples cross-compiled (the portable atomic
+# fallback, no rseq sequences) and run under qemu.
+cross:
+	@missing=""; for p in $(CROSS_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	cmake -S . -B build-aarch64 -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
+	  -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ \
+	  -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS=-Werror
+	cmake --build build-aarch64 -j $(JOBS)
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/examples/count_events
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tools/pcpu-live 100000 64 > /dev/null
+
 install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-cov
+	rm -rf build build-asan build-tsan build-fuzz build-cov build-aarch64
