@@ -532,8 +532,9 @@ extern const ptrdiff_t __rseq_offset;
  * Everything the inline code reads, in one exported variable.  The thread's
  * index (rseq cpu_id or mm_cid) is the 32-bit word at thread pointer +
  * idx_off; the rseq area itself is at thread pointer + rseq_off, the same
- * offset in every thread (glibc's __rseq_offset or the library's own
- * initial-exec TLS area).  An index i < limit selects offs[i], the
+ * offset in every thread (glibc's __rseq_offset, whoever registered that
+ * area, or the library's own initial-exec TLS area with a C library that
+ * has none).  An index i < limit selects offs[i], the
  * cookie-to-copy offset of its unit, so finding the copy is one load.
  * Three limits so that each path can be switched off on its own: the rseq
  * sequence re-reads rseq_limit inside the critical section, which is what
