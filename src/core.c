@@ -376,9 +376,6 @@ static int parse_env_config(struct pcpu_config *cfg)
             return -1;
         }
     }
-    const char *d = getenv("PERCPU_DEBUG");
-    if (d && *d && strcmp(d, "0") != 0)
-        cfg->flags |= PCPU_F_DEBUG;
     return 0;
 }
 
@@ -452,11 +449,10 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
         errno = EINVAL;
         return -1;
     }
-    if (!user_cfg || !(cfg.flags & PCPU_F_DEBUG)) {
-        const char *d = getenv("PERCPU_DEBUG");
-        if (d && *d && strcmp(d, "0") != 0)
-            cfg.flags |= PCPU_F_DEBUG;
-    }
+    /* Robust mode can be asked for from outside any program. */
+    const char *d = getenv("PERCPU_DEBUG");
+    if (d && *d && strcmp(d, "0") != 0)
+        cfg.flags |= PCPU_F_DEBUG;
     pthread_once(&atfork_once, register_atfork);
     long ps = sysconf(_SC_PAGESIZE);
     pcpu__page_size = ps > 0 ? (size_t)ps : 4096;
@@ -569,7 +565,7 @@ int pcpu_init(const struct pcpu_config *cfg)
     }
     if (st == PCPU_STATE_AUTO)
         teardown_locked();
-    int ret = init_locked(cfg ? cfg : NULL, PCPU_STATE_USED);
+    int ret = init_locked(cfg, PCPU_STATE_USED);
     if (ret != 0 && st == PCPU_STATE_AUTO) {
         /* Keep the statics usable with the defaults. */
         int err = errno;
