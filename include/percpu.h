@@ -38,7 +38,6 @@
 #include <stdio.h>
 
 #ifdef __cplusplus
-#include <type_traits>
 extern "C" {
 #endif
 
@@ -468,9 +467,15 @@ __attribute__((destructor, used)) static void pcpu__module_dtor(void)
 }
 
 #ifdef __cplusplus
-#define PCPU__TYPEOF(type) std::remove_reference<type>::type
+} /* extern "C" */
+/* The type named by a macro argument, also for array types (int[4]). */
+template <class T> struct pcpu__type_identity {
+    typedef T type;
+};
+extern "C" {
+#define PCPU__TYPEOF(T_) pcpu__type_identity<T_>::type
 #else
-#define PCPU__TYPEOF(type) __typeof__(type)
+#define PCPU__TYPEOF(T_) __typeof__(T_)
 #endif
 
 #define PCPU_DEFINE(type, name) \

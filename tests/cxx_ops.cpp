@@ -1,6 +1,6 @@
 // cxx_ops.cpp - the public header from C++17: every this-CPU operation on
 // every supported type through the overloads that replace _Generic, plus
-// PCPU_PTR, PCPU_THIS_PTR and PCPU_NEW.  Plain checks (no cmocka) so that
+// PCPU_PTR, PCPU_THIS_PTR, PCPU_NEW and PCPU_DEFINE/PCPU_VAR.  Plain checks (no cmocka) so that
 // nothing but the header and the library is involved.
 #include "percpu.h"
 
@@ -90,8 +90,25 @@ static void const_cookie()
     pcpu_free(c);
 }
 
+PCPU_DEFINE(long, cxx_hits) = 7;
+PCPU_DEFINE(unsigned int[3], cxx_triple) = {1, 2, 3};
+PCPU_DECLARE(long, cxx_hits);
+
+// static per-CPU variables: initial values in every unit, updates, sums
+static void statics()
+{
+    unsigned int n = pcpu_nr_cpus();
+    for (unsigned int cpu = 0; cpu < n; cpu++) {
+        CHECK(*PCPU_PTR(PCPU_VAR(cxx_hits), cpu) == 7);
+        CHECK((*PCPU_PTR(PCPU_VAR(cxx_triple), cpu))[2] == 3);
+    }
+    pcpu_this_inc(PCPU_VAR(cxx_hits));
+    CHECK(pcpu_sum(PCPU_VAR(cxx_hits)) == 7L * n + 1);
+}
+
 int main()
 {
+    statics();
     exercise<int>();
     exercise<unsigned int>();
     exercise<long>();
