@@ -552,7 +552,11 @@ static inline void pcpu__tcache_push(struct pcpu_tcache *tc, size_t ci, void *co
         pcpu__tcache_put(tc, ci, cookie, c);
         return;
     }
-    cls->e[cls->count++] = (struct pcpu_tcache_entry){cookie, c};
+    /* Entry first, then the count that makes it visible: a fork() may
+     * snapshot this thread at any instruction, and the child flushes what
+     * the count covers. */
+    cls->e[cls->count] = (struct pcpu_tcache_entry){cookie, c};
+    __atomic_store_n(&cls->count, cls->count + 1, __ATOMIC_RELEASE);
     pcpu__relaxed_inc(&tc->nr_dealloc);
 }
 
