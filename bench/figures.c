@@ -422,6 +422,20 @@ void figures_scale(void)
 
 #define MEM_OBJECTS 1000000
 
+/* One memory figure: measured once (memory use does not vary between
+ * runs), so min, max and median are the same value. */
+static struct result *mem_result(const char *name, long kb, double ideal, const char *source)
+{
+    struct result *r = result_add(name, 1, "kB");
+    r->value = r->min = r->max = r->rss_kb = (double)kb;
+    r->ideal = ideal;
+    r->ratio = r->value / ideal;
+    r->reps = 1;
+    r->iters = MEM_OBJECTS;
+    r->source = source;
+    return r;
+}
+
 void figures_mem(void)
 {
     unsigned int units = pcpu_nr_cpus();
@@ -449,13 +463,8 @@ void figures_mem(void)
         }
         long rss1 = vm_rss_kb();
         pcpu_stats_get(&b);
-        struct result *r = result_add("mem.percpu.1M_x8", 1, "kB");
-        r->value = r->min = r->max = r->rss_kb = (double)(rss1 - rss0);
-        r->ideal = ideal;
-        r->ratio = r->value / ideal;
-        r->reps = 1;
-        r->iters = MEM_OBJECTS;
-        r->source = "VmRSS delta (includes allocator metadata)";
+        struct result *r = mem_result("mem.percpu.1M_x8", rss1 - rss0, ideal,
+                                      "VmRSS delta (includes allocator metadata)");
         /* the allocator's own view, as extras in the JSON */
         r->pcpu_resident_kb = ((double)b.resident_bytes - (double)a.resident_bytes) / 1024;
         r->pcpu_metadata_kb = ((double)b.metadata_bytes - (double)a.metadata_bytes) / 1024;
@@ -477,13 +486,7 @@ void figures_mem(void)
             v[i] = m;
         }
         long rss1 = vm_rss_kb();
-        struct result *r = result_add("mem.padded.1M_x8", 1, "kB");
-        r->value = r->min = r->max = r->rss_kb = (double)(rss1 - rss0);
-        r->ideal = ideal;
-        r->ratio = r->value / ideal;
-        r->reps = 1;
-        r->iters = MEM_OBJECTS;
-        r->source = "VmRSS delta";
+        mem_result("mem.padded.1M_x8", rss1 - rss0, ideal, "VmRSS delta");
         for (size_t i = 0; i < MEM_OBJECTS; i++)
             free(v[i]);
     }

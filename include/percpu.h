@@ -142,7 +142,8 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  *           is unusable (see pcpu_init());
  *   ENOMEM  the OS refused memory or pcpu_config.max_memory would be
  *           exceeded; the allocator stays fully usable.
- * Small sizes are served from a per-thread cache without a global lock.
+ * Sizes up to 256 bytes, and multiples of 64 bytes up to 4 KiB, are served
+ * from a per-thread cache without a global lock.
  * Thread safety: any thread.
  */
 PCPU__PUBLIC void *pcpu_alloc(size_t size, size_t align);
