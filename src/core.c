@@ -29,7 +29,7 @@ intptr_t pcpu__cpu_offsets[PCPU_MAX_CPUS];
 unsigned int pcpu__nr_units;
 
 struct pcpu_global pcpu__g = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP,
 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;

@@ -160,6 +160,20 @@ struct pcpu_block_md {
     uint32_t contig_start; /* where the longest run starts (in block)  */
 };
 
+/* Blocks per group: a search skips a whole group whose longest free run
+ * is too short, so it looks at about nr_pages / 16 + 16 hints, not at
+ * every block. */
+#define PCPU_GROUP_BLOCKS 16u
+
+/* Hints of a group of blocks, recomputed from the block hints when a
+ * search needs them after a change (dirty bit). */
+struct pcpu_group_md {
+    uint32_t contig;       /* longest free run inside the group        */
+    uint32_t contig_start; /* its first bit (in the chunk)             */
+    uint32_t left;         /* free bits at the group's start           */
+    uint32_t right;        /* free bits at the group's end             */
+};
+
 struct pcpu_backend_ops;
 
 struct pcpu_chunk {
@@ -181,6 +195,9 @@ struct pcpu_chunk {
                              spread out, use pcpu__live_word()           */
     size_t live_stride;   /* live words between logically adjacent ones   */
     struct pcpu_block_md *md;
+    struct pcpu_group_md *gmd;
+    uint64_t *gdirty;     /* 1 bit per group: gmd must be recomputed       */
+    size_t nr_groups;
     uint64_t *populated;  /* 1 bit per page; shared by first+reserved     */
     size_t free_bits;
     size_t contig_bits;   /* largest free run, an upper bound             */
