@@ -67,7 +67,9 @@ static void test_background(void **state)
     struct pcpu_stats st = st1;
     double t0 = pcpu_test_now();
     bool back = false;
-    while (pcpu_test_now() - t0 < 3.0) {
+    /* The worker needs about 0.1 s here; the bound is loose because CI
+     * machines run this under sanitizers next to other tests. */
+    while (pcpu_test_now() - t0 < 10.0) {
         st = pcpu_test_stats();
         if (st.resident_bytes <= st0.resident_bytes + slack(&st) &&
             st.empty_pop_pages <= EMPTY_POP_HIGH && st.nr_chunks <= st0.nr_chunks + 1) {
