@@ -17,12 +17,13 @@
  * block edges using the left/right hints.  The cost of a claim is bounded
  * by the number of blocks, never by the number of live allocations.
  *
- * Blocks are grouped by PCPU_GROUP_BLOCKS with a second level of hints
- * (longest run, free bits at the end), so a search skips a group in one
- * step when nothing in it fits; a change only marks its group dirty and
- * the next search that reaches the group measures it again from the block
- * hints.  With 256 blocks per chunk this took mixed-size allocations from
- * walking every block to walking about 30 hints.
+ * Blocks are grouped by PCPU_GROUP_BLOCKS with a second level of the same
+ * hints (longest run and where it starts, free bits at each edge), so a
+ * search skips a group in one step when nothing in it fits, and a run
+ * carried in from the left is settled at the group's edge; a change only
+ * marks its group dirty, and the next search that reaches the group
+ * measures it again from the block hints.  Group hints fit in 32 bits
+ * because a unit is at most 1 GiB (2^28 granules).
  *
  * The chunk keeps an upper bound of its largest free run (contig_bits) to
  * choose its slot; claims may leave it too high (contig_stale), and the
