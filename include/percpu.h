@@ -435,36 +435,53 @@ PCPU__PUBLIC long pcpu_fault_inject(long nth);
  */
 #define PCPU__SECTION_NAME "pcpu_data"
 
-/* One per module (program or shared library); not part of the API. */
-struct pcpu__section {
+/*
+ * One per module (the program, each shared library); not part of the API.
+ * A module brings two things the library must know about: its section of
+ * PCPU_DEFINE templates, and the rseq descriptors of its this-CPU
+ * sequences (section __rseq_cs): when the module is unloaded, no thread's
+ * rseq_cs may still point into them, or the kernel kills that thread the
+ * next time it preempts it (see thiscpu.c).
+ */
+struct pcpu__module {
     char *start;                 /* the module's template section         */
     char *stop;
     intptr_t *delta;             /* set to (copy - template) when placed  */
-    struct pcpu__section *next;  /* owned by the library                  */
-    void *cookie;
+    char *cs_start;              /* its rseq descriptors                  */
+    char *cs_stop;
+    /* owned by the library */
+    struct pcpu__module *next;
+    void *cookie;                /* where the section lives now           */
+    void *stale_cookie;          /* where it lived before pcpu_exit()     */
     int placed;
 };
 
-PCPU__PUBLIC void pcpu__section_register(struct pcpu__section *sec);
-PCPU__PUBLIC void pcpu__section_unregister(struct pcpu__section *sec);
+PCPU__PUBLIC void pcpu__module_register(struct pcpu__module *mod);
+PCPU__PUBLIC void pcpu__module_unregister(struct pcpu__module *mod);
 
 extern char __start_pcpu_data[] __attribute__((weak, visibility("hidden")));
 extern char __stop_pcpu_data[] __attribute__((weak, visibility("hidden")));
+extern char __start___rseq_cs[] __attribute__((weak, visibility("hidden")));
+extern char __stop___rseq_cs[] __attribute__((weak, visibility("hidden")));
 __attribute__((weak, visibility("hidden"))) intptr_t pcpu__module_delta;
-__attribute__((weak, visibility("hidden"))) struct pcpu__section pcpu__module_section = {
-    __start_pcpu_data, __stop_pcpu_data, &pcpu__module_delta, 0, 0, 0};
+__attribute__((weak, visibility("hidden"))) struct pcpu__module pcpu__this_module = {
+    __start_pcpu_data, __stop_pcpu_data, &pcpu__module_delta,
+    __start___rseq_cs, __stop___rseq_cs, 0, 0, 0, 0};
 
-/* Every file that includes this header registers its module's section
- * (registering twice is harmless); modules without variables skip it. */
+/* Every file that includes this header registers its module (registering
+ * twice is harmless); modules with neither variables nor sequences skip
+ * it.  The destructor runs on dlclose() and at exit. */
 __attribute__((constructor, used)) static void pcpu__module_ctor(void)
 {
-    if (pcpu__module_section.start != pcpu__module_section.stop)
-        pcpu__section_register(&pcpu__module_section);
+    if (pcpu__this_module.start != pcpu__this_module.stop ||
+        pcpu__this_module.cs_start != pcpu__this_module.cs_stop)
+        pcpu__module_register(&pcpu__this_module);
 }
 __attribute__((destructor, used)) static void pcpu__module_dtor(void)
 {
-    if (pcpu__module_section.start != pcpu__module_section.stop)
-        pcpu__section_unregister(&pcpu__module_section);
+    if (pcpu__this_module.start != pcpu__this_module.stop ||
+        pcpu__this_module.cs_start != pcpu__this_module.cs_stop)
+        pcpu__module_unregister(&pcpu__this_module);
 }
 
 #ifdef __cplusplus
@@ -518,8 +535,10 @@ extern "C" {
 #define PCPU__TC_RSEQ 1u   /* restartable sequences (x86_64)                 */
 #define PCPU__TC_ATOMIC 2u /* atomics on the current unit                   */
 
-/* pcpu__thiscpu_slow(): "rseq is usable now, run the sequence again". */
-#define PCPU__TC_RETRY INTPTR_MIN
+/* pcpu__thiscpu_slow(): "rseq is usable now, run the sequence again".  No
+ * unit is at offset 0 from a cookie (cookies point into a guard area), and
+ * a test against 0 needs no register for the constant. */
+#define PCPU__TC_RETRY 0
 
 /*
  * Where the sequences find the thread's rseq area.  glibc 2.35+ keeps one
@@ -542,13 +561,14 @@ extern const ptrdiff_t __rseq_offset;
  * area, or the library's own initial-exec TLS area with a C library that
  * has none).  An index i < limit selects offs[i], the
  * cookie-to-copy offset of its unit, so finding the copy is one load.
- * Three limits so that each path can be switched off on its own: the rseq
- * sequence re-reads rseq_limit inside the critical section, which is what
- * lets a switch to atomics take effect safely (see thiscpu.c).
+ * Limits so that each path can be switched off on its own: the rseq
+ * sequence reads a limit of its thread's own (pcpu__thread_limit_off)
+ * inside the critical section, which is what lets a switch to atomics take
+ * effect safely (see thiscpu.c).
  */
 struct pcpu__thiscpu_state {
     uint32_t mode;          /* PCPU__TC_*                                  */
-    uint32_t rseq_limit;    /* indexes the rseq sequence may use           */
+    uint32_t rseq_limit;    /* what enrolled threads' own limits are set to */
     uint32_t atomic_limit;  /* indexes the atomic path may use inline      */
     uint32_t ptr_limit;     /* indexes pcpu_this_ptr() may use inline      */
     intptr_t rseq_off;      /* struct rseq, from the thread pointer        */
@@ -566,14 +586,39 @@ struct pcpu__thiscpu_state {
 PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;
 
 /*
- * Slow paths.  pcpu__thiscpu_slow(): initialise if needed, register rseq
- * for this thread if the library does it, and return PCPU__TC_RETRY if the
- * rseq sequence should run (again), else the offset of the unit for an
- * atomic operation.  pcpu__thiscpu_ptr_slow(): the offset of the current
- * unit, never PCPU__TC_RETRY.
+ * Offset from the thread pointer of the calling thread's own rseq limit
+ * (a TLS word of the library).  const to every user of the header, as
+ * glibc's __rseq_offset is, so the compiler keeps it in a register across
+ * a loop of operations; the library sets it once, before any constructor
+ * of a program or library that uses it runs.
  */
-PCPU__PUBLIC intptr_t pcpu__thiscpu_slow(void);
-PCPU__PUBLIC intptr_t pcpu__thiscpu_ptr_slow(void);
+#ifdef PCPU__LIBRARY_BUILD
+PCPU__PUBLIC extern ptrdiff_t pcpu__thread_limit_off;
+#else
+PCPU__PUBLIC extern const ptrdiff_t pcpu__thread_limit_off;
+#endif
+
+/*
+ * Slow paths.  They take the operation's cookie and hand back the one to
+ * use from then on: when a this-CPU operation or pcpu_sum() is the first
+ * use after pcpu_exit(), the cookie was computed from a static variable's
+ * old placement (PCPU_VAR reads the module's offset before the call
+ * initialises the allocator again), and the slow path moves it to the new
+ * placement, so that no write lands where the old first chunk was.
+ *
+ * pcpu__thiscpu_slow(): initialise if needed, register rseq for this
+ * thread if the library does it; off is PCPU__TC_RETRY if the rseq
+ * sequence should run (again), else the offset of the unit for an atomic
+ * operation.  pcpu__thiscpu_ptr_slow(): the current unit's copy.
+ * pcpu__sum_slow(): initialise (marking the allocator used) for pcpu_sum().
+ */
+struct pcpu__slow {
+    intptr_t off;
+    const void *cookie;
+};
+PCPU__PUBLIC struct pcpu__slow pcpu__thiscpu_slow(const void *cookie);
+PCPU__PUBLIC void *pcpu__thiscpu_ptr_slow(const void *cookie);
+PCPU__PUBLIC const void *pcpu__sum_slow(const void *cookie);
 
 /* The 32-bit word at thread pointer + off; ~0 where it cannot be read. */
 static inline uint32_t pcpu__tp_u32(intptr_t off)
@@ -596,14 +641,19 @@ static inline uint32_t pcpu__tc_mode(void)
     return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE);
 }
 
-/* Offset of the current unit for an atomic operation, or PCPU__TC_RETRY. */
-static inline intptr_t pcpu__tc_atomic_off(void)
+/* Where an atomic operation on the current unit goes, or off ==
+ * PCPU__TC_RETRY when the rseq sequence should run instead. */
+static inline struct pcpu__slow pcpu__tc_atomic_at(const void *cookie)
 {
     uint32_t lim = __atomic_load_n(&pcpu__tc.atomic_limit, __ATOMIC_ACQUIRE);
     uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
-    if (PCPU__LIKELY(idx < lim))
-        return pcpu__tc.offs[idx];
-    return pcpu__thiscpu_slow();
+    if (PCPU__LIKELY(idx < lim)) {
+        struct pcpu__slow s;
+        s.off = pcpu__tc.offs[idx];
+        s.cookie = cookie;
+        return s;
+    }
+    return pcpu__thiscpu_slow(cookie);
 }
 
 /**
@@ -622,12 +672,9 @@ static inline void *pcpu_this_ptr(const void *cookie)
 {
     uint32_t lim = __atomic_load_n(&pcpu__tc.ptr_limit, __ATOMIC_ACQUIRE);
     uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
-    intptr_t off;
     if (PCPU__LIKELY(idx < lim))
-        off = pcpu__tc.offs[idx];
-    else
-        off = pcpu__thiscpu_ptr_slow();
-    return (char *)(uintptr_t)cookie + off;
+        return (char *)(uintptr_t)cookie + pcpu__tc.offs[idx];
+    return pcpu__thiscpu_ptr_slow(cookie);
 }
 
 #if defined(__x86_64__) && defined(__LP64__) && defined(__GNUC__)
@@ -648,9 +695,19 @@ static inline void *pcpu_this_ptr(const void *cookie)
  * __rseq_cs_ptr_array for tools.  Label 0 arms it by storing its address in
  * rseq_cs (the kernel clears rseq_cs when it aborts, so the abort handler
  * comes back here, not to 1).  Label 1 starts the critical section: read
- * the index, check it against rseq_limit (both inside the section, so a
- * migration or a switch to atomics restarts it), load the unit offset into
- * TMP.  The commit instruction that follows must end at label 2.
+ * the index, check it against the thread's own limit (both inside the
+ * section, so a migration or a switch to atomics restarts it), load the
+ * unit offset into TMP.  The commit instruction that follows must end at
+ * label 2.
+ *
+ * The limit is a word in the thread's TLS, at thread pointer +
+ * pcpu__thread_limit_off, zero until the thread has been through the slow
+ * path once.  That first visit enrols the thread in the library's list of
+ * threads, which is what makes two things possible without any cost here:
+ * switching every thread to atomics (zero each enrolled thread's limit,
+ * then restart running sequences with membarrier), and unloading a module
+ * while some thread's rseq_cs still points at one of its descriptors (the
+ * module's destructor clears those pointers; see thiscpu.c).
  */
 #define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL, DISP)                           \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
@@ -667,7 +724,7 @@ static inline void *pcpu_this_ptr(const void *cookie)
     "movq " TMPQ ", %%fs:(%[rs])\n"                                       \
     "1:\n\t"                                                              \
     "movl %%fs:" DISP "(%[rs]), " TMPL "\n\t"                             \
-    "cmpl %c[lim](%[tc]), " TMPL "\n\t"                                   \
+    "cmpl %%fs:(%[lim]), " TMPL "\n\t"                                    \
     "jae " FAIL "\n\t"                                                    \
     "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"
 
@@ -707,7 +764,7 @@ static inline void *pcpu_this_ptr(const void *cookie)
 #define PCPU__RSEQ_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_CS_TP),                                           \
     [tc] "r"(&pcpu__tc),                                                  \
-    [lim] "i"(offsetof(struct pcpu__thiscpu_state, rseq_limit)),          \
+    [lim] "r"(pcpu__thread_limit_off),                                    \
     [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
     [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
 
@@ -748,132 +805,131 @@ union pcpu__units64 {
 /*
  * After a sequence left through its slow exit (index out of range: rseq
  * not set up yet, this thread not registered yet, or the process switched
- * to atomics): PCPU__TC_RETRY to run the sequence again, or the offset of
- * the current unit for an atomic operation.
+ * to atomics): off is PCPU__TC_RETRY to run the sequence again, or the
+ * offset of the current unit for an atomic operation.
  */
-static inline intptr_t pcpu__tc_fallback(void)
+static inline struct pcpu__slow pcpu__tc_fallback(const void *cookie)
 {
-    if (pcpu__tc_mode() == PCPU__TC_ATOMIC)
-        return pcpu__tc_atomic_off();
-    return pcpu__thiscpu_slow();
+    if (pcpu__tc_mode() == PCPU__TC_ATOMIC) {
+        /* The sequence armed rseq_cs before finding its limit closed:
+         * disarm it, so that no descriptor stays armed in a thread that
+         * the library may never see (see thiscpu.c on dlclose()). */
+        __asm__ __volatile__("movq $0, %%fs:(%0)" : : "r"(PCPU__RSEQ_CS_TP) : "memory");
+        return pcpu__tc_atomic_at(cookie);
+    }
+    return pcpu__thiscpu_slow(cookie);
 }
 
-/* The fast path is the sequence alone: no mode test before it, since the
- * limit it checks inside is zero whenever rseq must not be used. */
+/*
+ * The frame of every operation: SEQ (declarations, then the sequence,
+ * which leaves through the label slow) and RESULT (its return) run first;
+ * the fast path is the sequence alone, with no mode test before it, since
+ * the limit it checks inside is zero whenever rseq must not be used.
+ * ATOMIC is the same operation as an atomic on PCPU__AT(W), the current
+ * unit's copy, for when rseq is not in use.
+ */
+#define PCPU__AT(W) ((uint##W##_t *)((char *)(uintptr_t)c + s_.off))
+#define PCPU__OP_FRAME(SEQ, RESULT, ATOMIC)                                     \
+    struct pcpu__slow s_;                                                       \
+    for (;;) {                                                                  \
+        uintptr_t tmp;                                                          \
+        SEQ;                                                                    \
+        RESULT;                                                                 \
+    slow:                                                                       \
+        s_ = pcpu__tc_fallback(c);                                              \
+        c = s_.cookie;                                                          \
+        if (s_.off != PCPU__TC_RETRY)                                           \
+            break;                                                              \
+    }                                                                           \
+    ATOMIC
+
 #define PCPU__THIS_RSEQ_OPS(W, SFX, VC)                                         \
 static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \
 {                                                                               \
-    intptr_t off;                                                               \
-    for (;;) {                                                                  \
-        uintptr_t tmp;                                                          \
+    PCPU__OP_FRAME(                                                             \
         PCPU__SEQ_ANY("add" SFX " %[v], (%[ck], %[tmp])",                      \
                       ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
-                      (PCPU__RSEQ_INPUTS(c), [v] VC(v)));                       \
-        return;                                                                 \
-    slow:                                                                       \
-        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
-            break;                                                              \
-    }                                                                           \
-    __atomic_fetch_add((uint##W##_t *)((char *)(uintptr_t)c + off), v,          \
-                       __ATOMIC_RELAXED);                                       \
+                      (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
+        return,                                                                 \
+        __atomic_fetch_add(PCPU__AT(W), v, __ATOMIC_RELAXED);)                  \
 }                                                                               \
 static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            \
 {                                                                               \
-    intptr_t off;                                                               \
-    for (;;) {                                                                  \
-        uintptr_t tmp;                                                          \
+    PCPU__OP_FRAME(                                                             \
         PCPU__SEQ_ANY("mov" SFX " %[v], (%[ck], %[tmp])",                      \
                       ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
-                      (PCPU__RSEQ_INPUTS(c), [v] VC(v)));                       \
-        return;                                                                 \
-    slow:                                                                       \
-        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
-            break;                                                              \
-    }                                                                           \
-    __atomic_store_n((uint##W##_t *)((char *)(uintptr_t)c + off), v,            \
-                     __ATOMIC_RELAXED);                                         \
+                      (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
+        return,                                                                 \
+        __atomic_store_n(PCPU__AT(W), v, __ATOMIC_RELAXED);)                    \
 }                                                                               \
 static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
 {                                                                               \
-    intptr_t off;                                                               \
-    for (;;) {                                                                  \
+    /* xadd without lock: one instruction, so a commit on this CPU */           \
+    PCPU__OP_FRAME(                                                             \
         uint##W##_t old = v;                                                    \
-        uintptr_t tmp;                                                          \
-        /* xadd without lock: one instruction, so a commit on this CPU */       \
         PCPU__SEQ_ANY("xadd" SFX " %[old], (%[ck], %[tmp])",                   \
                       ([old] "+r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
-                      (PCPU__RSEQ_INPUTS(c)));                                  \
-        return old + v;                                                         \
-    slow:                                                                       \
-        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
-            break;                                                              \
-    }                                                                           \
-    return __atomic_add_fetch((uint##W##_t *)((char *)(uintptr_t)c + off), v,   \
-                              __ATOMIC_RELAXED);                                \
+                      (PCPU__RSEQ_INPUTS(c))),                                  \
+        return old + v,                                                         \
+        return __atomic_add_fetch(PCPU__AT(W), v, __ATOMIC_RELAXED);)           \
 }                                                                               \
 static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
                                                 uint##W##_t nv)                 \
 {                                                                               \
-    intptr_t off;                                                               \
-    for (;;) {                                                                  \
+    /* Load, compare, and commit with a plain store only when equal: an        \
+     * unlocked cmpxchg would write the old value back on failure and lose    \
+     * another CPU's atomic update of this unit made in between. */           \
+    PCPU__OP_FRAME(                                                             \
+        uint##W##_t seen;                                                       \
+        PCPU__SEQ_ANY("mov" SFX " (%[ck], %[tmp]), %[seen]\n\t"                \
+                      "cmp" SFX " %[seen], %[old]\n\t"                          \
+                      "jne 2f\n\t"                                              \
+                      "mov" SFX " %[nv], (%[ck], %[tmp])",                     \
+                      ([seen] "=&r"(seen), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
+                      (PCPU__RSEQ_INPUTS(c), [old] "r"(old), [nv] "r"(nv))),    \
+        return seen,                                                            \
         uint##W##_t seen = old;                                                 \
-        uintptr_t tmp;                                                          \
-        /* cmpxchg without lock: compare and store in one instruction */        \
-        PCPU__SEQ_ANY("cmpxchg" SFX " %[nv], (%[ck], %[tmp])",                 \
-                      ("+a"(seen), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),     \
-                      (PCPU__RSEQ_INPUTS(c), [nv] "r"(nv)));                    \
-        return seen;                                                            \
-    slow:                                                                       \
-        if ((off = pcpu__tc_fallback()) != PCPU__TC_RETRY)                      \
-            break;                                                              \
-    }                                                                           \
-    uint##W##_t seen = old;                                                     \
-    __atomic_compare_exchange_n((uint##W##_t *)((char *)(uintptr_t)c + off),    \
-                                &seen, nv, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED); \
-    return seen;                                                                \
+        __atomic_compare_exchange_n(PCPU__AT(W), &seen, nv, 0, __ATOMIC_RELAXED, \
+                                    __ATOMIC_RELAXED);                          \
+        return seen;)                                                           \
 }
 PCPU__THIS_RSEQ_OPS(32, "l", "ir")
 PCPU__THIS_RSEQ_OPS(64, "q", "er")
 #pragma GCC diagnostic pop
 #else /* no rseq sequences: atomics on the current unit */
+#define PCPU__AT(W) ((uint##W##_t *)((char *)(uintptr_t)c + s_.off))
+/* ATOMIC as above; the slow path never asks for a sequence here, but a
+ * retry is harmless. */
+#define PCPU__OP_FRAME(SEQ, RESULT, ATOMIC)                                     \
+    struct pcpu__slow s_;                                                       \
+    while (PCPU__UNLIKELY((s_ = pcpu__tc_atomic_at(c)).off == PCPU__TC_RETRY))  \
+        c = s_.cookie;                                                          \
+    c = s_.cookie;                                                              \
+    ATOMIC
 #define PCPU__THIS_ATOMIC_OPS(W)                                                \
 static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \
-{                                                                               \
-    intptr_t off;                                                               \
-    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
-        ;                                                                       \
-    __atomic_fetch_add((uint##W##_t *)((char *)(uintptr_t)c + off), v, __ATOMIC_RELAXED); \
-}                                                                               \
+{ PCPU__OP_FRAME(, , __atomic_fetch_add(PCPU__AT(W), v, __ATOMIC_RELAXED);) }    \
 static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            \
-{                                                                               \
-    intptr_t off;                                                               \
-    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
-        ;                                                                       \
-    __atomic_store_n((uint##W##_t *)((char *)(uintptr_t)c + off), v, __ATOMIC_RELAXED); \
-}                                                                               \
+{ PCPU__OP_FRAME(, , __atomic_store_n(PCPU__AT(W), v, __ATOMIC_RELAXED);) }      \
 static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
-{                                                                               \
-    intptr_t off;                                                               \
-    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
-        ;                                                                       \
-    return __atomic_add_fetch((uint##W##_t *)((char *)(uintptr_t)c + off), v,  \
-                              __ATOMIC_RELAXED);                                \
-}                                                                               \
+{ PCPU__OP_FRAME(, , return __atomic_add_fetch(PCPU__AT(W), v, __ATOMIC_RELAXED);) } \
 static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
                                                 uint##W##_t nv)                 \
 {                                                                               \
-    intptr_t off;                                                               \
-    while (PCPU__UNLIKELY((off = pcpu__tc_atomic_off()) == PCPU__TC_RETRY))     \
-        ;                                                                       \
-    __atomic_compare_exchange_n((uint##W##_t *)((char *)(uintptr_t)c + off), &old, \
-                                nv, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);     \
-    return old;                                                                 \
+    PCPU__OP_FRAME(, ,                                                          \
+        __atomic_compare_exchange_n(PCPU__AT(W), &old, nv, 0, __ATOMIC_RELAXED, \
+                                    __ATOMIC_RELAXED);                          \
+        return old;)                                                            \
 }
 PCPU__THIS_ATOMIC_OPS(32)
 PCPU__THIS_ATOMIC_OPS(64)
 #endif
 
-/* Reads and sums need no sequence: a relaxed load of whole words. */
+/*
+ * Reads and sums need no sequence: a relaxed load of whole words.  A sum
+ * before the allocator is in use goes through pcpu__sum_slow() first (see
+ * there): it is what marks the static layout as read.
+ */
 #define PCPU__THIS_READ_OPS(W)                                                  \
 static inline uint##W##_t pcpu__this_read##W(const void *c)                     \
 {                                                                               \
@@ -882,6 +938,8 @@ static inline uint##W##_t pcpu__this_read##W(const void *c)                     
 static inline uint##W##_t pcpu__sum##W(const void *c)                           \
 {                                                                               \
     uint##W##_t sum = 0;                                                        \
+    if (PCPU__UNLIKELY(pcpu__tc_mode() == PCPU__TC_OFF))                        \
+        c = pcpu__sum_slow(c);                                                  \
     unsigned int n = __atomic_load_n(&pcpu__nr_units, __ATOMIC_ACQUIRE);        \
     for (unsigned int i = 0; i < n; i++)                                        \
         sum += __atomic_load_n((uint##W##_t *)((char *)(uintptr_t)c +           \

@@ -379,13 +379,35 @@ static int parse_env_config(struct pcpu_config *cfg)
     return 0;
 }
 
-static void teardown_locked(void)
+/* Release everything.  keep_range: pcpu_exit(), where the first chunk's
+ * addresses stay reserved so that cookies of static variables computed
+ * from their old placement fault or get translated, never land in memory
+ * that belongs to someone else (see statics.c). */
+static void teardown_locked(bool keep_range)
 {
     if (pcpu__g.ai)
         pcpu__debug_on_exit();
     pcpu__tcache_drop_all_locked();
     pcpu__thiscpu_exit();
-    pcpu__statics_reset();
+    char *old_first = NULL;
+    size_t old_size = 0;
+    struct pcpu_chunk *first = pcpu__g.first;
+    if (first && keep_range) {
+        /* Like pcpu__destroy_chunk_locked(), but the range stays ours. */
+        slot_unlink(first);
+        pcpu__lookup_remove(first);
+        for (size_t p = 0; p < first->nr_pages; p++)
+            pcpu__chunk_set_populated(first, p, false);
+        if (unlikely(pcpu__debug_active))
+            pcpu__debug_on_unmap(first->map_addr, first->map_size);
+        if (pcpu__os_release_keep_range(first->map_addr, first->map_size)) {
+            old_first = first->map_addr;
+            old_size = first->map_size;
+        }
+        pcpu__chunk_free_meta(first);
+        pcpu__g.nr_chunks--;
+    }
+    pcpu__statics_reset(old_first, old_size);
     if (pcpu__g.slots) {
         for (unsigned int s = 0; s < pcpu__g.nr_slots; s++)
             while (pcpu__g.slots[s])
@@ -420,6 +442,7 @@ static void atfork_child(void)
     /* Only this thread exists in the child: other threads' caches will
      * never be used or flushed by them, and the worker is gone. */
     pthread_mutex_init(&pcpu__g.lock, NULL);
+    pcpu__thiscpu_forget_others();
     pcpu__reclaim_forget();
     if (atomic_load(&pcpu__g.state) != PCPU_STATE_OFF)
         pcpu__tcache_flush_others_locked();
@@ -457,8 +480,13 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
     long ps = sysconf(_SC_PAGESIZE);
     pcpu__page_size = ps > 0 ? (size_t)ps : 4096;
 
+    /* Statics only: leave room for the libraries that load after this
+     * one at start-up (nothing may move once placed). */
+    size_t static_room = pcpu__statics_size();
+    if (state == PCPU_STATE_AUTO)
+        static_room += PCPU_STATIC_SLACK;
     struct pcpu_alloc_info *ai;
-    if (pcpu__build_alloc_info(&cfg, pcpu__statics_size(), &ai) != 0)
+    if (pcpu__build_alloc_info(&cfg, static_room, &ai) != 0)
         return -1;
     const struct pcpu_backend_ops *ops =
         cfg.backend == PCPU_BACKEND_KM ? &pcpu__backend_km : &pcpu__backend_vm;
@@ -497,7 +525,7 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
                                    : NULL;
     if (!res) {
         int err = errno ? errno : ENOMEM;
-        teardown_locked();
+        teardown_locked(false);
         errno = err;
         return -1;
     }
@@ -514,7 +542,7 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
     size_t head_pages = (g->dyn_off + pcpu__page_size - 1) / pcpu__page_size;
     if (head_pages && !ops->born_populated) {
         if (ops->populate(first, 0, head_pages) != 0) {
-            teardown_locked();
+            teardown_locked(false);
             errno = ENOMEM;
             return -1;
         }
@@ -523,34 +551,36 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
     }
     pcpu__debug_init();
     pcpu__thiscpu_init(ai, cfg.index);
-    pcpu__statics_place(first->base + g->static_off);
+    pcpu__statics_place(first->base + g->static_off, ai->static_size);
     atomic_store_explicit(&g->state, state, memory_order_release);
+    if (state == PCPU_STATE_USED)
+        pcpu__thiscpu_start();
     return 0;
 }
 
+/*
+ * The allocator is "used" from the first call that can hand out, read or
+ * write per-CPU memory other than through pcpu_ptr(): allocation, the
+ * this-CPU operations (whose inline paths stay closed until then, so that
+ * they come here), pcpu_sum(), introspection.  From then on nothing moves.
+ */
 int pcpu__ensure_init_slow(void)
 {
     int ret = 0;
     pcpu__lock();
     int st = atomic_load(&pcpu__g.state);
-    if (st == PCPU_STATE_OFF)
+    if (st == PCPU_STATE_OFF) {
         ret = init_locked(NULL, PCPU_STATE_USED);
-    else if (st == PCPU_STATE_AUTO)
+    } else if (st == PCPU_STATE_AUTO) {
         atomic_store_explicit(&pcpu__g.state, PCPU_STATE_USED, memory_order_release);
+        pcpu__thiscpu_start();
+    }
     pcpu__unlock();
     return ret;
 }
 
-/* Called by statics.c when a section registers before the allocator is in
- * use: lay the first chunk out (again) so the section lands in the static
- * area.  Lock held. */
-int pcpu__relayout_locked(void)
+int pcpu__init_auto_locked(void)
 {
-    int st = atomic_load(&pcpu__g.state);
-    if (st == PCPU_STATE_USED)
-        return 1; /* too late: the caller uses the reserved area */
-    if (st == PCPU_STATE_AUTO)
-        teardown_locked();
     return init_locked(NULL, PCPU_STATE_AUTO);
 }
 
@@ -558,13 +588,16 @@ int pcpu_init(const struct pcpu_config *cfg)
 {
     pcpu__lock();
     int st = atomic_load(&pcpu__g.state);
-    if (st == PCPU_STATE_USED) {
+    /* Only registered statics, untouched: they may still be laid out
+     * again with this configuration.  Anything else that used them makes
+     * this too late, as any other use does. */
+    if (st == PCPU_STATE_USED || (st == PCPU_STATE_AUTO && !pcpu__statics_pristine())) {
         pcpu__unlock();
         errno = EBUSY;
         return -1;
     }
     if (st == PCPU_STATE_AUTO)
-        teardown_locked();
+        teardown_locked(false);
     int ret = init_locked(cfg, PCPU_STATE_USED);
     if (ret != 0 && st == PCPU_STATE_AUTO) {
         /* Keep the statics usable with the defaults. */
@@ -581,7 +614,7 @@ void pcpu_exit(void)
     pcpu__reclaim_stop();
     pcpu__lock();
     if (atomic_load(&pcpu__g.state) != PCPU_STATE_OFF)
-        teardown_locked();
+        teardown_locked(true);
     pcpu__unlock();
 }
 

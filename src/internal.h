@@ -25,6 +25,7 @@
 #ifndef PCPU_INTERNAL_H
 #define PCPU_INTERNAL_H
 
+#define PCPU__LIBRARY_BUILD 1
 #include "percpu.h"
 
 #include <pthread.h>
@@ -87,6 +88,9 @@ PCPU_HIDDEN bool pcpu__os_fault(enum pcpu_os_call what);   /* injection point */
 PCPU_HIDDEN void *pcpu__os_reserve(size_t size, size_t align); /* PROT_NONE */
 PCPU_HIDDEN void *pcpu__os_map_rw(size_t size, size_t align);  /* usable    */
 PCPU_HIDDEN void pcpu__os_release(void *p, size_t size);
+/* Give the memory back but keep the range reserved (PROT_NONE); false if
+ * it could only be unmapped. */
+PCPU_HIDDEN bool pcpu__os_release_keep_range(void *p, size_t size);
 PCPU_HIDDEN int pcpu__os_commit(void *p, size_t size);     /* make usable   */
 PCPU_HIDDEN int pcpu__os_decommit(void *p, size_t size);   /* give back, PROT_NONE */
 PCPU_HIDDEN int pcpu__os_discard(void *p, size_t size);    /* give back, stay usable */
@@ -486,9 +490,8 @@ PCPU_HIDDEN void pcpu__destroy_chunk_locked(struct pcpu_chunk *c);
 PCPU_HIDDEN size_t pcpu__reclaim_locked(bool all);
 PCPU_HIDDEN void pcpu__zero_units(void *cookie, size_t bytes);
 PCPU_HIDDEN void pcpu__note_max_alloc_locked(void);
-/* Lay the first chunk out again for newly registered static sections;
- * returns 1 if the allocator is already in use (use the reserved area). */
-PCPU_HIDDEN int pcpu__relayout_locked(void);
+/* Set the allocator up for static sections only (state AUTO; lock held). */
+PCPU_HIDDEN int pcpu__init_auto_locked(void);
 /* Resolve the chunk structure that owns a bit of a first-chunk address. */
 PCPU_HIDDEN struct pcpu_chunk *pcpu__owner_chunk(struct pcpu_chunk *c, size_t bit);
 /* Apply a function to every chunk (first, reserved and the others). */
@@ -516,20 +519,43 @@ PCPU_HIDDEN void pcpu__reclaim_stop(void);
 PCPU_HIDDEN void pcpu__reclaim_forget(void); /* after fork, in the child */
 
 /* ---- static sections (statics.c) ----------------------------------------- */
+/* Where a module's section lives (pcpu__module.placed). */
+#define PCPU_PLACED_NOT 0
+#define PCPU_PLACED_STATIC 1 /* the first chunk's static area            */
+#define PCPU_PLACED_LATE 2   /* an allocation (reserved area or dynamic) */
+/* Spare static area when the first chunk is set up for statics only, so
+ * that libraries loaded at start-up join it without anything moving. */
+#define PCPU_STATIC_SLACK (32u << 10)
+
 /* Bytes of static area the registered sections need (lock held). */
 PCPU_HIDDEN size_t pcpu__statics_size(void);
-/* Place every registered section into the static area at cookie base
- * (called by init with the lock held; copies initial values). */
-PCPU_HIDDEN void pcpu__statics_place(char *static_cookie);
-/* Forget placements (pcpu_exit). */
-PCPU_HIDDEN void pcpu__statics_reset(void);
+/* Place every registered section into the static area at cookie, which
+ * has room bytes (init, lock held; copies initial values). */
+PCPU_HIDDEN void pcpu__statics_place(char *cookie, size_t room);
+/* Forget placements (teardown, lock held); [old_first, +old_size) is the
+ * old first chunk's range, left reserved so that stale cookies fault, or
+ * NULL. */
+PCPU_HIDDEN void pcpu__statics_reset(char *old_first, size_t old_size);
+/* A static variable's cookie from before the last pcpu_exit(), moved to
+ * its current placement; any other cookie unchanged.  Takes the lock. */
+PCPU_HIDDEN const void *pcpu__statics_translate(const void *cookie);
+/* Every placed section still equals its template in every unit (lock). */
+PCPU_HIDDEN bool pcpu__statics_pristine(void);
 
 /* ---- this-CPU operations (thiscpu.c) ------------------------------------- */
 /* Called at the end of initialisation, once pcpu__cpu_offsets and the
  * alloc info are final, and at pcpu_exit. */
 PCPU_HIDDEN void pcpu__thiscpu_init(const struct pcpu_alloc_info *ai, enum pcpu_index index);
 PCPU_HIDDEN void pcpu__thiscpu_exit(void);
+/* Open the inline paths (the allocator became used). */
+PCPU_HIDDEN void pcpu__thiscpu_start(void);
 PCPU_HIDDEN bool pcpu__thiscpu_uses_rseq(void);
+PCPU_HIDDEN bool pcpu__thiscpu_uses_cid(void);
+/* A module goes away: no thread's rseq_cs may point into its
+ * descriptors any more (see thiscpu.c). */
+PCPU_HIDDEN void pcpu__rseq_release(struct pcpu__module *mod);
+/* fork() child: only the calling thread is left. */
+PCPU_HIDDEN void pcpu__thiscpu_forget_others(void);
 
 /* ---- thread-cache fast paths (inline: they are most of a small alloc) ---- */
 

@@ -126,6 +126,18 @@ void pcpu__os_release(void *p, size_t size)
         pcpu__die("percpu: munmap(%p, %zu) failed: %s", p, size, strerror(errno));
 }
 
+bool pcpu__os_release_keep_range(void *p, size_t size)
+{
+    /* One call replaces the mapping: its memory goes back, the addresses
+     * stay ours, and any access faults.  If even that fails, unmap. */
+    void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                   -1, 0);
+    if (q != MAP_FAILED)
+        return true;
+    pcpu__os_release(p, size);
+    return false;
+}
+
 int pcpu__os_commit(void *p, size_t size)
 {
     if (pcpu__os_fault(PCPU_OS_PROTECT) || mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {

@@ -7,48 +7,76 @@
  * used through PCPU_VAR(), which adds the module's delta to the template
  * address to get a cookie into the first chunk.
  *
- * Sections registered before the allocator is in use (the program's and
- * its start-up libraries', whose constructors run before main) go to the
- * first chunk's static area; the first chunk is laid out again when one
- * more registers, which is cheap because nothing else lives there yet.
- * Sections registered later (dlopen) take space from the reserved area,
- * which itself falls back to dynamic space, so a load never fails for
- * want of room.  A copy keeps the template's address modulo its alignment
- * so that every variable keeps its alignment.
+ * The rule that everything here follows: once placed, a section never
+ * moves while the allocator lives.  A program may touch its variables
+ * (this-CPU operations, pcpu_ptr(), saved addresses) from the moment its
+ * constructor ran, and other threads may be using them while a library is
+ * loaded, so "laying the first chunk out again" is never safe after the
+ * fact.  Instead:
+ *   - The first module to register initialises the allocator for statics
+ *     only (state AUTO) with a static area that has room to spare
+ *     (PCPU_STATIC_SLACK), and later modules loaded at start-up are
+ *     appended to it.
+ *   - Modules that do not fit, and every module registered once the
+ *     allocator is in use, take space from the reserved area, which falls
+ *     back to dynamic space, so a load never fails for want of room.
+ *   - pcpu_init() may still lay everything out again with the program's
+ *     configuration, but only while nothing has used per-CPU memory:
+ *     every this-CPU operation and pcpu_sum() leave AUTO on first use, and
+ *     pcpu__statics_pristine() checks that no unit was written through a
+ *     pointer.
+ * A copy keeps the template's address modulo its alignment so that every
+ * variable keeps its alignment, and only non-zero parts of the template
+ * are copied, so zero-initialised variables leave untouched units
+ * untouched.
  *
- * Only non-zero parts of the template are copied, so zero-initialised
- * variables leave untouched units untouched.
+ * After pcpu_exit() a module's delta still describes the old placement;
+ * the first chunk's address range stays reserved (no memory) until the
+ * next pcpu_exit(), so a cookie computed from it can be recognised and
+ * moved to the new placement by the this-CPU slow paths
+ * (pcpu__statics_translate), and anything else using it faults instead of
+ * writing into memory that is no longer the library's.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <string.h>
 
-static struct pcpu__section *sections; /* registration order, lock held */
+static struct pcpu__module *modules; /* registration order, lock held */
+static size_t static_used;           /* bytes of the static area in use */
+static size_t static_room;           /* bytes the static area has       */
+static char *static_cookie;          /* cookie of the static area start */
+static char *stale_base;             /* reserved range of the old first chunk */
+static size_t stale_size;
+
+static bool has_section(const struct pcpu__module *m)
+{
+    return m->stop > m->start;
+}
 
 /* Alignment a copy of the section must keep: the template start's own. */
-static size_t section_align(const struct pcpu__section *sec)
+static size_t section_align(const struct pcpu__module *m)
 {
-    uintptr_t a = (uintptr_t)sec->start;
+    uintptr_t a = (uintptr_t)m->start;
     size_t low = (size_t)(a & (~a + 1));
     if (low == 0 || low > pcpu__page_size)
         low = pcpu__page_size;
     return low < PCPU_GRANULE ? PCPU_GRANULE : low;
 }
 
-static size_t section_size(const struct pcpu__section *sec)
+static size_t section_size(const struct pcpu__module *m)
 {
-    return (size_t)(sec->stop - sec->start);
+    return (size_t)(m->stop - m->start);
 }
 
 /* Copy the template into every unit, skipping zero runs. */
-static void fill_units(const struct pcpu__section *sec, char *cookie)
+static void fill_units(const struct pcpu__module *m, char *cookie)
 {
-    size_t size = section_size(sec);
+    size_t size = section_size(m);
     const size_t step = 64;
     for (size_t off = 0; off < size; off += step) {
         size_t len = size - off < step ? size - off : step;
-        const char *src = sec->start + off;
+        const char *src = m->start + off;
         bool zero = true;
         for (size_t i = 0; i < len; i++)
             if (src[i]) {
@@ -62,100 +90,171 @@ static void fill_units(const struct pcpu__section *sec, char *cookie)
     }
 }
 
+static void set_placement(struct pcpu__module *m, void *cookie, int how)
+{
+    m->cookie = cookie;
+    m->placed = how;
+    *m->delta = (intptr_t)((char *)cookie - m->start);
+    fill_units(m, cookie);
+}
+
 size_t pcpu__statics_size(void)
 {
     size_t off = 0;
-    for (struct pcpu__section *s = sections; s; s = s->next) {
-        size_t a = section_align(s);
-        off = ((off + a - 1) & ~(a - 1)) + section_size(s);
+    for (struct pcpu__module *m = modules; m; m = m->next) {
+        size_t a = section_align(m);
+        off = ((off + a - 1) & ~(a - 1)) + section_size(m);
     }
     return off;
 }
 
-void pcpu__statics_place(char *static_cookie)
+/* Place m at the end of the static area if it fits; false if not. */
+static bool append_static(struct pcpu__module *m)
 {
-    size_t off = 0;
-    for (struct pcpu__section *s = sections; s; s = s->next) {
-        size_t a = section_align(s);
-        off = (off + a - 1) & ~(a - 1);
-        s->cookie = static_cookie + off;
-        s->placed = 1;
-        *s->delta = (intptr_t)((char *)s->cookie - s->start);
-        fill_units(s, s->cookie);
-        off += section_size(s);
-    }
+    size_t a = section_align(m);
+    size_t off = (static_used + a - 1) & ~(a - 1);
+    if (off > static_room || section_size(m) > static_room - off)
+        return false;
+    set_placement(m, static_cookie + off, PCPU_PLACED_STATIC);
+    static_used = off + section_size(m);
+    return true;
 }
 
-void pcpu__statics_reset(void)
+void pcpu__statics_place(char *cookie, size_t room)
 {
-    for (struct pcpu__section *s = sections; s; s = s->next) {
-        s->placed = 0;
-        s->cookie = NULL;
-    }
+    static_cookie = cookie;
+    static_room = room;
+    static_used = 0;
+    for (struct pcpu__module *m = modules; m; m = m->next)
+        if (!append_static(m))
+            pcpu__die("percpu: static sections do not fit the static area (%zu bytes)", room);
 }
 
-/* Place one late section in the reserved area (or dynamic space). */
-static void place_late(struct pcpu__section *s)
+void pcpu__statics_reset(char *old_first, size_t old_size)
 {
-    size_t a = section_align(s);
-    size_t bits = (section_size(s) + PCPU_GRANULE - 1) / PCPU_GRANULE;
+    /* The range of the life before the last one is of no use any more. */
+    if (stale_base)
+        pcpu__os_release(stale_base, stale_size);
+    stale_base = old_first;
+    stale_size = old_first ? old_size : 0;
+    for (struct pcpu__module *m = modules; m; m = m->next) {
+        m->stale_cookie = m->placed ? m->cookie : NULL;
+        m->placed = PCPU_PLACED_NOT;
+        m->cookie = NULL;
+    }
+    static_cookie = NULL;
+    static_room = static_used = 0;
+}
+
+const void *pcpu__statics_translate(const void *cookie)
+{
+    const char *c = cookie;
+    if (!stale_base || c < stale_base || c >= stale_base + stale_size)
+        return cookie;
+    const void *out = cookie;
+    pcpu__lock();
+    for (struct pcpu__module *m = modules; m; m = m->next) {
+        const char *old = m->stale_cookie;
+        if (m->placed && old && c >= old && c < old + section_size(m)) {
+            out = (char *)m->cookie + (c - old);
+            break;
+        }
+    }
+    pcpu__unlock();
+    return out;
+}
+
+bool pcpu__statics_pristine(void)
+{
+    for (struct pcpu__module *m = modules; m; m = m->next) {
+        if (!m->placed)
+            continue;
+        size_t size = section_size(m);
+        for (unsigned int cpu = 0; cpu < pcpu__nr_units; cpu++)
+            if (memcmp((char *)m->cookie + pcpu__cpu_offsets[cpu], m->start, size) != 0)
+                return false;
+    }
+    return true;
+}
+
+/* Place one section in the reserved area (or dynamic space). */
+static void place_late(struct pcpu__module *m)
+{
+    size_t a = section_align(m);
+    size_t bits = (section_size(m) + PCPU_GRANULE - 1) / PCPU_GRANULE;
     struct pcpu_chunk *c;
     void *p = pcpu__alloc_locked(bits, 1, a / PCPU_GRANULE, true, &c);
     if (!p) {
-        pcpu__warn("no per-CPU memory for the %zu-byte static section at %p", section_size(s),
-                   (void *)s->start);
+        pcpu__warn("no per-CPU memory for the %zu-byte static section at %p", section_size(m),
+                   (void *)m->start);
         return;
     }
     /* Robust mode may have left poison there, ASan poisoned shadow. */
     if (unlikely(pcpu__debug_active))
         pcpu__debug_on_alloc(p, bits * PCPU_GRANULE);
-    s->cookie = p;
-    s->placed = 2;
-    *s->delta = (intptr_t)((char *)p - s->start);
-    fill_units(s, p);
+    set_placement(m, p, PCPU_PLACED_LATE);
 }
 
-void pcpu__section_register(struct pcpu__section *sec)
+void pcpu__module_register(struct pcpu__module *mod)
 {
-    if (!sec || sec->stop <= sec->start)
+    if (!mod)
+        return;
+    if (!has_section(mod))
         return;
     pcpu__lock();
-    struct pcpu__section **pp = &sections;
+    struct pcpu__module **pp = &modules;
     for (; *pp; pp = &(*pp)->next)
-        if (*pp == sec) {
+        if (*pp == mod) {
             pcpu__unlock();
             return;
         }
-    sec->next = NULL;
-    sec->placed = 0;
-    *pp = sec;
-    int r = pcpu__relayout_locked();
-    if (r == 1)
-        place_late(sec);
-    else if (r != 0)
-        pcpu__warn("cannot lay out per-CPU static sections: %s", strerror(errno));
+    mod->next = NULL;
+    mod->placed = PCPU_PLACED_NOT;
+    mod->stale_cookie = NULL;
+    *pp = mod;
+    switch (atomic_load(&pcpu__g.state)) {
+    case PCPU_STATE_OFF:
+        /* The first chunk comes to life with this section in it. */
+        if (pcpu__init_auto_locked() != 0)
+            pcpu__warn("cannot set up per-CPU memory for static variables: %s",
+                       strerror(errno));
+        break;
+    case PCPU_STATE_AUTO:
+        if (!append_static(mod))
+            place_late(mod);
+        break;
+    default:
+        place_late(mod);
+        break;
+    }
     pcpu__unlock();
 }
 
-void pcpu__section_unregister(struct pcpu__section *sec)
+void pcpu__module_unregister(struct pcpu__module *mod)
 {
-    if (!sec)
+    if (!mod)
+        return;
+    pcpu__rseq_release(mod);
+    if (!has_section(mod))
         return;
     pcpu__lock();
-    for (struct pcpu__section **pp = &sections; *pp; pp = &(*pp)->next) {
-        if (*pp != sec)
+    for (struct pcpu__module **pp = &modules; *pp; pp = &(*pp)->next) {
+        if (*pp != mod)
             continue;
-        *pp = sec->next;
-        if (sec->placed == 2 && atomic_load(&pcpu__g.state) != PCPU_STATE_OFF) {
-            struct pcpu_chunk *c = pcpu__lookup(sec->cookie);
-            size_t bit = (size_t)((char *)sec->cookie - c->base) / PCPU_GRANULE;
+        *pp = mod->next;
+        if (mod->placed == PCPU_PLACED_LATE) {
+            struct pcpu_chunk *c = pcpu__lookup(mod->cookie);
+            size_t bit = (size_t)((char *)mod->cookie - c->base) / PCPU_GRANULE;
             c = pcpu__owner_chunk(c, bit);
-            pcpu__zero_units(sec->cookie, section_size(sec));
+            pcpu__zero_units(mod->cookie, section_size(mod));
             pcpu__release_locked(c, bit, pcpu__chunk_alloc_bits(c, bit));
         }
-        sec->placed = 0;
-        sec->cookie = NULL;
-        sec->next = NULL;
+        /* A section in the static area leaves its space unused, as the
+         * kernel's static area does: nothing can move into it safely. */
+        mod->placed = PCPU_PLACED_NOT;
+        mod->cookie = NULL;
+        mod->stale_cookie = NULL;
+        mod->next = NULL;
         break;
     }
     pcpu__unlock();

@@ -82,7 +82,7 @@ int pcpu_stats_get(struct pcpu_stats *st)
     st->nr_chunk_create = g->nr_chunk_create;
     st->nr_chunk_destroy = g->nr_chunk_destroy;
     st->backend = g->cfg.backend;
-    st->index = g->cfg.index;
+    st->index = pcpu__thiscpu_uses_cid() ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
     st->resident_bytes = resident_locked();
     pcpu__unlock();
     st->metadata_bytes = atomic_load(&pcpu__meta_bytes);

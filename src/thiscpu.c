@@ -4,8 +4,28 @@
  * The inline code in percpu.h reads everything from pcpu__tc: a 32-bit
  * index word at a fixed offset from the thread pointer (the rseq cpu_id, or
  * mm_cid in PCPU_INDEX_CID mode), a table from that index straight to the
- * unit's offset, and limits saying which paths may use them.  This file
- * fills pcpu__tc in and owns the slow paths.
+ * unit's offset, and limits saying which paths may use them; the rseq
+ * sequence's limit is the thread's own (a TLS word).  This file fills
+ * pcpu__tc in and owns the slow paths.
+ *
+ * Enrolled threads.  A thread's own limit starts at 0, so its first
+ * sequence comes here, which puts the thread on a list (and takes it off
+ * at thread exit) before opening its limit.  Every thread that can run a
+ * sequence to its commit is therefore on the list, with the addresses of
+ * its limit and of its rseq_cs word.  Two things need that list:
+ *   - Switching to atomics (below) closes every enrolled thread's limit.
+ *   - Unloading a module (dlclose): rseq_cs keeps pointing at the last
+ *     descriptor a thread armed until the kernel next preempts that
+ *     thread and finds it outside the sequence, which may be much later
+ *     (a thread that sleeps); if the descriptor's module has been unmapped
+ *     by then, the kernel's read of it kills the thread.  The module's
+ *     destructor therefore clears, with a compare-and-swap, every enrolled
+ *     thread's rseq_cs that points into the module's descriptors, while
+ *     they are still mapped (pcpu__rseq_release).  Threads that are not
+ *     enrolled never leave rseq_cs armed: their sequences always exit to
+ *     the slow path, which enrols them, and the atomic fallback disarms
+ *     rseq_cs itself.
+ * None of this adds anything to the sequences.
  *
  * Where the rseq area comes from: glibc 2.35+ registers one per thread and
  * publishes its offset (__rseq_offset, __rseq_size != 0).  When it did not
@@ -20,8 +40,9 @@
  * has migrated would race with it.  So either every thread uses rseq or
  * every thread uses atomics; never a mix.  If rseq turns out to be unusable
  * for some thread after the fact (its registration fails, or its mm_cid is
- * out of range), the whole process switches to atomics: rseq_limit drops to
- * 0, which every sequence re-reads inside its critical section, and a
+ * out of range), the whole process switches to atomics: every enrolled
+ * thread's limit drops to 0, which its sequences re-read inside the
+ * critical section, and a
  * membarrier(PRIVATE_EXPEDITED_RSEQ) restarts the sequences that are in
  * flight, so after it no unlocked update can still commit.  Only then do
  * atomics start.  Without that membarrier command the library never picks
@@ -31,6 +52,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
@@ -84,16 +106,29 @@ static __thread struct pcpu_rseq_area own_rseq __attribute__((tls_model("initial
 enum { REG_NONE, REG_DONE, REG_FAILED };
 static __thread unsigned char own_state __attribute__((tls_model("initial-exec")));
 
+/* A thread as the library knows it once enrolled (see the top). */
+struct pcpu_thread {
+    uint32_t limit;              /* the sequences' limit: 0 or rseq_limit */
+    bool enrolled;
+    struct pcpu_thread *prev, *next;
+    uint64_t *rseq_cs;           /* this thread's rseq_cs word            */
+};
+static __thread struct pcpu_thread me __attribute__((tls_model("initial-exec")));
+ptrdiff_t pcpu__thread_limit_off;
+
+/* tc_lock: modes, limits and the list of enrolled threads. */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pcpu_thread *threads;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t own_key;
-static bool own_key_ok;
+static pthread_key_t thread_key;
+static bool thread_key_ok;
 
 /* Set at init, read by the slow paths (no lock: written before mode is
  * published with release, read after it with acquire). */
 static bool use_own;            /* threads register own_rseq            */
 static bool have_idx;           /* the index word can be read at all    */
 static bool cid_mode;           /* the index word is mm_cid             */
+static bool use_rseq;           /* pcpu__thiscpu_start() enables rseq   */
 static uint32_t idx_limit;      /* entries of pcpu__tc.offs in use      */
 static unsigned int nr_units;
 static unsigned int nr_os_ids;
@@ -149,16 +184,37 @@ static struct pcpu_rseq_area *own_area(void)
     return &own_rseq;
 }
 
-static void own_unregister(void *arg)
+static void unlink_thread(struct pcpu_thread *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        threads = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    t->enrolled = false;
+    __atomic_store_n(&t->limit, 0, __ATOMIC_RELAXED);
+}
+
+/* Thread exit (pthread key destructor): off the list, and give the
+ * library's own rseq registration back.  A later operation in this thread
+ * (another key's destructor) comes back through the slow path and enrols
+ * (and registers) again, which sets the key again, so this runs again. */
+static void thread_exit(void *arg)
 {
     (void)arg;
+    pthread_mutex_lock(&tc_lock);
+    if (me.enrolled)
+        unlink_thread(&me);
+    pthread_mutex_unlock(&tc_lock);
     if (own_state != REG_DONE)
         return;
     struct pcpu_rseq_area *area = own_area();
     if (sys_rseq(area, PCPU_RSEQ_UNREGISTER) == 0) {
         /* No longer the kernel's: make the index word fail the inline
-         * range checks again, so a later operation in this thread (another
-         * key's destructor) comes back and registers anew. */
+         * range checks again, so a later operation in this thread comes
+         * back and registers anew. */
         __atomic_store_n(&area->cpu_id, UINT32_MAX, __ATOMIC_RELAXED);
         __atomic_store_n(&area->mm_cid, UINT32_MAX, __ATOMIC_RELAXED);
         own_state = REG_NONE;
@@ -167,7 +223,36 @@ static void own_unregister(void *arg)
 
 static void make_key(void)
 {
-    own_key_ok = pthread_key_create(&own_key, own_unregister) == 0;
+    thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
+}
+
+/* Put the calling thread on the list and set its limit for the current
+ * mode (tc_lock held).  The key's destructor only runs for threads with a
+ * non-NULL value. */
+static void enrol_locked(void)
+{
+    if (!me.enrolled) {
+        me.rseq_cs = (uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF);
+        me.prev = NULL;
+        me.next = threads;
+        if (threads)
+            threads->prev = &me;
+        threads = &me;
+        me.enrolled = true;
+        if (thread_key_ok)
+            pthread_setspecific(thread_key, &me);
+    }
+    uint32_t lim = __atomic_load_n(&pcpu__tc.mode, __ATOMIC_RELAXED) == PCPU__TC_RSEQ
+                       ? pcpu__tc.rseq_limit
+                       : 0;
+    __atomic_store_n(&me.limit, lim, __ATOMIC_RELEASE);
+}
+
+/* Close every enrolled thread's limit (tc_lock held). */
+static void close_limits_locked(void)
+{
+    for (struct pcpu_thread *t = threads; t; t = t->next)
+        __atomic_store_n(&t->limit, 0, __ATOMIC_SEQ_CST);
 }
 
 /* Register own_rseq for the calling thread if the library uses it and it
@@ -185,8 +270,8 @@ static bool own_register(void)
     }
     own_state = REG_DONE;
     /* The destructor only runs for threads with a non-NULL value. */
-    if (own_key_ok)
-        pthread_setspecific(own_key, area);
+    if (thread_key_ok)
+        pthread_setspecific(thread_key, &me);
     return true;
 }
 
@@ -226,6 +311,7 @@ static void degrade(void)
     pthread_mutex_lock(&tc_lock);
     if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
         __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_SEQ_CST);
+        close_limits_locked();
         if (syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) != 0)
             pcpu__die("percpu: membarrier(PRIVATE_EXPEDITED_RSEQ) failed: %s",
                       strerror(errno));
@@ -235,61 +321,84 @@ static void degrade(void)
     pthread_mutex_unlock(&tc_lock);
 }
 
-/* Make sure the allocator (and so pcpu__tc) is set up. */
-static void need_init(void)
+/* Make sure the allocator (and so pcpu__tc) is set up and marked used;
+ * returns the cookie the operation must use (see pcpu__statics_translate:
+ * a static variable's cookie computed before this call re-initialised the
+ * allocator points at its old placement). */
+static const void *need_init(const void *cookie)
 {
     if (PCPU__LIKELY(__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) != PCPU__TC_OFF))
-        return;
+        return cookie;
     if (pcpu__ensure_init() != 0)
         pcpu__die("percpu: this-CPU operation, but the allocator cannot be initialised: %s",
                   strerror(errno));
+    return pcpu__statics_translate(cookie);
 }
 
-intptr_t pcpu__thiscpu_slow(void)
+/* The unit offset while the modes are off (only while another thread
+ * tears the allocator down or sets it up, which the API forbids). */
+static intptr_t offline_off(void)
+{
+    unsigned int n = pcpu__nr_units ? pcpu__nr_units : 1;
+    int cpu = sched_getcpu();
+    return pcpu__cpu_offsets[(cpu < 0 ? 0u : (unsigned int)cpu) % n];
+}
+
+struct pcpu__slow pcpu__thiscpu_slow(const void *cookie)
 {
     int saved = errno;
-    intptr_t off;
-    need_init();
+    struct pcpu__slow r;
+    /* The sequence that sent us here armed rseq_cs; this thread may not be
+     * enrolled yet, so nobody else would disarm it. */
+    __atomic_store_n((uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF), 0,
+                     __ATOMIC_RELAXED);
+    r.cookie = need_init(cookie);
     uint32_t mode = __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE);
     if (mode == PCPU__TC_OFF) {
-        /* Only while the allocator is being torn down or set up again. */
-        unsigned int n = pcpu__nr_units ? pcpu__nr_units : 1;
-        int cpu = sched_getcpu();
-        off = pcpu__cpu_offsets[(cpu < 0 ? 0u : (unsigned int)cpu) % n];
+        r.off = offline_off();
         errno = saved;
-        return off;
+        return r;
     }
     bool registered = own_register();
+    pthread_mutex_lock(&tc_lock);
+    enrol_locked();
+    pthread_mutex_unlock(&tc_lock);
     if (mode == PCPU__TC_RSEQ) {
         uint32_t idx = read_idx();
-        if (!registered || idx >= idx_limit ||
-            __atomic_load_n(&pcpu__tc.rseq_limit, __ATOMIC_ACQUIRE) == 0)
+        if (!registered || idx >= idx_limit)
             degrade();
         if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
             errno = saved;
-            return PCPU__TC_RETRY;
+            r.off = PCPU__TC_RETRY;
+            return r;
         }
     }
-    off = current_off();
+    r.off = current_off();
     errno = saved;
-    return off;
+    return r;
 }
 
-intptr_t pcpu__thiscpu_ptr_slow(void)
+void *pcpu__thiscpu_ptr_slow(const void *cookie)
 {
     int saved = errno;
-    need_init();
+    cookie = need_init(cookie);
     intptr_t off;
     if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF) {
-        unsigned int n = pcpu__nr_units ? pcpu__nr_units : 1;
-        int cpu = sched_getcpu();
-        off = pcpu__cpu_offsets[(cpu < 0 ? 0u : (unsigned int)cpu) % n];
+        off = offline_off();
     } else {
         (void)own_register();
         off = current_off();
     }
     errno = saved;
-    return off;
+    return (char *)(uintptr_t)cookie + off;
+}
+
+const void *pcpu__sum_slow(const void *cookie)
+{
+    int saved = errno;
+    cookie = need_init(cookie);
+    errno = saved;
+    return cookie;
 }
 
 int pcpu_this_cpu(void)
@@ -317,6 +426,36 @@ __attribute__((constructor(101))) static void thiscpu_early(void)
     intptr_t off = (intptr_t)((char *)own_area() - thread_pointer());
     pcpu__tc.cs_ptr = (char *)(off + PCPU_RSEQ_CS_OFF);
     pcpu__tc.cid = 0;
+    pcpu__thread_limit_off = (char *)&me.limit - thread_pointer();
+}
+
+void pcpu__rseq_release(struct pcpu__module *mod)
+{
+    uintptr_t lo = (uintptr_t)mod->cs_start, hi = (uintptr_t)mod->cs_stop;
+    if (lo >= hi)
+        return;
+    pthread_mutex_lock(&tc_lock);
+    /* This thread too, enrolled or not (it may be unloading the module
+     * right after running its sequences in atomic mode). */
+    uint64_t *mine = (uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF);
+    for (struct pcpu_thread *t = threads;; t = t->next) {
+        uint64_t *cs = t ? t->rseq_cs : mine;
+        uint64_t cur = __atomic_load_n(cs, __ATOMIC_RELAXED);
+        /* A thread that re-armed meanwhile points elsewhere: leave it. */
+        if (cur >= lo && cur < hi)
+            __atomic_compare_exchange_n(cs, &cur, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        if (!t)
+            break;
+    }
+    pthread_mutex_unlock(&tc_lock);
+}
+
+void pcpu__thiscpu_forget_others(void)
+{
+    /* fork() child: the other threads are gone, their TLS with them. */
+    pthread_mutex_init(&tc_lock, NULL);
+    threads = me.enrolled ? &me : NULL;
+    me.prev = me.next = NULL;
 }
 
 bool pcpu__thiscpu_uses_rseq(void)
@@ -387,12 +526,25 @@ void pcpu__thiscpu_init(const struct pcpu_alloc_info *ai, enum pcpu_index index)
     rseq = have_idx && !ai->units_shared &&
            syscall(SYS_membarrier, PCPU_MEMBARRIER_REGISTER_RSEQ, 0, 0) == 0;
 #endif
-    __atomic_store_n(&pcpu__tc.ptr_limit, idx_limit, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.rseq_limit, rseq ? idx_limit : 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.atomic_limit, rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.mode, rseq ? PCPU__TC_RSEQ : PCPU__TC_ATOMIC, __ATOMIC_RELEASE);
+    use_rseq = rseq;
     pthread_mutex_unlock(&tc_lock);
     errno = saved;
+}
+
+void pcpu__thiscpu_start(void)
+{
+    pthread_mutex_lock(&tc_lock);
+    __atomic_store_n(&pcpu__tc.ptr_limit, idx_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.rseq_limit, use_rseq ? idx_limit : 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.atomic_limit, use_rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__tc.mode, use_rseq ? PCPU__TC_RSEQ : PCPU__TC_ATOMIC,
+                     __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&tc_lock);
+}
+
+bool pcpu__thiscpu_uses_cid(void)
+{
+    return cid_mode;
 }
 
 void pcpu__thiscpu_exit(void)
@@ -400,6 +552,7 @@ void pcpu__thiscpu_exit(void)
     pthread_mutex_lock(&tc_lock);
     __atomic_store_n(&pcpu__tc.mode, PCPU__TC_OFF, __ATOMIC_RELEASE);
     __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_RELEASE);
+    close_limits_locked();
     __atomic_store_n(&pcpu__tc.atomic_limit, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&pcpu__tc.ptr_limit, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&tc_lock);
