@@ -79,20 +79,23 @@ static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t 
     struct pcpu_block_md md = {.nfree = (uint32_t)nfree};
     size_t best = 0, best_start = 0, run = 0, run_start = lo;
     bool seen_used = false;
-    /* Blocks are page-sized and pages are whole words of the map. */
+    /* Blocks start on word boundaries; only the last block of a map that
+     * ends inside a page (the reserved area's) ends inside a word, and
+     * there the bits past its end are neither used nor free: a free run
+     * that reaches the end is the block's right edge, not an inner run. */
     for (size_t w = lo / 64; w * 64 < hi; w++) {
-        uint64_t used = __atomic_load_n(&c->alloc_map[w], __ATOMIC_RELAXED);
         size_t base = w * 64;
-        if (hi - base < 64)
-            used |= ~0ull << (hi - base);
+        unsigned int valid = hi - base < 64 ? (unsigned int)(hi - base) : 64;
+        uint64_t vmask = valid == 64 ? ~0ull : (1ull << valid) - 1;
+        uint64_t used = __atomic_load_n(&c->alloc_map[w], __ATOMIC_RELAXED) & vmask;
         if (used == 0) {
             if (!run)
                 run_start = base;
-            run += 64;
+            run += valid;
             continue;
         }
         unsigned int low = (unsigned int)__builtin_ctzll(used);
-        unsigned int high = (unsigned int)__builtin_clzll(used);
+        unsigned int high = (unsigned int)__builtin_clzll(used) - (64 - valid);
         if (!run)
             run_start = base;
         run += low;
@@ -104,11 +107,11 @@ static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t 
             best = run;
             best_start = run_start;
         }
-        /* Free runs strictly inside the word. */
-        uint64_t inner = ~used;
+        /* Free runs strictly inside the word's valid part. */
+        uint64_t inner = ~used & vmask;
         inner &= ~0ull << low;
         if (high)
-            inner &= ~0ull >> high;
+            inner &= vmask >> high;
         unsigned int at = 0;
         unsigned int n = longest_ones(inner, &at);
         if (n > best) {
@@ -116,7 +119,7 @@ static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t 
             best_start = base + at;
         }
         run = high;
-        run_start = base + 64 - high;
+        run_start = base + valid - high;
     }
     md.right = (uint32_t)run;
     if (run > best) {

@@ -102,13 +102,35 @@ void pcpu__for_each_chunk(void (*fn)(struct pcpu_chunk *, void *), void *arg)
 {
     if (pcpu__g.reserved)
         fn(pcpu__g.reserved, arg);
-    for (unsigned int s = 0; s < pcpu__g.nr_slots; s++) {
-        struct pcpu_chunk *c = pcpu__g.slots[s], *next;
-        for (; c; c = next) {
-            next = c->next;
-            fn(c, arg);
-        }
+    struct pcpu_chunk *c, *next;
+    for (c = pcpu__g.oldest; c; c = next) {
+        next = c->list_next;
+        fn(c, arg);
     }
+}
+
+static void list_append(struct pcpu_chunk *c)
+{
+    c->list_next = NULL;
+    c->list_prev = pcpu__g.newest;
+    if (pcpu__g.newest)
+        pcpu__g.newest->list_next = c;
+    else
+        pcpu__g.oldest = c;
+    pcpu__g.newest = c;
+}
+
+static void list_remove(struct pcpu_chunk *c)
+{
+    if (c->list_prev)
+        c->list_prev->list_next = c->list_next;
+    else
+        pcpu__g.oldest = c->list_next;
+    if (c->list_next)
+        c->list_next->list_prev = c->list_prev;
+    else
+        pcpu__g.newest = c->list_prev;
+    c->list_prev = c->list_next = NULL;
 }
 
 /* ---- chunk lifecycle ------------------------------------------------------ */
@@ -130,6 +152,7 @@ static void mark_populated(struct pcpu_chunk *c, size_t page, size_t n)
 void pcpu__destroy_chunk_locked(struct pcpu_chunk *c)
 {
     slot_unlink(c);
+    list_remove(c);
     pcpu__lookup_remove(c);
     for (size_t p = 0; p < c->nr_pages; p++)
         pcpu__chunk_set_populated(c, p, false);
@@ -168,6 +191,7 @@ static struct pcpu_chunk *create_chunk(size_t start_bit)
     }
     if (ops->born_populated)
         mark_populated(c, 0, c->nr_pages);
+    list_append(c);
     pcpu__g.nr_chunks++;
     pcpu__g.nr_chunk_create++;
     if (pcpu__g.nr_chunks > pcpu__g.nr_max_chunks)
@@ -395,6 +419,7 @@ static void teardown_locked(bool keep_range)
     if (first && keep_range) {
         /* Like pcpu__destroy_chunk_locked(), but the range stays ours. */
         slot_unlink(first);
+        list_remove(first);
         pcpu__lookup_remove(first);
         for (size_t p = 0; p < first->nr_pages; p++)
             pcpu__chunk_set_populated(first, p, false);
@@ -408,11 +433,8 @@ static void teardown_locked(bool keep_range)
         pcpu__g.nr_chunks--;
     }
     pcpu__statics_reset(old_first, old_size);
-    if (pcpu__g.slots) {
-        for (unsigned int s = 0; s < pcpu__g.nr_slots; s++)
-            while (pcpu__g.slots[s])
-                pcpu__destroy_chunk_locked(pcpu__g.slots[s]);
-    }
+    while (pcpu__g.oldest)
+        pcpu__destroy_chunk_locked(pcpu__g.oldest);
     if (pcpu__g.reserved)
         pcpu__chunk_free_meta(pcpu__g.reserved);
     pcpu__lookup_exit();

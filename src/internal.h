@@ -71,6 +71,7 @@ PCPU_HIDDEN __attribute__((format(printf, 1, 2))) void pcpu__warn(const char *fm
 #define PCPU_DEFAULT_UNIT_SIZE (1u << 20)
 #define PCPU_DEFAULT_RESERVED (16u << 10)
 #define PCPU_MIN_UNIT_SIZE (64u << 10)
+#define PCPU_MIN_DYN_SIZE (32u << 10)   /* first chunk's dynamic area      */
 #define PCPU_MAX_UNIT_SIZE ((size_t)1 << 30)
 #define PCPU_STATIC_ALIGN 64u            /* statics keep their offset mod this */
 
@@ -182,6 +183,7 @@ struct pcpu_backend_ops;
 
 struct pcpu_chunk {
     struct pcpu_chunk *prev, *next; /* slot list                          */
+    struct pcpu_chunk *list_prev, *list_next; /* all chunks, by age       */
     int slot;
     bool is_first;        /* the first chunk's dynamic part               */
     bool is_reserved;     /* the first chunk's reserved part              */
@@ -448,6 +450,8 @@ struct pcpu_global {
     struct pcpu_chunk *reserved;     /* first chunk, reserved part        */
     unsigned int nr_slots;
     struct pcpu_chunk **slots;       /* list heads by contig size         */
+    struct pcpu_chunk *oldest, *newest; /* every chunk but the reserved
+                                           part, oldest (the first) first */
     unsigned int nr_chunks;          /* dynamic chunks incl. first        */
     unsigned int nr_max_chunks;
     size_t nr_empty_pop;             /* over all chunks                   */
@@ -494,7 +498,8 @@ PCPU_HIDDEN void pcpu__note_max_alloc_locked(void);
 PCPU_HIDDEN int pcpu__init_auto_locked(void);
 /* Resolve the chunk structure that owns a bit of a first-chunk address. */
 PCPU_HIDDEN struct pcpu_chunk *pcpu__owner_chunk(struct pcpu_chunk *c, size_t bit);
-/* Apply a function to every chunk (first, reserved and the others). */
+/* Apply a function to every chunk: the reserved part, then the others
+ * oldest first (fn may destroy the chunk it is given). */
 PCPU_HIDDEN void pcpu__for_each_chunk(void (*fn)(struct pcpu_chunk *, void *), void *arg);
 
 /* ---- robust mode and sanitizer annotations (debug.c) --------------------- */

@@ -100,24 +100,6 @@ void pcpu__reclaim_forget(void)
     running = stopping = pending = false;
 }
 
-struct reclaim_ctx {
-    struct pcpu_chunk *empty[64];
-    unsigned int nr_empty;
-    struct pcpu_chunk *all[4096];
-    unsigned int nr_all;
-};
-
-static void collect(struct pcpu_chunk *c, void *arg)
-{
-    struct reclaim_ctx *r = arg;
-    if (c->is_reserved)
-        return;
-    if (pcpu__chunk_is_empty(c) && !c->is_first && r->nr_empty < 64)
-        r->empty[r->nr_empty++] = c;
-    if (r->nr_all < 4096)
-        r->all[r->nr_all++] = c;
-}
-
 /* Depopulate empty populated pages of c, from its end, while above target. */
 static size_t depopulate_chunk(struct pcpu_chunk *c, size_t target)
 {
@@ -143,26 +125,27 @@ static size_t depopulate_chunk(struct pcpu_chunk *c, size_t target)
 
 size_t pcpu__reclaim_locked(bool all)
 {
-    static struct reclaim_ctx r; /* lock held: one user at a time */
-    r.nr_empty = r.nr_all = 0;
-    pcpu__for_each_chunk(collect, &r);
     size_t freed = 0;
     /* Keep one empty chunk for the next burst, unless the first chunk
      * (never destroyed) is empty itself and already is that spare. */
-    unsigned int keep = all || (pcpu__g.first && pcpu__chunk_is_empty(pcpu__g.first)) ? 0 : 1;
-    for (unsigned int i = keep; i < r.nr_empty; i++) {
-        struct pcpu_chunk *c = r.empty[i];
+    struct pcpu_chunk *first = pcpu__g.first;
+    bool keep_spare = !all && !(first && pcpu__chunk_is_empty(first));
+    struct pcpu_chunk *c, *next;
+    for (c = pcpu__g.oldest; c; c = next) {
+        next = c->list_next;
+        if (c == first || !pcpu__chunk_is_empty(c))
+            continue;
+        if (keep_spare) {
+            keep_spare = false;
+            continue;
+        }
         freed += c->nr_populated;
-        for (unsigned int j = 0; j < r.nr_all; j++)
-            if (r.all[j] == c)
-                r.all[j] = NULL;
         pcpu__destroy_chunk_locked(c);
     }
     size_t target = all ? 0 : PCPU_EMPTY_POP_LOW;
-    /* Later chunks first: populated pages should gather at the front. */
-    for (unsigned int j = r.nr_all; j > 0 && pcpu__g.nr_empty_pop > target; j--)
-        if (r.all[j - 1])
-            freed += depopulate_chunk(r.all[j - 1], target);
+    /* Newer chunks first: populated pages should gather at the front. */
+    for (c = pcpu__g.newest; c && pcpu__g.nr_empty_pop > target; c = c->list_prev)
+        freed += depopulate_chunk(c, target);
     return freed;
 }
 

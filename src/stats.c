@@ -90,32 +90,20 @@ int pcpu_stats_get(struct pcpu_stats *st)
     return 0;
 }
 
-struct chunk_list {
-    struct pcpu_chunk *c[4096];
-    unsigned int n;
-};
-
-static void list_one(struct pcpu_chunk *c, void *arg)
+/* Chunk number idx in a stable order: the first chunk, the reserved
+ * area, then the others oldest first; NULL past the end (lock held). */
+static const struct pcpu_chunk *chunk_at_locked(unsigned int idx)
 {
-    struct chunk_list *l = arg;
-    if (l->n < 4096)
-        l->c[l->n++] = c;
-}
-
-/* Chunks in a stable order: first chunk, reserved area, then the rest. */
-static void list_chunks_locked(struct chunk_list *l)
-{
-    l->n = 0;
-    if (pcpu__g.first)
-        l->c[l->n++] = pcpu__g.first;
-    if (pcpu__g.reserved)
-        l->c[l->n++] = pcpu__g.reserved;
-    struct chunk_list rest;
-    rest.n = 0;
-    pcpu__for_each_chunk(list_one, &rest);
-    for (unsigned int i = 0; i < rest.n; i++)
-        if (rest.c[i] != pcpu__g.first && rest.c[i] != pcpu__g.reserved && l->n < 4096)
-            l->c[l->n++] = rest.c[i];
+    if (idx == 0)
+        return pcpu__g.first;
+    if (idx == 1 && pcpu__g.reserved)
+        return pcpu__g.reserved;
+    idx -= pcpu__g.reserved ? 2 : 1;
+    const struct pcpu_chunk *c = pcpu__g.oldest;
+    for (; c; c = c->list_next)
+        if (c != pcpu__g.first && idx-- == 0)
+            return c;
+    return NULL;
 }
 
 static unsigned char page_state(const struct pcpu_chunk *c, size_t pg)
@@ -142,15 +130,13 @@ int pcpu_chunk_info(unsigned int idx, struct pcpu_chunk_info *info)
     }
     if (pcpu__ensure_init() != 0)
         return -1;
-    static struct chunk_list l;
     pcpu__lock();
-    list_chunks_locked(&l);
-    if (idx >= l.n) {
+    const struct pcpu_chunk *c = chunk_at_locked(idx);
+    if (!c) {
         pcpu__unlock();
         errno = ENOENT;
         return -1;
     }
-    const struct pcpu_chunk *c = l.c[idx];
     memset(info, 0, sizeof(*info));
     info->base = c->base;
     info->unit_size = pcpu__g.unit_size;

@@ -55,6 +55,10 @@ static void unlink_cache(struct pcpu_tcache *tc)
 size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
 {
     size_t returned = 0;
+    /* This cache's peak since the last sample is about to be forgotten:
+     * sample it first, or a thread that exits (or gives its cache back)
+     * after its last refill takes the true maximum with it. */
+    pcpu__note_max_alloc_locked();
     for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
         struct pcpu_tcache_class *cls = &tc->cls[ci];
         size_t bits = pcpu__tcache_class_bits(ci);

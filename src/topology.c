@@ -104,7 +104,7 @@ static int fail(struct pcpu_alloc_info *ai, int err, const char *msg)
 int pcpu__build_alloc_info(const struct pcpu_config *cfg, size_t static_size,
                            struct pcpu_alloc_info **out)
 {
-    char msg[160];
+    char msg[256];
     char line[4096];
     struct pcpu_alloc_info *ai = calloc(1, sizeof(*ai));
     unsigned char *possible = calloc(PCPU_MAX_CPUS, 1);
@@ -199,24 +199,40 @@ int pcpu__build_alloc_info(const struct pcpu_config *cfg, size_t static_size,
         }
     }
 
+    /* Every size is checked before any arithmetic on it, so that values
+     * near SIZE_MAX cannot wrap around into something that looks fine. */
     size_t page = pcpu__page_size;
     size_t unit = cfg->unit_size ? cfg->unit_size : PCPU_DEFAULT_UNIT_SIZE;
-    unit = (unit + page - 1) & ~(page - 1);
     if (unit < PCPU_MIN_UNIT_SIZE || unit > PCPU_MAX_UNIT_SIZE) {
         snprintf(msg, sizeof(msg), "unit_size %zu is outside %u .. %zu bytes", cfg->unit_size,
                  PCPU_MIN_UNIT_SIZE, PCPU_MAX_UNIT_SIZE);
         return fail(ai, EINVAL, msg);
     }
+    unit = (unit + page - 1) & ~(page - 1);
     size_t reserved = cfg->reserved_size ? cfg->reserved_size : PCPU_DEFAULT_RESERVED;
+    if (reserved >= unit) {
+        snprintf(msg, sizeof(msg), "reserved_size %zu is not smaller than the %zu-byte unit",
+                 cfg->reserved_size, unit);
+        return fail(ai, EINVAL, msg);
+    }
+    if (static_size >= unit) {
+        snprintf(msg, sizeof(msg),
+                 "the static per-CPU variables (%zu bytes) do not fit the %zu-byte unit",
+                 static_size, unit);
+        return fail(ai, EINVAL, msg);
+    }
     reserved = (reserved + PCPU_STATIC_ALIGN - 1) & ~(size_t)(PCPU_STATIC_ALIGN - 1);
     static_size = (static_size + PCPU_STATIC_ALIGN - 1) & ~(size_t)(PCPU_STATIC_ALIGN - 1);
-    /* The first chunk's dynamic area must still hold a default-sized
-     * allocation after the static and reserved areas. */
+    /* The first chunk's dynamic area starts on the page after the static
+     * and reserved areas and must hold at least PCPU_MIN_DYN_SIZE. */
     size_t head = (static_size + reserved + page - 1) & ~(page - 1);
-    if (head + PCPU_MIN_UNIT_SIZE / 2 > unit) {
+    if (head > unit || unit - head < PCPU_MIN_DYN_SIZE) {
         snprintf(msg, sizeof(msg),
-                 "static (%zu) + reserved (%zu) areas leave no dynamic space in a %zu-byte unit",
-                 static_size, reserved, unit);
+                 "static (%zu) + reserved_size (%zu) bytes, rounded up to a page, leave "
+                 "%zu bytes of dynamic space in the %zu-byte unit; the first chunk needs "
+                 "at least %u",
+                 static_size, reserved, head > unit ? 0 : unit - head, unit,
+                 PCPU_MIN_DYN_SIZE);
         return fail(ai, EINVAL, msg);
     }
     if ((size_t)n * unit / n != unit || ((size_t)n + 1) * unit > ((size_t)1 << 46)) {
