@@ -606,7 +606,7 @@ int pcpu__init_auto_locked(void)
     return init_locked(NULL, PCPU_STATE_AUTO);
 }
 
-int pcpu_init(const struct pcpu_config *cfg)
+static int init_impl(const struct pcpu_config *cfg)
 {
     pcpu__lock();
     int st = atomic_load(&pcpu__g.state);
@@ -631,7 +631,7 @@ int pcpu_init(const struct pcpu_config *cfg)
     return ret;
 }
 
-void pcpu_exit(void)
+static void exit_impl(void)
 {
     pcpu__reclaim_stop();
     pcpu__lock();
@@ -720,7 +720,7 @@ static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserv
     return p;
 }
 
-void *pcpu_alloc(size_t size, size_t align)
+static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_t align)
 {
     size_t bits, align_bits;
     if (unlikely(pcpu__ensure_init() != 0))
@@ -752,7 +752,7 @@ void *pcpu_alloc(size_t size, size_t align)
     return alloc_slow(size, bits, align_bits, false);
 }
 
-void *pcpu_alloc_reserved(size_t size, size_t align)
+static void *alloc_reserved_impl(size_t size, size_t align)
 {
     size_t bits, align_bits;
     if (unlikely(pcpu__ensure_init() != 0))
@@ -775,7 +775,7 @@ static _Noreturn void bad_free(void *cookie, struct pcpu_chunk *c, size_t bit)
     pcpu__die("percpu: double free of %p (not allocated)", cookie);
 }
 
-void pcpu_free(void *cookie)
+static inline __attribute__((always_inline)) void free_impl(void *cookie)
 {
     if (!cookie)
         return;
@@ -850,7 +850,7 @@ static void validate_one(struct pcpu_chunk *c, void *arg)
     }
 }
 
-int pcpu_validate(void)
+int pcpu__validate_all(void)
 {
     struct validate_ctx v = {0};
     pcpu__lock();
@@ -872,4 +872,50 @@ int pcpu_validate(void)
     v.problems += pcpu__tcache_validate_locked();
     pcpu__unlock();
     return v.problems;
+}
+
+int pcpu_init(const struct pcpu_config *cfg)
+{
+    pcpu__enter("pcpu_init");
+    int r = init_impl(cfg);
+    pcpu__leave();
+    return r;
+}
+
+void pcpu_exit(void)
+{
+    pcpu__enter("pcpu_exit");
+    exit_impl();
+    pcpu__leave();
+}
+
+void *pcpu_alloc(size_t size, size_t align)
+{
+    pcpu__enter("pcpu_alloc");
+    void *r = alloc_impl(size, align);
+    pcpu__leave();
+    return r;
+}
+
+void *pcpu_alloc_reserved(size_t size, size_t align)
+{
+    pcpu__enter("pcpu_alloc_reserved");
+    void *r = alloc_reserved_impl(size, align);
+    pcpu__leave();
+    return r;
+}
+
+void pcpu_free(void *cookie)
+{
+    pcpu__enter("pcpu_free");
+    free_impl(cookie);
+    pcpu__leave();
+}
+
+int pcpu_validate(void)
+{
+    pcpu__enter("pcpu_validate");
+    int r = pcpu__validate_all();
+    pcpu__leave();
+    return r;
 }

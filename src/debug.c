@@ -236,7 +236,7 @@ void pcpu__debug_after_op(void)
 {
     if (!robust)
         return;
-    int problems = pcpu_validate();
+    int problems = pcpu__validate_all();
     if (problems)
         pcpu__die("percpu: robust mode: %d invariant violation%s (details above)", problems,
                   problems == 1 ? "" : "s");

@@ -65,6 +65,31 @@ PCPU_HIDDEN __attribute__((format(printf, 1, 2))) void pcpu__warn(const char *fm
 #define pcpu_assert_expensive(e) ((void)0)
 #endif
 
+/* ---- re-entry from signal handlers --------------------------------------- */
+/* The public call the calling thread is inside, or NULL.  The allocator is
+ * not async-signal-safe (it takes a lock, and its thread caches are
+ * per-thread stacks): a signal handler that calls it while its thread was
+ * inside would deadlock or hand one object out twice.  Every public entry
+ * point that takes the lock or touches a thread cache brackets itself with
+ * pcpu__enter()/pcpu__leave(), so a re-entry stops the process instead. */
+PCPU_HIDDEN extern __thread const char *pcpu__inside __attribute__((tls_model("initial-exec")));
+PCPU_HIDDEN _Noreturn void pcpu__reentered(const char *fn);
+static inline void pcpu__enter(const char *fn)
+{
+    if (__builtin_expect(pcpu__inside != NULL, 0))
+        pcpu__reentered(fn);
+    pcpu__inside = fn;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+static inline void pcpu__leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    pcpu__inside = NULL;
+}
+/* pcpu_validate() without the re-entry bracket (robust mode calls it from
+ * inside other calls). */
+PCPU_HIDDEN int pcpu__validate_all(void);
+
 /* ---- sizes -------------------------------------------------------------- */
 #define PCPU_GRANULE 4u                  /* bytes per map bit (min alloc)   */
 #define PCPU_GRANULE_SHIFT 2

@@ -69,6 +69,15 @@ void pcpu__die(const char *fmt, ...)
     abort();
 }
 
+__thread const char *pcpu__inside __attribute__((tls_model("initial-exec")));
+
+void pcpu__reentered(const char *fn)
+{
+    pcpu__die("percpu: %s called from a signal handler that interrupted %s on the same "
+              "thread (the allocator is not async-signal-safe)",
+              fn, pcpu__inside);
+}
+
 void pcpu__warn(const char *fmt, ...)
 {
     va_list ap;

@@ -149,7 +149,7 @@ size_t pcpu__reclaim_locked(bool all)
     return freed;
 }
 
-size_t pcpu_reclaim(bool all)
+static size_t reclaim_impl(bool all)
 {
     if (pcpu__ensure_init() != 0)
         return 0;
@@ -160,4 +160,12 @@ size_t pcpu_reclaim(bool all)
     size_t n = pcpu__reclaim_locked(all);
     pcpu__unlock();
     return n;
+}
+
+size_t pcpu_reclaim(bool all)
+{
+    pcpu__enter("pcpu_reclaim");
+    size_t r = reclaim_impl(all);
+    pcpu__leave();
+    return r;
 }

@@ -39,7 +39,7 @@ static size_t resident_locked(void)
     return total;
 }
 
-int pcpu_stats_get(struct pcpu_stats *st)
+static int stats_get_impl(struct pcpu_stats *st)
 {
     if (!st) {
         errno = EINVAL;
@@ -122,7 +122,7 @@ static unsigned char page_state(const struct pcpu_chunk *c, size_t pg)
     return used == len ? 3 : 2;
 }
 
-int pcpu_chunk_info(unsigned int idx, struct pcpu_chunk_info *info)
+static int chunk_info_impl(unsigned int idx, struct pcpu_chunk_info *info)
 {
     if (!info) {
         errno = EINVAL;
@@ -160,7 +160,7 @@ int pcpu_chunk_info(unsigned int idx, struct pcpu_chunk_info *info)
     return 0;
 }
 
-void pcpu_chunk_map_print(FILE *out, unsigned int width)
+static void chunk_map_print_impl(FILE *out, unsigned int width)
 {
     static const char glyph[] = {' ', '.', '+', '#'};
     if (!out)
@@ -168,7 +168,7 @@ void pcpu_chunk_map_print(FILE *out, unsigned int width)
     if (!width)
         width = 64;
     struct pcpu_chunk_info ci;
-    for (unsigned int i = 0; pcpu_chunk_info(i, &ci) == 0; i++) {
+    for (unsigned int i = 0; chunk_info_impl(i, &ci) == 0; i++) {
         fprintf(out, "chunk %u %s%p: %zu pages, %zu populated, %zu allocations, %zu bytes free\n",
                 i, ci.first ? "(first) " : ci.reserved ? "(reserved) " : "", ci.base, ci.nr_pages,
                 ci.populated_pages, ci.nr_alloc, ci.free_bytes);
@@ -183,12 +183,12 @@ void pcpu_chunk_map_print(FILE *out, unsigned int width)
     fputs("  legend: '#' full  '+' partly used  '.' populated, empty  ' ' not populated\n", out);
 }
 
-void pcpu_stats_print(FILE *out)
+static void stats_print_impl(FILE *out)
 {
     struct pcpu_stats st;
     if (!out)
         out = stdout;
-    if (pcpu_stats_get(&st) != 0) {
+    if (stats_get_impl(&st) != 0) {
         fprintf(out, "percpu: no statistics: %s\n", strerror(errno));
         return;
     }
@@ -224,7 +224,7 @@ void pcpu_stats_print(FILE *out)
 #undef P
     fprintf(out, "Per Chunk Stats:\n----------------------------------------\n");
     struct pcpu_chunk_info ci;
-    for (unsigned int i = 0; pcpu_chunk_info(i, &ci) == 0; i++) {
+    for (unsigned int i = 0; chunk_info_impl(i, &ci) == 0; i++) {
         fprintf(out, "Chunk %u:%s\n", i, ci.first ? " <- First Chunk" : ci.reserved ? " <- Reserved" : "");
         fprintf(out, "  %-18s: %14zu\n  %-18s: %14zu\n  %-18s: %14zu\n  %-18s: %14zu\n"
                      "  %-18s: %14zu\n",
@@ -235,7 +235,7 @@ void pcpu_stats_print(FILE *out)
     }
 }
 
-bool pcpu_is_percpu_address(const void *addr)
+static bool is_percpu_address_impl(const void *addr)
 {
     if (atomic_load(&pcpu__g.state) == PCPU_STATE_OFF)
         return false;
@@ -246,7 +246,7 @@ bool pcpu_is_percpu_address(const void *addr)
     return r;
 }
 
-int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info)
+static int addr_info_impl(const void *addr, struct pcpu_addr_info *info)
 {
     if (!info) {
         errno = EINVAL;
@@ -286,4 +286,50 @@ int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info)
     }
     pcpu__unlock();
     return 0;
+}
+
+int pcpu_stats_get(struct pcpu_stats *st)
+{
+    pcpu__enter("pcpu_stats_get");
+    int r = stats_get_impl(st);
+    pcpu__leave();
+    return r;
+}
+
+int pcpu_chunk_info(unsigned int idx, struct pcpu_chunk_info *info)
+{
+    pcpu__enter("pcpu_chunk_info");
+    int r = chunk_info_impl(idx, info);
+    pcpu__leave();
+    return r;
+}
+
+void pcpu_chunk_map_print(FILE *out, unsigned int width)
+{
+    pcpu__enter("pcpu_chunk_map_print");
+    chunk_map_print_impl(out, width);
+    pcpu__leave();
+}
+
+void pcpu_stats_print(FILE *out)
+{
+    pcpu__enter("pcpu_stats_print");
+    stats_print_impl(out);
+    pcpu__leave();
+}
+
+bool pcpu_is_percpu_address(const void *addr)
+{
+    pcpu__enter("pcpu_is_percpu_address");
+    bool r = is_percpu_address_impl(addr);
+    pcpu__leave();
+    return r;
+}
+
+int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info)
+{
+    pcpu__enter("pcpu_addr_info");
+    int r = addr_info_impl(addr, info);
+    pcpu__leave();
+    return r;
 }
