@@ -7,9 +7,10 @@
 # PCPU_DEFINE variables and on cookies the program hands in;
 # pcpu_oplib_novar is the same source without any PCPU_DEFINE.
 #
-# Every test here also runs in CID index mode, without glibc's rseq
-# registration (the library registers its own) and both, on both backends
-# (the glob in CMakeLists.txt adds the default runs).
+# These two and test_reinit_first_use (first use after pcpu_exit(); it
+# needs no module and keeps the static link) also run in CID index mode,
+# without glibc's rseq registration (the library registers its own) and
+# both, on both backends; the glob in CMakeLists.txt adds the default runs.
 
 add_library(pcpu_oplib MODULE ${CMAKE_CURRENT_SOURCE_DIR}/libs/pcpu_oplib.c)
 target_link_libraries(pcpu_oplib PRIVATE percpu)

@@ -12,11 +12,12 @@
  * or write where the old chunk was, or beyond it.
  *
  * To see such a stray access, each scenario maps the address range of the
- * old first chunk, and as much again after it, itself (so that nothing
- * else lands there, the new chunk included), fills it with a pattern, and
- * checks after the first use that the pattern is intact and that the
- * operation's effect is in the variable.  Each runs in a forked child that
- * must exit with status 0 (a stray write may also crash it).
+ * old first chunk itself, and what is free of the range just after it (so
+ * that nothing else lands there, the new chunk included), fills them with
+ * a pattern, and checks after the first use that the pattern is intact
+ * and that the operation's effect is in the variable.  The same after an
+ * explicit pcpu_init() with another layout.  Each runs in a forked child
+ * that must exit with status 0 (a stray write may also crash it).
  */
 
 #define INIT_VALUE 3L
