@@ -449,13 +449,17 @@ static void teardown_locked(bool keep_range)
     atomic_store(&pcpu__g.state, PCPU_STATE_OFF);
 }
 
+/* fork(): both locks are held across it, so the child starts with
+ * consistent state and the forking thread (the only one left) owns them. */
 static void atfork_prepare(void)
 {
     pcpu__lock();
+    pcpu__thiscpu_fork_prepare();
 }
 
 static void atfork_parent(void)
 {
+    pcpu__thiscpu_fork_parent();
     pcpu__unlock();
 }
 
@@ -463,11 +467,11 @@ static void atfork_child(void)
 {
     /* Only this thread exists in the child: other threads' caches will
      * never be used or flushed by them, and the worker is gone. */
-    pthread_mutex_init(&pcpu__g.lock, NULL);
-    pcpu__thiscpu_forget_others();
+    pcpu__thiscpu_fork_child();
     pcpu__reclaim_forget();
     if (atomic_load(&pcpu__g.state) != PCPU_STATE_OFF)
         pcpu__tcache_flush_others_locked();
+    pcpu__unlock();
 }
 
 static void register_atfork(void)

@@ -584,8 +584,11 @@ PCPU_HIDDEN bool pcpu__thiscpu_uses_cid(void);
 /* A module goes away: no thread's rseq_cs may point into its
  * descriptors any more (see thiscpu.c). */
 PCPU_HIDDEN void pcpu__rseq_release(struct pcpu__module *mod);
-/* fork() child: only the calling thread is left. */
-PCPU_HIDDEN void pcpu__thiscpu_forget_others(void);
+/* fork(): hold this file's lock across it (after the allocator's); in the
+ * child only the calling thread is left. */
+PCPU_HIDDEN void pcpu__thiscpu_fork_prepare(void);
+PCPU_HIDDEN void pcpu__thiscpu_fork_parent(void);
+PCPU_HIDDEN void pcpu__thiscpu_fork_child(void);
 
 /* ---- thread-cache fast paths (inline: they are most of a small alloc) ---- */
 

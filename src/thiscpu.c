@@ -450,12 +450,22 @@ void pcpu__rseq_release(struct pcpu__module *mod)
     pthread_mutex_unlock(&tc_lock);
 }
 
-void pcpu__thiscpu_forget_others(void)
+void pcpu__thiscpu_fork_prepare(void)
 {
-    /* fork() child: the other threads are gone, their TLS with them. */
-    pthread_mutex_init(&tc_lock, NULL);
+    pthread_mutex_lock(&tc_lock);
+}
+
+void pcpu__thiscpu_fork_parent(void)
+{
+    pthread_mutex_unlock(&tc_lock);
+}
+
+void pcpu__thiscpu_fork_child(void)
+{
+    /* The other threads are gone, their TLS with them. */
     threads = me.enrolled ? &me : NULL;
     me.prev = me.next = NULL;
+    pthread_mutex_unlock(&tc_lock);
 }
 
 bool pcpu__thiscpu_uses_rseq(void)
