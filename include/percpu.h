@@ -217,6 +217,7 @@ enum pcpu_index {
 #define PCPU_F_DEBUG 0x1u      /* robust mode: poison, check, validate   */
 #define PCPU_F_NO_RECLAIM 0x2u /* no background reclaim thread           */
 #define PCPU_F_NO_CACHE 0x4u   /* no per-thread cache of small objects   */
+#define PCPU_F_REPORT_LEAKS 0x8u /* pcpu_exit() lists live allocations    */
 
 struct pcpu_config {
     enum pcpu_backend backend; /* chunk backend; VM by default           */

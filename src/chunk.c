@@ -570,10 +570,117 @@ void pcpu__chunk_refresh_contig(struct pcpu_chunk *c)
         }                                                                                  \
     } while (0)
 
-int pcpu__chunk_validate(const struct pcpu_chunk *c)
+/* Block b's hints against a bit-by-bit reference, independent of the
+ * word-level code. */
+static int validate_block(const struct pcpu_chunk *c, size_t b)
 {
     int problems = 0;
     size_t bb = block_bits();
+    size_t lo = b * bb, len = block_len(c, b), ref_free = 0, ref_left = 0, ref_right = 0,
+           ref_contig = 0, cur = 0;
+    bool in_left = true;
+    for (size_t i = lo; i < lo + len; i++) {
+        if (pcpu__test_bit(c->alloc_map, i)) {
+            in_left = false;
+            cur = 0;
+            continue;
+        }
+        ref_free++;
+        cur++;
+        if (in_left)
+            ref_left++;
+        if (cur > ref_contig)
+            ref_contig = cur;
+    }
+    ref_right = cur;
+    const struct pcpu_block_md *md = &c->md[b];
+    CHECK(md->nfree == ref_free && md->left == ref_left && md->right == ref_right &&
+              md->contig == ref_contig,
+          "block %zu hints {contig %u, left %u, right %u, free %u} should be {%zu,%zu,%zu,%zu}",
+          b, md->contig, md->left, md->right, md->nfree, ref_contig, ref_left, ref_right,
+          ref_free);
+    if (md->contig) {
+        size_t cs = lo + md->contig_start;
+        CHECK(cs + md->contig <= lo + len &&
+                  pcpu__next_set(c->alloc_map, cs, cs + md->contig) == cs + md->contig,
+              "block %zu: longest run at %u is not free", b, md->contig_start);
+    }
+    if (b < c->first_free_block)
+        CHECK(c->md[b].nfree == 0, "block %zu has free bits before first_free_block %zu", b,
+              c->first_free_block);
+    if (md->contig)
+        CHECK(c->contig_bits >= md->contig, "contig hint %zu below block %zu's run %u",
+              c->contig_bits, b, md->contig);
+    return problems;
+}
+
+static int validate_group(const struct pcpu_chunk *c, size_t g)
+{
+    int problems = 0;
+    if (pcpu__test_bit(c->gdirty, g))
+        return 0;
+    struct span_md s = summarize(c, g * PCPU_GROUP_BLOCKS, group_end(c, g));
+    const struct pcpu_group_md *gm = &c->gmd[g];
+    CHECK(gm->contig == s.contig && gm->left == s.left && gm->right == s.right &&
+              (!s.contig || gm->contig_start == s.contig_start),
+          "group %zu hints {contig %u at %u, left %u, right %u} should be "
+          "{%zu at %zu, %zu, %zu}",
+          g, gm->contig, gm->contig_start, gm->left, gm->right, s.contig, s.contig_start, s.left,
+          s.right);
+    return problems;
+}
+
+/* The allocation at bit (a start) ends, does not overlap another, is fully
+ * marked and populated; *end gets its last bit (or end_bit). */
+static int validate_alloc(const struct pcpu_chunk *c, size_t pos, size_t *end)
+{
+    int problems = 0;
+    size_t bb = block_bits();
+    size_t e = pcpu__next_set(c->end_map, pos, c->end_bit);
+    *end = e;
+    CHECK(e < c->end_bit, "allocation at bit %zu has no end", pos);
+    if (e >= c->end_bit)
+        return problems;
+    CHECK(pcpu__next_set(c->start_map, pos + 1, e + 1) == e + 1,
+          "allocation at bit %zu overlaps another", pos);
+    CHECK(pcpu__count_set(c->alloc_map, pos, e + 1) == e + 1 - pos,
+          "allocation at bit %zu not fully marked", pos);
+    if (c->populated && !c->is_reserved) {
+        for (size_t pg = pos / bb; pg <= e / bb; pg++)
+            CHECK(pcpu__test_bit(c->populated, pg), "allocation at bit %zu on unpopulated page %zu",
+                  pos, pg);
+    }
+    return problems;
+}
+
+int pcpu__chunk_validate_range(const struct pcpu_chunk *c, size_t bit, size_t n)
+{
+    int problems = 0;
+    size_t bb = block_bits();
+    CHECK(c->free_bits <= c->end_bit - c->start_bit, "free_bits %zu above the region's %zu",
+          c->free_bits, c->end_bit - c->start_bit);
+    if (n == 0 || bit >= c->nr_bits)
+        return problems;
+    if (bit + n > c->nr_bits)
+        n = c->nr_bits - bit;
+    /* The neighbouring blocks too: a free merges runs across edges. */
+    size_t b0 = bit / bb, b1 = (bit + n - 1) / bb;
+    b0 = b0 ? b0 - 1 : 0;
+    b1 = b1 + 1 < c->nr_pages ? b1 + 1 : c->nr_pages - 1;
+    for (size_t b = b0; b <= b1; b++)
+        problems += validate_block(c, b);
+    for (size_t g = b0 / PCPU_GROUP_BLOCKS; g <= b1 / PCPU_GROUP_BLOCKS; g++)
+        problems += validate_group(c, g);
+    if (bit >= c->start_bit && bit < c->end_bit && pcpu__test_bit(c->start_map, bit)) {
+        size_t e;
+        problems += validate_alloc(c, bit, &e);
+    }
+    return problems;
+}
+
+int pcpu__chunk_validate(const struct pcpu_chunk *c)
+{
+    int problems = 0;
     CHECK(c->start_bit <= c->end_bit && c->end_bit <= c->nr_bits, "bad region");
     CHECK(pcpu__count_set(c->alloc_map, 0, c->start_bit) == c->start_bit,
           "hidden head not allocated");
@@ -582,53 +689,10 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     size_t used = pcpu__count_set(c->alloc_map, c->start_bit, c->end_bit);
     CHECK(c->free_bits + used == c->end_bit - c->start_bit, "free_bits %zu but %zu used of %zu",
           c->free_bits, used, c->end_bit - c->start_bit);
-    for (size_t b = 0; b < c->nr_pages; b++) {
-        /* A bit-by-bit reference, independent of the word-level code. */
-        size_t lo = b * bb, len = block_len(c, b), ref_free = 0, ref_left = 0, ref_right = 0,
-               ref_contig = 0, cur = 0;
-        bool in_left = true;
-        for (size_t i = lo; i < lo + len; i++) {
-            if (pcpu__test_bit(c->alloc_map, i)) {
-                in_left = false;
-                cur = 0;
-                continue;
-            }
-            ref_free++;
-            cur++;
-            if (in_left)
-                ref_left++;
-            if (cur > ref_contig)
-                ref_contig = cur;
-        }
-        ref_right = cur;
-        const struct pcpu_block_md *md = &c->md[b];
-        CHECK(md->nfree == ref_free && md->left == ref_left && md->right == ref_right &&
-                  md->contig == ref_contig,
-              "block %zu hints {contig %u, left %u, right %u, free %u} should be {%zu,%zu,%zu,%zu}",
-              b, md->contig, md->left, md->right, md->nfree, ref_contig, ref_left, ref_right,
-              ref_free);
-        if (md->contig) {
-            size_t cs = lo + md->contig_start;
-            CHECK(cs + md->contig <= lo + len &&
-                      pcpu__next_set(c->alloc_map, cs, cs + md->contig) == cs + md->contig,
-                  "block %zu: longest run at %u is not free", b, md->contig_start);
-        }
-        if (b < c->first_free_block)
-            CHECK(c->md[b].nfree == 0, "block %zu has free bits before first_free_block %zu", b,
-                  c->first_free_block);
-    }
-    for (size_t g = 0; g < c->nr_groups; g++) {
-        if (pcpu__test_bit(c->gdirty, g))
-            continue;
-        struct span_md s = summarize(c, g * PCPU_GROUP_BLOCKS, group_end(c, g));
-        const struct pcpu_group_md *gm = &c->gmd[g];
-        CHECK(gm->contig == s.contig && gm->left == s.left && gm->right == s.right &&
-                  (!s.contig || gm->contig_start == s.contig_start),
-              "group %zu hints {contig %u at %u, left %u, right %u} should be "
-              "{%zu at %zu, %zu, %zu}",
-              g, gm->contig, gm->contig_start, gm->left, gm->right, s.contig, s.contig_start,
-              s.left, s.right);
-    }
+    for (size_t b = 0; b < c->nr_pages; b++)
+        problems += validate_block(c, b);
+    for (size_t g = 0; g < c->nr_groups; g++)
+        problems += validate_group(c, g);
     /* The chunk's hint against the blocks (refresh_contig reads groups). */
     struct span_md all = summarize(c, 0, c->nr_pages);
     CHECK(c->contig_bits >= all.contig, "contig hint %zu below real %zu", c->contig_bits,
@@ -639,19 +703,10 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     /* Walk the allocations: starts, ends and live bits agree. */
     size_t nr = 0, pos = c->start_bit, covered = 0;
     while ((pos = pcpu__next_set(c->start_map, pos, c->end_bit)) < c->end_bit) {
-        size_t e = pcpu__next_set(c->end_map, pos, c->end_bit);
-        CHECK(e < c->end_bit, "allocation at bit %zu has no end", pos);
+        size_t e;
+        problems += validate_alloc(c, pos, &e);
         if (e >= c->end_bit)
             break;
-        CHECK(pcpu__next_set(c->start_map, pos + 1, e + 1) == e + 1,
-              "allocation at bit %zu overlaps another", pos);
-        CHECK(pcpu__count_set(c->alloc_map, pos, e + 1) == e + 1 - pos,
-              "allocation at bit %zu not fully marked", pos);
-        if (c->populated && !c->is_reserved) {
-            for (size_t pg = pos / bb; pg <= e / bb; pg++)
-                CHECK(pcpu__test_bit(c->populated, pg), "allocation at bit %zu on unpopulated page %zu",
-                      pos, pg);
-        }
         covered += e + 1 - pos;
         nr++;
         pos = e + 1;

@@ -493,7 +493,7 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
         errno = EINVAL;
         return -1;
     }
-    if (cfg.flags & ~(PCPU_F_DEBUG | PCPU_F_NO_RECLAIM | PCPU_F_NO_CACHE)) {
+    if (cfg.flags & ~(PCPU_F_DEBUG | PCPU_F_NO_RECLAIM | PCPU_F_NO_CACHE | PCPU_F_REPORT_LEAKS)) {
         pcpu__warn("unknown flags 0x%x", cfg.flags);
         errno = EINVAL;
         return -1;
@@ -502,6 +502,9 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
     const char *d = getenv("PERCPU_DEBUG");
     if (d && *d && strcmp(d, "0") != 0)
         cfg.flags |= PCPU_F_DEBUG;
+    const char *lk = getenv("PERCPU_LEAKS");
+    if (lk && *lk && strcmp(lk, "0") != 0)
+        cfg.flags |= PCPU_F_REPORT_LEAKS;
     pthread_once(&atfork_once, register_atfork);
     long ps = sysconf(_SC_PAGESIZE);
     pcpu__page_size = ps > 0 ? (size_t)ps : 4096;
@@ -712,6 +715,9 @@ static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserv
         set_live(c, p);
         if (unlikely(pcpu__debug_active))
             pcpu__debug_on_alloc(p, bits * PCPU_GRANULE);
+        /* Sample the threads' cached peaks with the counters they were
+         * reached under, then count this one (exact for one thread). */
+        pcpu__note_max_alloc_locked();
         pcpu__g.nr_alloc++;
         note_size_locked(size);
         pcpu__note_max_alloc_locked();
@@ -719,8 +725,8 @@ static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserv
         errno = ENOMEM;
     }
     pcpu__unlock();
-    if (unlikely(pcpu__debug_active))
-        pcpu__debug_after_op();
+    if (unlikely(pcpu__debug_active) && p)
+        pcpu__debug_after_op(p, bits);
     return p;
 }
 
@@ -748,7 +754,7 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
             pcpu__tcache_count_alloc(tc, size);
             if (unlikely(pcpu__debug_active)) {
                 pcpu__debug_on_alloc(e.cookie, bits * PCPU_GRANULE);
-                pcpu__debug_after_op();
+                pcpu__debug_after_op(e.cookie, bits);
             }
             return e.cookie;
         }
@@ -814,16 +820,17 @@ static inline __attribute__((always_inline)) void free_impl(void *cookie)
         if (likely(tc)) {
             pcpu__tcache_push(tc, ci, cookie, owner);
             if (unlikely(pcpu__debug_active))
-                pcpu__debug_after_op();
+                pcpu__debug_after_op(cookie, bits);
             return;
         }
     }
     pcpu__lock();
     pcpu__release_locked(owner, bit, bits);
+    pcpu__note_max_alloc_locked();
     pcpu__g.nr_dealloc++;
     pcpu__unlock();
     if (unlikely(pcpu__debug_active))
-        pcpu__debug_after_op();
+        pcpu__debug_after_op(cookie, bits);
 }
 
 /* ---- validation ----------------------------------------------------------- */
@@ -854,17 +861,14 @@ static void validate_one(struct pcpu_chunk *c, void *arg)
     }
 }
 
-int pcpu__validate_all(void)
+int pcpu__validate_locked(void)
 {
     struct validate_ctx v = {0};
-    pcpu__lock();
-    if (atomic_load(&pcpu__g.state) == PCPU_STATE_OFF) {
-        pcpu__unlock();
+    if (atomic_load(&pcpu__g.state) == PCPU_STATE_OFF)
         return 0;
-    }
     pcpu__for_each_chunk(validate_one, &v);
     if (v.chunks != pcpu__g.nr_chunks) {
-        fprintf(stderr, "percpu: validate: %u chunks in slots, nr_chunks %u\n", v.chunks,
+        fprintf(stderr, "percpu: validate: %u chunks in the list, nr_chunks %u\n", v.chunks,
                 pcpu__g.nr_chunks);
         v.problems++;
     }
@@ -874,8 +878,15 @@ int pcpu__validate_all(void)
         v.problems++;
     }
     v.problems += pcpu__tcache_validate_locked();
-    pcpu__unlock();
     return v.problems;
+}
+
+int pcpu__validate_all(void)
+{
+    pcpu__lock();
+    int problems = pcpu__validate_locked();
+    pcpu__unlock();
+    return problems;
 }
 
 int pcpu_init(const struct pcpu_config *cfg)

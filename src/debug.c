@@ -232,14 +232,27 @@ void pcpu__debug_on_unmap(void *addr, size_t size)
     (void)size;
 }
 
-void pcpu__debug_after_op(void)
+void pcpu__debug_after_op(const void *cookie, size_t bits)
 {
     if (!robust)
         return;
-    int problems = pcpu__validate_all();
+    /* Only what the operation touched: a whole validation after every
+     * call made robust mode quadratic.  The whole allocator is checked by
+     * pcpu_validate() and at pcpu_exit(). */
+    int problems = 0;
+    pcpu__lock();
+    struct pcpu_chunk *c = pcpu__lookup(cookie);
+    if (c) {
+        size_t bit = (size_t)((const char *)cookie - c->base) / PCPU_GRANULE;
+        struct pcpu_chunk *owner = pcpu__owner_chunk(c, bit);
+        if (owner)
+            problems = pcpu__chunk_validate_range(owner, bit, bits);
+    }
+    pcpu__unlock();
     if (problems)
-        pcpu__die("percpu: robust mode: %d invariant violation%s (details above)", problems,
-                  problems == 1 ? "" : "s");
+        pcpu__die("percpu: robust mode: %d invariant violation%s after an operation on %p "
+                  "(details above)",
+                  problems, problems == 1 ? "" : "s", cookie);
 }
 
 struct leak_ctx {
@@ -262,9 +275,70 @@ static void leaks_in(struct pcpu_chunk *c, void *arg)
     }
 }
 
+/* Free space and cached objects must read zero or poison in every unit;
+ * counts the granules that do not, and names the first few. */
+struct dirt_ctx {
+    unsigned long nr;
+};
+
+static bool granule_dirty(const unsigned char *p)
+{
+    for (size_t j = 0; j < PCPU_GRANULE; j++)
+        if (p[j] != 0 && p[j] != POISON_BYTE)
+            return true;
+    return false;
+}
+
+/* Scan [bit, bit+n) of c in every unit; obj is the freed object's cookie
+ * when the range is one (cached), else NULL (free space). */
+static void scan_freed(const struct pcpu_chunk *c, size_t bit, size_t n, const void *obj,
+                       struct dirt_ctx *d)
+{
+    size_t ps = pcpu__page_size;
+    for (unsigned int u = 0; u < pcpu__nr_units; u++) {
+        const unsigned char *unit = (const unsigned char *)c->base + pcpu__cpu_offsets[u];
+        for (size_t b = bit; b < bit + n; b++) {
+            size_t off = b * PCPU_GRANULE;
+            /* Unpopulated pages are not readable (vm) and read zero. */
+            if (!c->is_reserved && !pcpu__test_bit(c->populated, off / ps)) {
+                b = ((off / ps + 1) * ps) / PCPU_GRANULE - 1;
+                continue;
+            }
+            if (!granule_dirty(unit + off))
+                continue;
+            if (d->nr < LEAK_LINES)
+                fprintf(stderr, "percpu: robust mode: %p was written after free (cpu %u, "
+                        "offset %zu)\n", obj ? obj : (const void *)(c->base + off), u,
+                        obj ? off - (size_t)((const char *)obj - c->base) : (size_t)0);
+            d->nr++;
+            break; /* one report per unit and range */
+        }
+    }
+}
+
+static void dirt_in(struct pcpu_chunk *c, void *arg)
+{
+    size_t bit = c->start_bit;
+    while (bit < c->end_bit) {
+        size_t z = pcpu__next_zero(c->alloc_map, bit, c->end_bit);
+        if (z >= c->end_bit)
+            break;
+        size_t e = pcpu__next_set(c->alloc_map, z, c->end_bit);
+        scan_freed(c, z, e - z, NULL, arg);
+        bit = e;
+    }
+}
+
+static void dirt_in_cached(struct pcpu_chunk *c, void *cookie, size_t bits, void *arg)
+{
+    size_t bit = (size_t)((char *)cookie - c->base) / PCPU_GRANULE;
+    scan_freed(c, bit, bits, cookie, arg);
+}
+
 void pcpu__debug_on_exit(void)
 {
-    if (!robust)
+    bool leaks_wanted = robust || (pcpu__g.cfg.flags & PCPU_F_REPORT_LEAKS);
+    if (!leaks_wanted)
         return;
     struct leak_ctx l = {0};
     pcpu__for_each_chunk(leaks_in, &l);
@@ -273,4 +347,15 @@ void pcpu__debug_on_exit(void)
     if (l.nr)
         fprintf(stderr, "percpu: leak: %lu allocation%s, %zu bytes per unit\n", l.nr,
                 l.nr == 1 ? "" : "s", l.bytes);
+    if (!robust)
+        return;
+    struct dirt_ctx d = {0};
+    pcpu__for_each_chunk(dirt_in, &d);
+    pcpu__tcache_for_each_cached_locked(dirt_in_cached, &d);
+    int problems = pcpu__validate_locked();
+    if (l.nr || d.nr || problems)
+        pcpu__die("percpu: robust mode: at pcpu_exit: %lu leaked allocation%s, %lu write%s "
+                  "after free, %d invariant violation%s",
+                  l.nr, l.nr == 1 ? "" : "s", d.nr, d.nr == 1 ? "" : "s", problems,
+                  problems == 1 ? "" : "s");
 }

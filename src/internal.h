@@ -89,6 +89,7 @@ static inline void pcpu__leave(void)
 /* pcpu_validate() without the re-entry bracket (robust mode calls it from
  * inside other calls). */
 PCPU_HIDDEN int pcpu__validate_all(void);
+PCPU_HIDDEN int pcpu__validate_locked(void);
 
 /* ---- sizes -------------------------------------------------------------- */
 #define PCPU_GRANULE 4u                  /* bytes per map bit (min alloc)   */
@@ -258,6 +259,9 @@ PCPU_HIDDEN void pcpu__chunk_refresh_contig(struct pcpu_chunk *c);
 PCPU_HIDDEN bool pcpu__chunk_page_empty(const struct pcpu_chunk *c, size_t page);
 PCPU_HIDDEN void pcpu__chunk_set_populated(struct pcpu_chunk *c, size_t page, bool on);
 PCPU_HIDDEN int pcpu__chunk_validate(const struct pcpu_chunk *c);
+/* What one operation on [bit, bit+n) can have broken: the blocks around
+ * it, their groups, the allocation there; O(blocks touched). */
+PCPU_HIDDEN int pcpu__chunk_validate_range(const struct pcpu_chunk *c, size_t bit, size_t n);
 static inline size_t pcpu__chunk_total_bits(const struct pcpu_chunk *c)
 {
     return c->end_bit - c->start_bit;
@@ -425,7 +429,7 @@ struct pcpu_tcache {
     _Atomic uint64_t nr_dealloc;
     _Atomic int64_t peak_net;        /* max of alloc - dealloc this epoch */
     _Atomic size_t min_size, max_size;
-    unsigned int epoch;
+    _Atomic unsigned int epoch;      /* the sample period peak_net is of */
     struct pcpu_tcache_class cls[PCPU_TCACHE_NR_CLASSES]; /* [0] unused */
 };
 
@@ -447,6 +451,9 @@ PCPU_HIDDEN void pcpu__tcache_stats_locked(uint64_t *nr_alloc, uint64_t *nr_deal
                                            uint64_t *excursion, size_t *min_size,
                                            size_t *max_size);
 PCPU_HIDDEN int pcpu__tcache_validate_locked(void);
+/* Every object parked in any thread's cache (robust checks at exit). */
+PCPU_HIDDEN void pcpu__tcache_for_each_cached_locked(
+    void (*fn)(struct pcpu_chunk *c, void *cookie, size_t bits, void *arg), void *arg);
 PCPU_HIDDEN extern __thread struct pcpu_tcache *pcpu__my_tcache
     __attribute__((tls_model("initial-exec")));
 
@@ -540,7 +547,9 @@ PCPU_HIDDEN void pcpu__debug_on_alloc(void *cookie, size_t bytes);
 PCPU_HIDDEN void pcpu__debug_on_free(void *cookie, size_t bytes);
 /* A chunk's mapping is about to go away (lock held). */
 PCPU_HIDDEN void pcpu__debug_on_unmap(void *addr, size_t size);
-PCPU_HIDDEN void pcpu__debug_after_op(void);           /* robust: validate */
+/* Robust mode: validate what an operation on the object at cookie (bits
+ * granules) touched; takes the lock. */
+PCPU_HIDDEN void pcpu__debug_after_op(const void *cookie, size_t bits);
 PCPU_HIDDEN void pcpu__debug_on_exit(void);            /* report leaks, lock held */
 
 /* ---- reclaim worker (reclaim.c) ------------------------------------------ */
@@ -606,8 +615,8 @@ static inline void pcpu__tcache_count_alloc(struct pcpu_tcache *tc, size_t size)
     int64_t net = (int64_t)(atomic_load_explicit(&tc->nr_alloc, memory_order_relaxed) -
                             atomic_load_explicit(&tc->nr_dealloc, memory_order_relaxed));
     unsigned int epoch = atomic_load_explicit(&pcpu__g.stats_epoch, memory_order_relaxed);
-    if (unlikely(tc->epoch != epoch)) {
-        tc->epoch = epoch;
+    if (unlikely(atomic_load_explicit(&tc->epoch, memory_order_relaxed) != epoch)) {
+        atomic_store_explicit(&tc->epoch, epoch, memory_order_relaxed);
         atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);
     } else if (net > atomic_load_explicit(&tc->peak_net, memory_order_relaxed)) {
         atomic_store_explicit(&tc->peak_net, net, memory_order_relaxed);

@@ -121,7 +121,7 @@ struct pcpu_tcache *pcpu__tcache_get(void)
     if (all_caches)
         all_caches->prev = tc;
     all_caches = tc;
-    tc->epoch = atomic_load(&pcpu__g.stats_epoch);
+    atomic_store(&tc->epoch, atomic_load(&pcpu__g.stats_epoch));
     pcpu__unlock();
     pcpu__my_tcache = tc;
     return tc;
@@ -239,6 +239,7 @@ void pcpu__tcache_stats_locked(uint64_t *nr_alloc, uint64_t *nr_dealloc, uint64_
 {
     uint64_t a = 0, d = 0, x = 0;
     size_t mn = SIZE_MAX, mx = 0;
+    unsigned int now = atomic_load(&pcpu__g.stats_epoch);
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         uint64_t ta = atomic_load_explicit(&tc->nr_alloc, memory_order_relaxed);
         uint64_t td = atomic_load_explicit(&tc->nr_dealloc, memory_order_relaxed);
@@ -246,7 +247,9 @@ void pcpu__tcache_stats_locked(uint64_t *nr_alloc, uint64_t *nr_dealloc, uint64_
         int64_t net = (int64_t)(ta - td);
         a += ta;
         d += td;
-        if (peak > net)
+        /* A peak from an earlier period was counted when that period was
+         * sampled; only this period's can add to the maximum. */
+        if (atomic_load_explicit(&tc->epoch, memory_order_relaxed) == now && peak > net)
             x += (uint64_t)(peak - net);
         size_t tmn = atomic_load_explicit(&tc->min_size, memory_order_relaxed);
         size_t tmx = atomic_load_explicit(&tc->max_size, memory_order_relaxed);
@@ -301,4 +304,15 @@ int pcpu__tcache_validate_locked(void)
         }
     }
     return problems;
+}
+
+void pcpu__tcache_for_each_cached_locked(
+    void (*fn)(struct pcpu_chunk *c, void *cookie, size_t bits, void *arg), void *arg)
+{
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
+        for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
+            struct pcpu_tcache_class *cls = &tc->cls[ci];
+            for (unsigned int i = 0; i < cls->count; i++)
+                fn(cls->e[i].chunk, cls->e[i].cookie, pcpu__tcache_class_bits(ci), arg);
+        }
 }

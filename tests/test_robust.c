@@ -140,14 +140,32 @@ static void test_write_after_free_detected(void **state)
 #endif
 }
 
-static void break_invariant(void *arg)
+/* Corrupt the hints of the block an object lives in, then operate on it:
+ * the check after the operation looks at exactly that block. */
+static void break_block_hint(void *arg)
 {
     (void)arg;
-    pcpu__lock();
-    pcpu__g.nr_populated += 3; /* the chunks disagree with the global count */
-    pcpu__unlock();
     void *p = pcpu_alloc(16, 0);
-    (void)p;
+    pcpu_free(p); /* parked in this thread's cache */
+    pcpu__lock();
+    struct pcpu_chunk *c = pcpu__lookup(p);
+    size_t bit = (size_t)((char *)p - c->base) / PCPU_GRANULE;
+    c->md[bit / (pcpu__page_size / PCPU_GRANULE)].nfree ^= 1;
+    pcpu__unlock();
+    (void)pcpu_alloc(16, 0); /* the same object back from the cache */
+}
+
+/* A global count the chunks disagree with: not something one operation
+ * touches, so it is caught by the whole-allocator check at pcpu_exit(). */
+static void break_global_count(void *arg)
+{
+    (void)arg;
+    void *p = pcpu_alloc(16, 0);
+    pcpu_free(p);
+    pcpu__lock();
+    pcpu__g.nr_populated += 3;
+    pcpu__unlock();
+    pcpu_exit();
 }
 
 static void test_validation_after_each_operation(void **state)
@@ -155,9 +173,12 @@ static void test_validation_after_each_operation(void **state)
     (void)state;
     robust_init(2);
     char out[4096];
-    const char *need[] = {"robust mode", "invariant violation", "populated", NULL};
-    if (!pcpu_test_dies_with(break_invariant, NULL, need, out, sizeof(out)))
-        fail_msg("broken invariant not caught; child said: %s", out);
+    const char *need[] = {"robust mode", "invariant violation", "block", NULL};
+    if (!pcpu_test_dies_with(break_block_hint, NULL, need, out, sizeof(out)))
+        fail_msg("broken block hint not caught; child said: %s", out);
+    const char *need2[] = {"robust mode", "invariant violation", "populated", NULL};
+    if (!pcpu_test_dies_with(break_global_count, NULL, need2, out, sizeof(out)))
+        fail_msg("broken global count not caught at exit; child said: %s", out);
     pcpu_exit();
 }
 
