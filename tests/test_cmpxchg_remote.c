@@ -164,7 +164,7 @@ static void test_failed_cmpxchg_keeps_remote_increments_long(void **state)
  * at 1 with nobody to release it: a deadlock, which the watchdog turns into
  * a failure.
  */
-enum { NR_HANDOFFS = 200000, STUCK_SECONDS = 5 };
+enum { NR_HANDOFFS = 200000, STUCK_SECONDS = 10 };
 
 struct spin {
     int *lock;

@@ -36,7 +36,7 @@ static const char *child_what(int code)
     case CHILD_BAD_ERRNO: return "pcpu_init failed, but errno is not EINVAL";
     case CHILD_REINIT: return "a valid pcpu_init after the refusal failed";
     case CHILD_ALLOC: return "pcpu_alloc after the refusal failed";
-    default: return "unexpected exit status";
+    default: return "the child exited with an unexpected status (a sanitizer report?)";
     }
 }
 
@@ -147,7 +147,8 @@ static bool check_refused(const char *what, struct pcpu_config cfg, const char *
         return false;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_OK) {
-        print_error("%s: %s; stderr: %s\n", what, child_what(WEXITSTATUS(status)), err);
+        print_error("%s: %s (%d); stderr: %s\n", what, child_what(WEXITSTATUS(status)),
+                    WEXITSTATUS(status), err);
         return false;
     }
     const char *need[8] = {field};
