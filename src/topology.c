@@ -210,22 +210,15 @@ int pcpu__build_alloc_info(const struct pcpu_config *cfg, size_t static_size,
     }
     unit = (unit + page - 1) & ~(page - 1);
     size_t reserved = cfg->reserved_size ? cfg->reserved_size : PCPU_DEFAULT_RESERVED;
-    if (reserved >= unit) {
-        snprintf(msg, sizeof(msg), "reserved_size %zu is not smaller than the %zu-byte unit",
-                 cfg->reserved_size, unit);
-        return fail(ai, EINVAL, msg);
-    }
-    if (static_size >= unit) {
-        snprintf(msg, sizeof(msg),
-                 "the static per-CPU variables (%zu bytes) do not fit the %zu-byte unit",
-                 static_size, unit);
-        return fail(ai, EINVAL, msg);
-    }
-    reserved = (reserved + PCPU_STATIC_ALIGN - 1) & ~(size_t)(PCPU_STATIC_ALIGN - 1);
-    static_size = (static_size + PCPU_STATIC_ALIGN - 1) & ~(size_t)(PCPU_STATIC_ALIGN - 1);
     /* The first chunk's dynamic area starts on the page after the static
-     * and reserved areas and must hold at least PCPU_MIN_DYN_SIZE. */
-    size_t head = (static_size + reserved + page - 1) & ~(page - 1);
+     * and reserved areas and must hold at least PCPU_MIN_DYN_SIZE; sizes
+     * that are too big for that are refused before they are rounded. */
+    size_t head = unit + 1;
+    if (reserved < unit && static_size < unit) {
+        reserved = (reserved + PCPU_STATIC_ALIGN - 1) & ~(size_t)(PCPU_STATIC_ALIGN - 1);
+        static_size = (static_size + PCPU_STATIC_ALIGN - 1) & ~(size_t)(PCPU_STATIC_ALIGN - 1);
+        head = (static_size + reserved + page - 1) & ~(page - 1);
+    }
     if (head > unit || unit - head < PCPU_MIN_DYN_SIZE) {
         snprintf(msg, sizeof(msg),
                  "static (%zu) + reserved_size (%zu) bytes, rounded up to a page, leave "

@@ -140,6 +140,12 @@ static int model_validate(struct model *m)
 static int model_init(struct model *m, unsigned int nr_units, enum pcpu_backend backend,
                       unsigned int flags)
 {
+    /* Robust mode stops a process that leaks at pcpu_exit(); elsewhere
+     * exiting with live objects is allowed and exercised. */
+    if (m->flags & PCPU_F_DEBUG)
+        for (unsigned int s = 0; s < MODEL_SLOTS; s++)
+            if (m->obj[s].cookie)
+                pcpu_free(m->obj[s].cookie);
     pcpu_exit();
     memset(m->obj, 0, sizeof(m->obj));
     m->live = 0;
