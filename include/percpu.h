@@ -28,6 +28,18 @@
  * its comment says otherwise.  Errors are reported with a NULL or -1 return
  * and errno; misuse that cannot be reported (double free, foreign pointer)
  * stops the process with a one-line message naming the pointer.
+ *
+ * Async-signal safety: the this-CPU operations (pcpu_this_*()), pcpu_ptr(),
+ * pcpu_this_ptr(), pcpu_sum(), pcpu_nr_cpus() and pcpu_this_cpu() may be
+ * called from a signal handler once the interrupted thread has made one
+ * this-CPU operation (the first may set the thread up, which takes locks).
+ * Nothing else is: the allocator takes a lock and keeps per-thread caches.
+ * A signal handler that calls pcpu_alloc(), pcpu_free() or any other
+ * function marked "not async-signal-safe" while its thread was inside one
+ * of them stops the process with a one-line message naming both calls --
+ * never a hang, never one object handed out twice.  (A handler that
+ * interrupts code outside the library may call them; that is not portable
+ * practice, but it works.)
  */
 #ifndef PERCPU_H
 #define PERCPU_H
@@ -144,7 +156,7 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  *           exceeded; the allocator stays fully usable.
  * Sizes up to 256 bytes, and multiples of 64 bytes up to 4 KiB, are served
  * from a per-thread cache without a global lock.
- * Thread safety: any thread.
+ * Thread safety: any thread.  Not async-signal-safe (see the top).
  */
 PCPU__PUBLIC void *pcpu_alloc(size_t size, size_t align);
 
@@ -155,7 +167,7 @@ PCPU__PUBLIC void *pcpu_alloc(size_t size, size_t align);
  * The reserved area is kept for static per-CPU sections of libraries loaded
  * with dlopen(), like the kernel's module reserve.  When it is full this
  * falls back to the dynamic area instead of failing.  Errors as
- * pcpu_alloc().  Thread safety: any thread.
+ * pcpu_alloc().  Thread safety: any thread.  Not async-signal-safe.
  */
 PCPU__PUBLIC void *pcpu_alloc_reserved(size_t size, size_t align);
 
@@ -166,7 +178,7 @@ PCPU__PUBLIC void *pcpu_alloc_reserved(size_t size, size_t align);
  * A cookie that is not the start of a live allocation (double free,
  * interior or foreign pointer) stops the process with a message such as
  * "percpu: double free of 0x7f3c2a001040".  Thread safety: any thread, also
- * one other than the allocating thread.
+ * one other than the allocating thread.  Not async-signal-safe.
  */
 PCPU__PUBLIC void pcpu_free(void *cookie);
 
@@ -238,7 +250,12 @@ struct pcpu_config {
  * Optional: the allocator initialises itself with defaults on first use.
  * It must come before any other use; static per-CPU variables that were
  * registered by constructors do not count as use (they are laid out again
- * with their initial values).
+ * with their initial values) as long as nothing touched them: a this-CPU
+ * operation, pcpu_sum(), or a write through pcpu_ptr() on any of them (or
+ * any other call into the library) makes this too late, and it fails with
+ * EBUSY instead of moving memory that is in use.  Not detected: an address
+ * taken with pcpu_ptr() on a static variable and only read before this
+ * call (it points into the old placement afterwards).
  *
  * unit_size is rounded up to the page size and must be 64 KiB .. 1 GiB;
  * nr_cpus must be 1 .. PCPU_MAX_CPUS; cpu_node, if given, has nr_cpus
@@ -247,11 +264,15 @@ struct pcpu_config {
  * atomics because CPUs share units.
  *
  * Returns 0, or -1 with errno:
- *   EBUSY   the allocator was already used (call pcpu_exit() first);
+ *   EBUSY   the allocator was already used, static variables included
+ *           (call pcpu_exit() first);
  *   EINVAL  the configuration is unusable; a line on stderr says why (for
- *           example the KM backend with more than one NUMA group);
+ *           example the KM backend with more than one NUMA group, or a
+ *           reserved_size that leaves the first chunk less than 32 KiB of
+ *           dynamic space); every size is checked for overflow;
  *   ENOMEM  the first chunk could not be mapped.
- * Thread safety: call it before other threads use the allocator.
+ * Thread safety: call it before other threads use the allocator.  Not
+ * async-signal-safe.
  */
 PCPU__PUBLIC int pcpu_init(const struct pcpu_config *cfg);
 
@@ -261,8 +282,20 @@ PCPU__PUBLIC int pcpu_init(const struct pcpu_config *cfg);
  * Every cookie becomes invalid, including static per-CPU variables until
  * the next initialisation.  The allocator can be initialised again
  * afterwards (explicitly or on first use), with another configuration.
+ * Static variables are placed again with their initial values; a this-CPU
+ * operation or pcpu_sum() through PCPU_VAR() may be that first use (the
+ * cookie it computed from the old placement is moved to the new one).
+ * The first chunk's address range stays reserved, without memory, until
+ * the next pcpu_exit(), so any other stale use of a static variable faults
+ * instead of writing into memory the library no longer owns.
+ *
+ * Robust mode (PCPU_F_DEBUG) checks the whole allocator here: live
+ * allocations (leaks), writes into freed or cached memory and broken
+ * invariants are reported one per line, naming the cookie, and stop the
+ * process (SIGABRT).  Otherwise leaks are only listed when asked for
+ * (PCPU_F_REPORT_LEAKS, or PERCPU_LEAKS=1), and nothing stops.
  * Thread safety: no other thread may use the allocator during or after the
- * call, until it is initialised again.
+ * call, until it is initialised again.  Not async-signal-safe.
  */
 PCPU__PUBLIC void pcpu_exit(void);
 
@@ -273,7 +306,8 @@ PCPU__PUBLIC void pcpu_exit(void);
  * frees that made memory empty); this is for programs that want it at once
  * and for configurations with PCPU_F_NO_RECLAIM.  Keeps the low watermarks
  * (a few empty populated pages and one empty chunk) unless @all is true.
- * Returns the number of pages given back.  Thread safety: any thread.
+ * Returns the number of pages given back.  Thread safety: any thread; not
+ * async-signal-safe.
  */
 PCPU__PUBLIC size_t pcpu_reclaim(bool all);
 
@@ -324,7 +358,8 @@ struct pcpu_stats {
  *
  * Returns 0, or -1 with errno EINVAL if @st is NULL.  Initialises the
  * allocator if needed.  resident_bytes is read from /proc/self/smaps and
- * costs a few milliseconds.  Thread safety: any thread.
+ * costs a few milliseconds.  Thread safety: any thread.  Not
+ * async-signal-safe (nor are the other introspection calls below).
  */
 PCPU__PUBLIC int pcpu_stats_get(struct pcpu_stats *st);
 
@@ -389,7 +424,8 @@ struct pcpu_addr_info {
  *
  * Returns 0, or -1 with errno ENOENT when @addr is in no unit of a live
  * chunk, EINVAL when @info is NULL.  size is the allocation's size rounded
- * up to the 4-byte granule.  Thread safety: any thread.
+ * up to the 4-byte granule.  Thread safety: any thread.  Not
+ * async-signal-safe.
  */
 PCPU__PUBLIC int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info);
 
@@ -399,7 +435,9 @@ PCPU__PUBLIC int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info);
  * Meant for tests: walks every chunk, bitmap, hint, slot and counter.
  * Returns 0 when all hold, else the number of problems found, each
  * described in one line on stderr.  Thread safety: any thread (takes the
- * allocator lock).
+ * allocator lock).  Not async-signal-safe.  Robust mode (PCPU_F_DEBUG)
+ * checks what each call touched after it returns, and all of this at
+ * pcpu_exit().
  */
 PCPU__PUBLIC int pcpu_validate(void);
 
@@ -428,6 +466,15 @@ PCPU__PUBLIC long pcpu_fault_inject(long nth);
  * PCPU_VAR() is the variable's address plus the module's offset: one load
  * and one add.  It is valid in the module that defines the variable; to
  * use a variable from another module, pass its cookie.
+ *
+ * Once placed, a section never moves while the allocator lives: modules
+ * loaded later (also at start-up, after the first) are appended to the
+ * static area while it has room, else placed in the reserved area, so
+ * their variables and everyone else's keep their addresses while other
+ * threads use them.  dlclose() of a module is safe for every thread,
+ * whatever it did with the module's this-CPU operations before: the
+ * module's destructor disarms any thread's rseq critical-section pointer
+ * that still points into the module (see the this-CPU operations below).
  *
  * Example:
  *     PCPU_DEFINE(long, nr_requests);
@@ -526,7 +573,17 @@ extern "C" {
  *
  * Memory order: relaxed (like the kernel's this_cpu ops): they order
  * nothing but themselves.  Async-signal-safe once the thread has done one
- * this-CPU operation (which may register rseq for it).
+ * this-CPU operation (which may register rseq for it and enrols the
+ * thread with the library).
+ *
+ * Modules: a thread's rseq critical-section pointer keeps pointing at the
+ * last sequence it ran until the kernel next preempts it; when a module is
+ * dlclose()d, its destructor clears that pointer in every thread that
+ * still points into the module, so unloading is safe for threads running
+ * or sleeping.  Limitation: at process exit (destructors run while other
+ * threads may still run), a thread in the middle of a sequence of a
+ * module whose destructor has run may commit once on a unit it migrated
+ * away from; only updates made during exit() are concerned.
  */
 
 /* ---- internal state of the inline paths (src/thiscpu.c) ---------------- */
@@ -1039,6 +1096,10 @@ PCPU__THIS_TYPED(ullong, unsigned long long, 64)
  * pcpu_this_cmpxchg - if the current unit's copy equals @old, store @new.
  * Returns the value seen (equal to @old exactly when @new was stored), as
  * the object's type.  Loop on it for any read-modify-write update.
+ * A compare that fails writes nothing (with rseq: load, compare, and a
+ * plain store only when equal), so another thread may update the same
+ * unit through pcpu_ptr() with atomics without ever losing an update --
+ * a lock taken with this and released from another CPU works.
  */
 #define pcpu_this_cmpxchg(cookie, old, new)                                     \
     PCPU__THIS_GENERIC(cookie, this_cmpxchg)((cookie), (old), (new))
