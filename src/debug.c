@@ -314,10 +314,14 @@ PCPU_READS_FREED static void scan_freed(const struct pcpu_chunk *c, size_t bit, 
             }
             if (!granule_dirty(unit + off))
                 continue;
-            if (d->nr < LEAK_LINES)
+            /* Named by the granule, in cookie space, as a cookie would be. */
+            if (d->nr < LEAK_LINES && obj)
                 fprintf(stderr, "percpu: robust mode: %p was written after free (cpu %u, "
-                        "offset %zu)\n", obj ? obj : (const void *)(c->base + off), u,
-                        obj ? off - (size_t)((const char *)obj - c->base) : (size_t)0);
+                        "offset %zu of the freed object %p)\n", (void *)(c->base + off), u,
+                        off - (size_t)((const char *)obj - c->base), obj);
+            else if (d->nr < LEAK_LINES)
+                fprintf(stderr, "percpu: robust mode: %p was written after free (cpu %u, "
+                        "free space)\n", (void *)(c->base + off), u);
             d->nr++;
             break; /* one report per unit and range */
         }
