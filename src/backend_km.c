@@ -2,7 +2,8 @@
  * backend_km.c - contiguous chunks: one usable block per chunk.
  *
  * The whole chunk is mapped readable and writable at creation (only the
- * cookie guard is not), so there is nothing to populate.  Anonymous memory
+ * cookie guard is not), so populating only does the pool's bookkeeping
+ * (what max_memory counts, what reclaim gives back).  Anonymous memory
  * is still only backed once written, so resident memory follows the units
  * touched here too.  Depopulating keeps the range usable but hands its
  * pages back to the OS, which is how empty pages are reclaimed.
@@ -10,18 +11,20 @@
  * Memory cannot be placed per unit, so like the kernel's percpu-km this
  * backend refuses layouts with more than one NUMA group.
  */
-#include "internal.h"
+#include "backend.h"
 
 #include <errno.h>
 
+#include "os.h"
+
 static int km_create_chunk(struct pcpu_chunk *c)
 {
-    size_t span = pcpu__g.chunk_span;
-    char *p = pcpu__os_map_rw(span, (size_t)1 << pcpu__g.chunk_shift);
+    size_t span = pcpu__layout.chunk_span;
+    char *p = pcpu__os_map_rw(span, (size_t)1 << pcpu__layout.chunk_shift);
     if (!p)
         return -1;
     pcpu__os_nohuge(p, span);
-    if (pcpu__os_protect_none(p, pcpu__g.unit_size) != 0) {
+    if (pcpu__os_protect_none(p, pcpu__layout.unit_size) != 0) {
         pcpu__os_release(p, span);
         return -1;
     }
@@ -46,8 +49,8 @@ static int km_populate(struct pcpu_chunk *c, size_t page, size_t n)
 
 static void km_depopulate(struct pcpu_chunk *c, size_t page, size_t n)
 {
-    for (unsigned int u = 0; u < pcpu__g.ai->nr_units; u++) {
-        char *p = c->base + (size_t)(u + 1) * pcpu__g.unit_size + page * pcpu__page_size;
+    for (unsigned int u = 0; u < pcpu__layout.ai->nr_units; u++) {
+        char *p = c->base + (size_t)(u + 1) * pcpu__layout.unit_size + page * pcpu__page_size;
         (void)pcpu__os_discard(p, n * pcpu__page_size);
     }
 }
@@ -70,7 +73,5 @@ const struct pcpu_backend_ops pcpu__backend_km = {
     .destroy_chunk = km_destroy_chunk,
     .populate = km_populate,
     .depopulate = km_depopulate,
-    .addr_to_chunk = pcpu__lookup,
     .verify_alloc_info = km_verify,
-    .born_populated = true,
 };

@@ -9,14 +9,16 @@
  * Depopulating gives the pages back and takes access away again, so a
  * stray access to freed per-CPU memory faults.
  */
-#include "internal.h"
+#include "backend.h"
 
 #include <errno.h>
 
+#include "os.h"
+
 static int vm_create_chunk(struct pcpu_chunk *c)
 {
-    size_t span = pcpu__g.chunk_span;
-    void *p = pcpu__os_reserve(span, (size_t)1 << pcpu__g.chunk_shift);
+    size_t span = pcpu__layout.chunk_span;
+    void *p = pcpu__os_reserve(span, (size_t)1 << pcpu__layout.chunk_shift);
     if (!p)
         return -1;
     pcpu__os_nohuge(p, span);
@@ -33,12 +35,12 @@ static void vm_destroy_chunk(struct pcpu_chunk *c)
 
 static char *unit_page(const struct pcpu_chunk *c, unsigned int pos, size_t page)
 {
-    return c->base + (size_t)(pos + 1) * pcpu__g.unit_size + page * pcpu__page_size;
+    return c->base + (size_t)(pos + 1) * pcpu__layout.unit_size + page * pcpu__page_size;
 }
 
 static int vm_populate(struct pcpu_chunk *c, size_t page, size_t n)
 {
-    const struct pcpu_alloc_info *ai = pcpu__g.ai;
+    const struct pcpu_alloc_info *ai = pcpu__layout.ai;
     size_t bytes = n * pcpu__page_size;
     for (unsigned int g = 0; g < ai->nr_groups; g++) {
         const struct pcpu_group *grp = &ai->groups[g];
@@ -51,7 +53,7 @@ static int vm_populate(struct pcpu_chunk *c, size_t page, size_t n)
                 errno = ENOMEM;
                 return -1;
             }
-            if (ai->nr_groups > 1)
+            if (ai->nr_groups > 1 && pcpu__node_online(grp->node))
                 pcpu__os_bind(p, bytes, grp->node);
         }
     }
@@ -60,7 +62,7 @@ static int vm_populate(struct pcpu_chunk *c, size_t page, size_t n)
 
 static void vm_depopulate(struct pcpu_chunk *c, size_t page, size_t n)
 {
-    for (unsigned int u = 0; u < pcpu__g.ai->nr_units; u++)
+    for (unsigned int u = 0; u < pcpu__layout.ai->nr_units; u++)
         (void)pcpu__os_decommit(unit_page(c, u, page), n * pcpu__page_size);
 }
 
@@ -76,7 +78,5 @@ const struct pcpu_backend_ops pcpu__backend_vm = {
     .destroy_chunk = vm_destroy_chunk,
     .populate = vm_populate,
     .depopulate = vm_depopulate,
-    .addr_to_chunk = pcpu__lookup,
     .verify_alloc_info = vm_verify,
-    .born_populated = false,
 };

@@ -7,7 +7,7 @@
  * between them, and relaxed accesses keep lock-free readers well defined.
  * live_map bits are the exception: frees clear them with atomic RMW.
  */
-#include "internal.h"
+#include "bitmap.h"
 
 #include <stdint.h>
 

@@ -27,15 +27,19 @@
  *
  * The chunk keeps an upper bound of its largest free run (contig_bits) to
  * choose its slot; claims may leave it too high (contig_stale), and the
- * core refreshes it from the block hints when a search comes back empty.
- * Everything here runs with the allocator lock held.
+ * pool refreshes it from the block hints when a search comes back empty.
+ * The chunk counts its own populated and empty pages; the pool keeps the
+ * totals from the changes it sees.  Everything here runs with the
+ * allocator lock held.
  */
-#include "internal.h"
+#include "chunk.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "os.h"
 
 static inline size_t block_bits(void)
 {
@@ -213,13 +217,10 @@ static void account_empty(struct pcpu_chunk *c, size_t b, bool was_empty)
     bool now = pcpu__chunk_page_empty(c, b);
     if (now == was_empty || !pcpu__test_bit(c->populated, b))
         return;
-    if (now) {
+    if (now)
         c->nr_empty_pop++;
-        pcpu__g.nr_empty_pop++;
-    } else {
+    else
         c->nr_empty_pop--;
-        pcpu__g.nr_empty_pop--;
-    }
 }
 
 /* Refresh the hints of the blocks covering [bit, bit+n) after the map
@@ -303,11 +304,8 @@ void pcpu__chunk_set_populated(struct pcpu_chunk *c, size_t page, bool on)
         pcpu__clear_bit(c->populated, page);
     long d = on ? 1 : -1;
     c->nr_populated += d;
-    pcpu__g.nr_populated += d;
-    if (pcpu__chunk_page_empty(c, page)) {
+    if (pcpu__chunk_page_empty(c, page))
         c->nr_empty_pop += d;
-        pcpu__g.nr_empty_pop += d;
-    }
 }
 
 /* Claim [p, p + n*count) as count allocations of n bits each. */

@@ -11,10 +11,13 @@
  * freed before pcpu_lookup_exit(), so a racing reader never touches freed
  * memory.
  */
-#include "internal.h"
+#include "lookup.h"
 
 #include <errno.h>
 #include <stdlib.h>
+
+#include "os.h"
+#include "topology.h"
 
 #define ADDR_BITS 48u
 #define L2_BITS PCPU_LOOKUP_L2_BITS
@@ -33,13 +36,13 @@ static int ensure_l1(void)
 {
     if (l1)
         return 0;
-    size_t key_bits = ADDR_BITS - pcpu__g.chunk_shift;
+    size_t key_bits = ADDR_BITS - pcpu__layout.chunk_shift;
     size_t l1_bits = key_bits > L2_BITS ? key_bits - L2_BITS : 0;
     void *t = pcpu__meta_calloc((size_t)1 << l1_bits, sizeof(*l1));
     if (!t)
         return -1;
     l1_len = (size_t)1 << l1_bits;
-    l1_shift = pcpu__g.chunk_shift;
+    l1_shift = pcpu__layout.chunk_shift;
     l1 = t;
     return 0;
 }

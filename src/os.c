@@ -7,8 +7,11 @@
  * reason: the allocator must survive its own bookkeeping failing.
  *
  * Nothing here takes the allocator lock; callers hold it where it matters.
+ * It also holds the library's last-resort reporting (pcpu__die, warnings,
+ * failed assertions) and the per-thread marker of the public call a thread
+ * is inside, which everything else depends on.
  */
-#include "internal.h"
+#include "os.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,6 +24,12 @@
 
 size_t pcpu__page_size = 4096;
 atomic_size_t pcpu__meta_bytes;
+
+void pcpu__os_init(void)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    pcpu__page_size = ps > 0 ? (size_t)ps : 4096;
+}
 
 static atomic_long os_calls;     /* calls so far                         */
 static atomic_long fail_at;      /* os_calls value that fails; 0 = never */
@@ -203,7 +212,7 @@ void pcpu__os_nohuge(void *p, size_t size)
 void pcpu__os_bind(void *p, size_t size, int node)
 {
 #ifdef SYS_mbind
-    if (node < 0 || node >= 1024 || !pcpu__node_online(node))
+    if (node < 0 || node >= 1024)
         return;
     unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
     mask[node / (8 * sizeof(unsigned long))] |= 1ul << (node % (8 * sizeof(unsigned long)));

@@ -13,8 +13,8 @@
  * constructor ran, and other threads may be using them while a library is
  * loaded, so "laying the first chunk out again" is never safe after the
  * fact.  Instead:
- *   - The first module to register initialises the allocator for statics
- *     only (state AUTO) with a static area that has room to spare
+ *   - The first module to register sets the allocator up for statics only
+ *     (init.c's AUTO state) with a static area that has room to spare
  *     (PCPU_STATIC_SLACK), and later modules loaded at start-up are
  *     appended to it.
  *   - Modules that do not fit, and every module registered once the
@@ -37,22 +37,22 @@
  * (pcpu__statics_translate), and anything else using it faults instead of
  * writing into memory that is no longer the library's.
  */
-#include "internal.h"
+#include "statics.h"
 
 #include <errno.h>
 #include <string.h>
 
-static struct pcpu__module *modules; /* registration order, lock held */
+#include "lookup.h"
+#include "os.h"
+#include "pool.h"
+#include "units.h"
+
+static struct pcpu__module *modules; /* registration order */
 static size_t static_used;           /* bytes of the static area in use */
 static size_t static_room;           /* bytes the static area has       */
 static char *static_cookie;          /* cookie of the static area start */
 static char *stale_base;             /* reserved range of the old first chunk */
 static size_t stale_size;
-
-static bool has_section(const struct pcpu__module *m)
-{
-    return m->stop > m->start;
-}
 
 /* Alignment a copy of the section must keep: the template start's own. */
 static size_t section_align(const struct pcpu__module *m)
@@ -69,36 +69,28 @@ static size_t section_size(const struct pcpu__module *m)
     return (size_t)(m->stop - m->start);
 }
 
-/* Copy the template into every unit, skipping zero runs. */
-static void fill_units(const struct pcpu__module *m, char *cookie)
-{
-    size_t size = section_size(m);
-    const size_t step = 64;
-    for (size_t off = 0; off < size; off += step) {
-        size_t len = size - off < step ? size - off : step;
-        const char *src = m->start + off;
-        bool zero = true;
-        for (size_t i = 0; i < len; i++)
-            if (src[i]) {
-                zero = false;
-                break;
-            }
-        if (zero)
-            continue;
-        for (unsigned int cpu = 0; cpu < pcpu__nr_units; cpu++)
-            memcpy(cookie + pcpu__cpu_offsets[cpu] + off, src, len);
-    }
-}
-
 static void set_placement(struct pcpu__module *m, void *cookie, int how)
 {
     m->cookie = cookie;
     m->placed = how;
     *m->delta = (intptr_t)((char *)cookie - m->start);
-    fill_units(m, cookie);
+    pcpu__units_fill(cookie, m->start, section_size(m));
 }
 
-size_t pcpu__statics_size(void)
+bool pcpu__statics_add_locked(struct pcpu__module *mod)
+{
+    struct pcpu__module **pp = &modules;
+    for (; *pp; pp = &(*pp)->next)
+        if (*pp == mod)
+            return false;
+    mod->next = NULL;
+    mod->placed = PCPU_PLACED_NOT;
+    mod->stale_cookie = NULL;
+    *pp = mod;
+    return true;
+}
+
+size_t pcpu__statics_size_locked(void)
 {
     size_t off = 0;
     for (struct pcpu__module *m = modules; m; m = m->next) {
@@ -113,14 +105,14 @@ static bool append_static(struct pcpu__module *m)
 {
     size_t a = section_align(m);
     size_t off = (static_used + a - 1) & ~(a - 1);
-    if (off > static_room || section_size(m) > static_room - off)
+    if (!static_cookie || off > static_room || section_size(m) > static_room - off)
         return false;
     set_placement(m, static_cookie + off, PCPU_PLACED_STATIC);
     static_used = off + section_size(m);
     return true;
 }
 
-void pcpu__statics_place(char *cookie, size_t room)
+void pcpu__statics_place_locked(char *cookie, size_t room)
 {
     static_cookie = cookie;
     static_room = room;
@@ -130,7 +122,56 @@ void pcpu__statics_place(char *cookie, size_t room)
             pcpu__die("percpu: static sections do not fit the static area (%zu bytes)", room);
 }
 
-void pcpu__statics_reset(char *old_first, size_t old_size)
+/* Place one section in the reserved area (or dynamic space). */
+static void place_late(struct pcpu__module *m)
+{
+    size_t a = section_align(m);
+    size_t bits = (section_size(m) + PCPU_GRANULE - 1) / PCPU_GRANULE;
+    struct pcpu_chunk *c;
+    void *p = pcpu__pool_alloc_locked(bits, 1, a / PCPU_GRANULE, true, &c);
+    if (!p) {
+        pcpu__warn("no per-CPU memory for the %zu-byte static section at %p", section_size(m),
+                   (void *)m->start);
+        return;
+    }
+    /* Robust mode may have left poison there, ASan poisoned shadow. */
+    if (unlikely(pcpu__units_hooked))
+        pcpu__units_handed_out(p, bits * PCPU_GRANULE);
+    set_placement(m, p, PCPU_PLACED_LATE);
+}
+
+void pcpu__statics_place_one_locked(struct pcpu__module *mod, bool may_append)
+{
+    if (!may_append || !append_static(mod))
+        place_late(mod);
+}
+
+bool pcpu__statics_remove_locked(struct pcpu__module *mod)
+{
+    bool balance = false;
+    for (struct pcpu__module **pp = &modules; *pp; pp = &(*pp)->next) {
+        if (*pp != mod)
+            continue;
+        *pp = mod->next;
+        if (mod->placed == PCPU_PLACED_LATE && pcpu__pool_ready()) {
+            struct pcpu_chunk *c = pcpu__lookup(mod->cookie);
+            size_t bit = pcpu__chunk_bit(c, mod->cookie);
+            c = pcpu__pool_owner(c, bit);
+            pcpu__units_zero(mod->cookie, section_size(mod));
+            balance = pcpu__pool_release_locked(c, bit, pcpu__chunk_alloc_bits(c, bit));
+        }
+        /* A section in the static area leaves its space unused, as the
+         * kernel's static area does: nothing can move into it safely. */
+        mod->placed = PCPU_PLACED_NOT;
+        mod->cookie = NULL;
+        mod->stale_cookie = NULL;
+        mod->next = NULL;
+        break;
+    }
+    return balance;
+}
+
+void pcpu__statics_reset_locked(char *old_first, size_t old_size)
 {
     /* The range of the life before the last one is of no use any more. */
     if (stale_base)
@@ -152,7 +193,7 @@ const void *pcpu__statics_translate(const void *cookie)
     if (!stale_base || c < stale_base || c >= stale_base + stale_size)
         return cookie;
     const void *out = cookie;
-    pcpu__lock();
+    pcpu__pool_lock();
     for (struct pcpu__module *m = modules; m; m = m->next) {
         const char *old = m->stale_cookie;
         if (m->placed && old && c >= old && c < old + section_size(m)) {
@@ -160,102 +201,14 @@ const void *pcpu__statics_translate(const void *cookie)
             break;
         }
     }
-    pcpu__unlock();
+    pcpu__pool_unlock();
     return out;
 }
 
-bool pcpu__statics_pristine(void)
+bool pcpu__statics_pristine_locked(void)
 {
-    for (struct pcpu__module *m = modules; m; m = m->next) {
-        if (!m->placed)
-            continue;
-        size_t size = section_size(m);
-        for (unsigned int cpu = 0; cpu < pcpu__nr_units; cpu++)
-            if (memcmp((char *)m->cookie + pcpu__cpu_offsets[cpu], m->start, size) != 0)
-                return false;
-    }
+    for (struct pcpu__module *m = modules; m; m = m->next)
+        if (m->placed && !pcpu__units_equal(m->cookie, m->start, section_size(m)))
+            return false;
     return true;
-}
-
-/* Place one section in the reserved area (or dynamic space). */
-static void place_late(struct pcpu__module *m)
-{
-    size_t a = section_align(m);
-    size_t bits = (section_size(m) + PCPU_GRANULE - 1) / PCPU_GRANULE;
-    struct pcpu_chunk *c;
-    void *p = pcpu__alloc_locked(bits, 1, a / PCPU_GRANULE, true, &c);
-    if (!p) {
-        pcpu__warn("no per-CPU memory for the %zu-byte static section at %p", section_size(m),
-                   (void *)m->start);
-        return;
-    }
-    /* Robust mode may have left poison there, ASan poisoned shadow. */
-    if (unlikely(pcpu__debug_active))
-        pcpu__debug_on_alloc(p, bits * PCPU_GRANULE);
-    set_placement(m, p, PCPU_PLACED_LATE);
-}
-
-void pcpu__module_register(struct pcpu__module *mod)
-{
-    if (!mod)
-        return;
-    if (!has_section(mod))
-        return;
-    pcpu__lock();
-    struct pcpu__module **pp = &modules;
-    for (; *pp; pp = &(*pp)->next)
-        if (*pp == mod) {
-            pcpu__unlock();
-            return;
-        }
-    mod->next = NULL;
-    mod->placed = PCPU_PLACED_NOT;
-    mod->stale_cookie = NULL;
-    *pp = mod;
-    switch (atomic_load(&pcpu__g.state)) {
-    case PCPU_STATE_OFF:
-        /* The first chunk comes to life with this section in it. */
-        if (pcpu__init_auto_locked() != 0)
-            pcpu__warn("cannot set up per-CPU memory for static variables: %s",
-                       strerror(errno));
-        break;
-    case PCPU_STATE_AUTO:
-        if (!append_static(mod))
-            place_late(mod);
-        break;
-    default:
-        place_late(mod);
-        break;
-    }
-    pcpu__unlock();
-}
-
-void pcpu__module_unregister(struct pcpu__module *mod)
-{
-    if (!mod)
-        return;
-    pcpu__rseq_release(mod);
-    if (!has_section(mod))
-        return;
-    pcpu__lock();
-    for (struct pcpu__module **pp = &modules; *pp; pp = &(*pp)->next) {
-        if (*pp != mod)
-            continue;
-        *pp = mod->next;
-        if (mod->placed == PCPU_PLACED_LATE) {
-            struct pcpu_chunk *c = pcpu__lookup(mod->cookie);
-            size_t bit = (size_t)((char *)mod->cookie - c->base) / PCPU_GRANULE;
-            c = pcpu__owner_chunk(c, bit);
-            pcpu__zero_units(mod->cookie, section_size(mod));
-            pcpu__release_locked(c, bit, pcpu__chunk_alloc_bits(c, bit));
-        }
-        /* A section in the static area leaves its space unused, as the
-         * kernel's static area does: nothing can move into it safely. */
-        mod->placed = PCPU_PLACED_NOT;
-        mod->cookie = NULL;
-        mod->stale_cookie = NULL;
-        mod->next = NULL;
-        break;
-    }
-    pcpu__unlock();
 }

@@ -6,7 +6,9 @@
  * userspace user needs to judge memory (populated pages, resident bytes as
  * the OS counts them, metadata).  pcpu_stats_print() and
  * pcpu_chunk_map_print() render them for people; pcpu_addr_info() maps a
- * real address back to its unit and allocation.
+ * real address back to its unit and allocation.  Reporting only: every
+ * figure comes from the module that keeps it (pool, usage, tcache, rseq,
+ * the layout).
  */
 #include "internal.h"
 
@@ -15,6 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "init.h"
+#include "lookup.h"
+#include "os.h"
+#include "pool.h"
+#include "rseq.h"
+#include "tcache.h"
+#include "topology.h"
+#include "usage.h"
 
 /* Sum the Rss of the mappings that belong to live chunks. */
 static size_t resident_locked(void)
@@ -50,60 +61,42 @@ static int stats_get_impl(struct pcpu_stats *st)
     memset(st, 0, sizeof(*st));
     st->size = sizeof(*st);
     st->version = PCPU_STATS_VERSION;
-    pcpu__lock();
-    struct pcpu_global *g = &pcpu__g;
-    const struct pcpu_alloc_info *ai = g->ai;
-    uint64_t a, d, x;
-    size_t mn, mx;
-    pcpu__note_max_alloc_locked();
-    pcpu__tcache_stats_locked(&a, &d, &x, &mn, &mx);
+    pcpu__pool_lock();
+    const struct pcpu_alloc_info *ai = pcpu__layout.ai;
+    struct pcpu_pool_stats ps;
+    struct pcpu_usage_totals u;
+    pcpu__pool_stats_locked(&ps);
+    pcpu__usage_totals_locked(&u);
     st->nr_units = ai->nr_units;
     st->unit_size = ai->unit_size;
-    st->static_size = g->static_size;
+    st->static_size = ai->static_size;
     st->reserved_size = ai->reserved_size;
     st->dyn_size = ai->dyn_size;
     st->atom_size = ai->atom_size;
     st->page_size = pcpu__page_size;
-    st->nr_alloc = g->nr_alloc + a;
-    st->nr_dealloc = g->nr_dealloc + d;
+    st->nr_alloc = u.nr_alloc;
+    st->nr_dealloc = u.nr_dealloc;
     st->nr_cur_alloc = st->nr_alloc - st->nr_dealloc;
-    st->nr_max_alloc = g->nr_max_alloc;
-    st->nr_chunks = g->nr_chunks;
-    st->nr_max_chunks = g->nr_max_chunks;
-    size_t gmin = g->min_alloc_size < mn ? g->min_alloc_size : mn;
-    st->min_alloc_size = gmin == SIZE_MAX ? 0 : gmin;
-    st->max_alloc_size = g->max_alloc_size > mx ? g->max_alloc_size : mx;
-    st->empty_pop_pages = g->nr_empty_pop;
-    st->populated_pages = g->nr_populated;
+    st->nr_max_alloc = u.nr_max_alloc;
+    st->nr_chunks = ps.nr_chunks;
+    st->nr_max_chunks = ps.nr_max_chunks;
+    st->min_alloc_size = u.min_size;
+    st->max_alloc_size = u.max_size;
+    st->empty_pop_pages = ps.nr_empty_pop;
+    st->populated_pages = ps.nr_populated;
     st->cached_objects = pcpu__tcache_count_locked();
-    st->allocated_bytes = g->allocated_bits * PCPU_GRANULE;
-    st->nr_populate = g->nr_populate;
-    st->nr_depopulate = g->nr_depopulate;
-    st->nr_chunk_create = g->nr_chunk_create;
-    st->nr_chunk_destroy = g->nr_chunk_destroy;
-    st->backend = g->cfg.backend;
-    st->index = pcpu__thiscpu_uses_cid() ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
+    st->allocated_bytes = ps.allocated_bits * PCPU_GRANULE;
+    st->nr_populate = ps.nr_populate;
+    st->nr_depopulate = ps.nr_depopulate;
+    st->nr_chunk_create = ps.nr_chunk_create;
+    st->nr_chunk_destroy = ps.nr_chunk_destroy;
+    st->backend = pcpu__settings.backend;
+    st->index = pcpu__rseq_uses_cid() ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
     st->resident_bytes = resident_locked();
-    pcpu__unlock();
+    pcpu__pool_unlock();
     st->metadata_bytes = atomic_load(&pcpu__meta_bytes);
-    st->rseq = pcpu__thiscpu_uses_rseq();
+    st->rseq = pcpu__rseq_uses_rseq();
     return 0;
-}
-
-/* Chunk number idx in a stable order: the first chunk, the reserved
- * area, then the others oldest first; NULL past the end (lock held). */
-static const struct pcpu_chunk *chunk_at_locked(unsigned int idx)
-{
-    if (idx == 0)
-        return pcpu__g.first;
-    if (idx == 1 && pcpu__g.reserved)
-        return pcpu__g.reserved;
-    idx -= pcpu__g.reserved ? 2 : 1;
-    const struct pcpu_chunk *c = pcpu__g.oldest;
-    for (; c; c = c->list_next)
-        if (c != pcpu__g.first && idx-- == 0)
-            return c;
-    return NULL;
 }
 
 static unsigned char page_state(const struct pcpu_chunk *c, size_t pg)
@@ -130,16 +123,16 @@ static int chunk_info_impl(unsigned int idx, struct pcpu_chunk_info *info)
     }
     if (pcpu__ensure_init() != 0)
         return -1;
-    pcpu__lock();
-    const struct pcpu_chunk *c = chunk_at_locked(idx);
+    pcpu__pool_lock();
+    const struct pcpu_chunk *c = pcpu__pool_chunk_at_locked(idx);
     if (!c) {
-        pcpu__unlock();
+        pcpu__pool_unlock();
         errno = ENOENT;
         return -1;
     }
     memset(info, 0, sizeof(*info));
     info->base = c->base;
-    info->unit_size = pcpu__g.unit_size;
+    info->unit_size = pcpu__layout.unit_size;
     info->start_offset = c->start_bit * PCPU_GRANULE;
     info->free_bytes = c->free_bits * PCPU_GRANULE;
     info->contig_free = c->contig_bits * PCPU_GRANULE;
@@ -150,13 +143,13 @@ static int chunk_info_impl(unsigned int idx, struct pcpu_chunk_info *info)
     info->reserved = c->is_reserved;
     info->page_state = malloc(c->nr_pages ? c->nr_pages : 1);
     if (!info->page_state) {
-        pcpu__unlock();
+        pcpu__pool_unlock();
         errno = ENOMEM;
         return -1;
     }
     for (size_t pg = 0; pg < c->nr_pages; pg++)
         info->page_state[pg] = page_state(c, pg);
-    pcpu__unlock();
+    pcpu__pool_unlock();
     return 0;
 }
 
@@ -195,7 +188,7 @@ static void stats_print_impl(FILE *out)
 #define P(name, fmt) fprintf(out, "  %-18s: %14" fmt "\n", #name, st.name)
     fprintf(out, "Percpu Memory Statistics\nAllocation Info:\n");
     fprintf(out, "----------------------------------------\n");
-    fprintf(out, "  %-18s: %14s\n", "backend", st.backend == PCPU_BACKEND_KM ? "km" : "vm");
+    fprintf(out, "  %-18s: %14s\n", "backend", pcpu__pool_backend_name());
     fprintf(out, "  %-18s: %14s\n", "index", st.index == PCPU_INDEX_CID ? "cid" : "cpu");
     fprintf(out, "  %-18s: %14s\n", "this_cpu ops", st.rseq ? "rseq" : "atomic");
     P(nr_units, "u");
@@ -237,12 +230,12 @@ static void stats_print_impl(FILE *out)
 
 static bool is_percpu_address_impl(const void *addr)
 {
-    if (atomic_load(&pcpu__g.state) == PCPU_STATE_OFF)
+    if (!pcpu__pool_ready())
         return false;
-    pcpu__lock();
+    pcpu__pool_lock();
     struct pcpu_chunk *c = pcpu__lookup(addr);
-    bool r = c && (size_t)((const char *)addr - c->base) >= pcpu__g.unit_size;
-    pcpu__unlock();
+    bool r = c && (size_t)((const char *)addr - c->base) >= pcpu__layout.unit_size;
+    pcpu__pool_unlock();
     return r;
 }
 
@@ -252,27 +245,27 @@ static int addr_info_impl(const void *addr, struct pcpu_addr_info *info)
         errno = EINVAL;
         return -1;
     }
-    if (atomic_load(&pcpu__g.state) == PCPU_STATE_OFF) {
+    if (!pcpu__pool_ready()) {
         errno = ENOENT;
         return -1;
     }
-    pcpu__lock();
+    pcpu__pool_lock();
     struct pcpu_chunk *c = pcpu__lookup(addr);
     size_t off = c ? (size_t)((const char *)addr - c->base) : 0;
-    if (!c || off < pcpu__g.unit_size) {
-        pcpu__unlock();
+    if (!c || off < pcpu__layout.unit_size) {
+        pcpu__pool_unlock();
         errno = ENOENT;
         return -1;
     }
-    const struct pcpu_alloc_info *ai = pcpu__g.ai;
-    unsigned int pos = (unsigned int)(off / pcpu__g.unit_size - 1);
+    const struct pcpu_alloc_info *ai = pcpu__layout.ai;
+    unsigned int pos = (unsigned int)(off / pcpu__layout.unit_size - 1);
     memset(info, 0, sizeof(*info));
     for (unsigned int i = 0; i < ai->nr_units; i++)
         if (ai->unit_pos[i] == pos)
             info->cpu = i;
-    info->unit_offset = off % pcpu__g.unit_size;
+    info->unit_offset = off % pcpu__layout.unit_size;
     size_t bit = info->unit_offset / PCPU_GRANULE;
-    struct pcpu_chunk *owner = pcpu__owner_chunk(c, bit);
+    struct pcpu_chunk *owner = pcpu__pool_owner(c, bit);
     if (owner && bit >= owner->start_bit && bit < owner->end_bit &&
         pcpu__test_bit(owner->alloc_map, bit)) {
         size_t s = pcpu__prev_set(owner->start_map, owner->start_bit, bit + 1);
@@ -284,7 +277,7 @@ static int addr_info_impl(const void *addr, struct pcpu_addr_info *info)
             }
         }
     }
-    pcpu__unlock();
+    pcpu__pool_unlock();
     return 0;
 }
 

@@ -1,333 +1,29 @@
 /*
- * thiscpu.c - how this-CPU operations find the calling thread's unit.
+ * thiscpu.c - the slow paths of the this-CPU operations and pcpu_sum().
  *
- * The inline code in percpu.h reads everything from pcpu__tc: a 32-bit
- * index word at a fixed offset from the thread pointer (the rseq cpu_id, or
- * mm_cid in PCPU_INDEX_CID mode), a table from that index straight to the
- * unit's offset, and limits saying which paths may use them; the rseq
- * sequence's limit is the thread's own (a TLS word).  This file fills
- * pcpu__tc in and owns the slow paths.
- *
- * Enrolled threads.  A thread's own limit starts at 0, so its first
- * sequence comes here, which puts the thread on a list (and takes it off
- * at thread exit) before opening its limit.  Every thread that can run a
- * sequence to its commit is therefore on the list, with the addresses of
- * its limit and of its rseq_cs word.  Two things need that list:
- *   - Switching to atomics (below) closes every enrolled thread's limit.
- *   - Unloading a module (dlclose): rseq_cs keeps pointing at the last
- *     descriptor a thread armed until the kernel next preempts that
- *     thread and finds it outside the sequence, which may be much later
- *     (a thread that sleeps); if the descriptor's module has been unmapped
- *     by then, the kernel's read of it kills the thread.  The module's
- *     destructor therefore clears, with a compare-and-swap, every enrolled
- *     thread's rseq_cs that points into the module's descriptors, while
- *     they are still mapped (pcpu__rseq_release).  Threads that are not
- *     enrolled never leave rseq_cs armed: their sequences always exit to
- *     the slow path, which enrols them, and the atomic fallback disarms
- *     rseq_cs itself.
- * None of this adds anything to the sequences.
- *
- * Where the rseq area comes from: glibc 2.35+ registers one per thread and
- * publishes its offset (__rseq_offset, __rseq_size != 0).  When it did not
- * (older glibc, or GLIBC_TUNABLES=glibc.pthread.rseq=0) the library
- * registers an initial-exec TLS area of its own, lazily: its cpu_id starts
- * at -1, which fails the inline range check and lands here, where the
- * thread registers; a pthread key destructor unregisters it at thread exit.
- *
- * Why the modes are global: a restartable sequence updates a unit with a
- * plain (unlocked) add, which is only safe if every thread that touches the
- * unit runs on that unit's CPU.  An atomic fallback done by a thread that
- * has migrated would race with it.  So either every thread uses rseq or
- * every thread uses atomics; never a mix.  If rseq turns out to be unusable
- * for some thread after the fact (its registration fails, or its mm_cid is
- * out of range), the whole process switches to atomics: every enrolled
- * thread's limit drops to 0, which its sequences re-read inside the
- * critical section, and a
- * membarrier(PRIVATE_EXPEDITED_RSEQ) restarts the sequences that are in
- * flight, so after it no unlocked update can still commit.  Only then do
- * atomics start.  Without that membarrier command the library never picks
- * rseq in the first place.
+ * The inline code of percpu.h comes here when its limits say no: the
+ * allocator is not in use yet (its first use is right here: that is how
+ * statics stop being movable), the thread has not been through here yet,
+ * or the process runs on atomics.  Each path hands back the cookie to use:
+ * a static variable's cookie computed before this call initialised the
+ * allocator again (after pcpu_exit()) still points at its old placement,
+ * and is moved to the new one.  errno is preserved: these run inside
+ * arbitrary user code.
  */
 #include "internal.h"
 
 #include <errno.h>
-#include <sched.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#ifndef AT_RSEQ_FEATURE_SIZE
-#define AT_RSEQ_FEATURE_SIZE 27
-#endif
+#include "init.h"
+#include "rseq.h"
+#include "statics.h"
 
-/* The kernel's struct rseq (uapi/linux/rseq.h), spelled out here because
- * distribution headers may predate node_id and mm_cid. */
-struct pcpu_rseq_area {
-    uint32_t cpu_id_start;
-    uint32_t cpu_id;
-    uint64_t rseq_cs;
-    uint32_t flags;
-    uint32_t node_id;
-    uint32_t mm_cid;
-    uint32_t pad_;
-} __attribute__((aligned(32)));
-
-#define PCPU_RSEQ_CS_OFF 8u
-#define PCPU_RSEQ_CPU_ID_OFF 4u
-#define PCPU_RSEQ_MM_CID_OFF 24u
-#define PCPU_RSEQ_MM_CID_END 28u /* feature size that includes mm_cid */
-#define PCPU_RSEQ_ORIG_SIZE 32u  /* registration length */
-#define PCPU_RSEQ_UNREGISTER 1
-
-#ifndef PCPU__RSEQ_SIG
-#define PCPU__RSEQ_SIG 0x53053053
-#endif
-
-/* membarrier commands (linux/membarrier.h, 5.10+) */
-#define PCPU_MEMBARRIER_RSEQ (1 << 7)
-#define PCPU_MEMBARRIER_REGISTER_RSEQ (1 << 8)
-
-/* glibc's registration, when glibc is new enough to have one. */
-extern const ptrdiff_t __rseq_offset __attribute__((weak));
-extern const unsigned int __rseq_size __attribute__((weak));
-
-struct pcpu__thiscpu_state pcpu__tc __attribute__((aligned(64)));
-_Static_assert(offsetof(struct pcpu__thiscpu_state, offs) == 64,
-               "the hot fields share one cache line, the table starts the next");
-
-/* The library's own area; cpu_id and mm_cid start out of every range so
- * that the inline paths send an unregistered thread here. */
-static __thread struct pcpu_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {
-    .cpu_id = UINT32_MAX,
-    .mm_cid = UINT32_MAX,
-};
-enum { REG_NONE, REG_DONE, REG_FAILED };
-static __thread unsigned char own_state __attribute__((tls_model("initial-exec")));
-
-/* A thread as the library knows it once enrolled (see the top). */
-struct pcpu_thread {
-    uint32_t limit;              /* the sequences' limit: 0 or rseq_limit */
-    bool enrolled;
-    struct pcpu_thread *prev, *next;
-    uint64_t *rseq_cs;           /* this thread's rseq_cs word            */
-};
-static __thread struct pcpu_thread me __attribute__((tls_model("initial-exec")));
-ptrdiff_t pcpu__thread_limit_off;
-
-/* tc_lock: modes, limits and the list of enrolled threads. */
-static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pcpu_thread *threads;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t thread_key;
-static bool thread_key_ok;
-
-/* Set at init, read by the slow paths (no lock: written before mode is
- * published with release, read after it with acquire). */
-static bool use_own;            /* threads register own_rseq            */
-static bool have_idx;           /* the index word can be read at all    */
-static bool cid_mode;           /* the index word is mm_cid             */
-static bool use_rseq;           /* pcpu__thiscpu_start() enables rseq   */
-static uint32_t idx_limit;      /* entries of pcpu__tc.offs in use      */
-static unsigned int nr_units;
-static unsigned int nr_os_ids;
-static unsigned int os_index[PCPU_MAX_CPUS]; /* OS CPU id -> CPU index */
-
-static bool rseq_syscall_exists(void)
-{
-#ifdef SYS_rseq
-    return true;
-#else
-    return false;
-#endif
-}
-
-static long sys_rseq(struct pcpu_rseq_area *area, int flags)
-{
-#ifdef SYS_rseq
-    return syscall(SYS_rseq, area, PCPU_RSEQ_ORIG_SIZE, flags, PCPU__RSEQ_SIG);
-#else
-    (void)area;
-    (void)flags;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
-static char *thread_pointer(void)
-{
-#if defined(__x86_64__)
-    /* The TCB starts with a pointer to itself (clang has no
-     * __builtin_thread_pointer on x86). */
-    char *tp;
-    __asm__("movq %%fs:0, %0" : "=r"(tp));
-    return tp;
-#else
-    return (char *)__builtin_thread_pointer();
-#endif
-}
-
-static bool glibc_registered(void)
-{
-    return &__rseq_size != NULL && &__rseq_offset != NULL && __rseq_size != 0;
-}
-
-/* The area the library registers when glibc did not: glibc's own (every
- * thread has one at __rseq_offset even when glibc leaves it unregistered,
- * with cpu_id set to "registration failed"), which is where the inline
- * sequences look; own_rseq only with a C library that has none. */
-static struct pcpu_rseq_area *own_area(void)
-{
-    if (&__rseq_offset != NULL)
-        return (struct pcpu_rseq_area *)(thread_pointer() + __rseq_offset);
-    return &own_rseq;
-}
-
-static void unlink_thread(struct pcpu_thread *t)
-{
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        threads = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-    t->enrolled = false;
-    __atomic_store_n(&t->limit, 0, __ATOMIC_RELAXED);
-}
-
-/* Thread exit (pthread key destructor): off the list, and give the
- * library's own rseq registration back.  A later operation in this thread
- * (another key's destructor) comes back through the slow path and enrols
- * (and registers) again, which sets the key again, so this runs again. */
-static void thread_exit(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&tc_lock);
-    if (me.enrolled)
-        unlink_thread(&me);
-    pthread_mutex_unlock(&tc_lock);
-    if (own_state != REG_DONE)
-        return;
-    struct pcpu_rseq_area *area = own_area();
-    if (sys_rseq(area, PCPU_RSEQ_UNREGISTER) == 0) {
-        /* No longer the kernel's: make the index word fail the inline
-         * range checks again, so a later operation in this thread comes
-         * back and registers anew. */
-        __atomic_store_n(&area->cpu_id, UINT32_MAX, __ATOMIC_RELAXED);
-        __atomic_store_n(&area->mm_cid, UINT32_MAX, __ATOMIC_RELAXED);
-        own_state = REG_NONE;
-    }
-}
-
-static void make_key(void)
-{
-    thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
-}
-
-/* Put the calling thread on the list and set its limit for the current
- * mode (tc_lock held).  The key's destructor only runs for threads with a
- * non-NULL value. */
-static void enrol_locked(void)
-{
-    if (!me.enrolled) {
-        me.rseq_cs = (uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF);
-        me.prev = NULL;
-        me.next = threads;
-        if (threads)
-            threads->prev = &me;
-        threads = &me;
-        me.enrolled = true;
-        if (thread_key_ok)
-            pthread_setspecific(thread_key, &me);
-    }
-    uint32_t lim = __atomic_load_n(&pcpu__tc.mode, __ATOMIC_RELAXED) == PCPU__TC_RSEQ
-                       ? pcpu__tc.rseq_limit
-                       : 0;
-    __atomic_store_n(&me.limit, lim, __ATOMIC_RELEASE);
-}
-
-/* Close every enrolled thread's limit (tc_lock held). */
-static void close_limits_locked(void)
-{
-    for (struct pcpu_thread *t = threads; t; t = t->next)
-        __atomic_store_n(&t->limit, 0, __ATOMIC_SEQ_CST);
-}
-
-/* Register own_rseq for the calling thread if the library uses it and it
- * is not registered yet.  Returns false if that failed. */
-static bool own_register(void)
-{
-    if (!use_own || own_state == REG_DONE)
-        return true;
-    if (own_state == REG_FAILED)
-        return false;
-    struct pcpu_rseq_area *area = own_area();
-    if (sys_rseq(area, 0) != 0) {
-        own_state = REG_FAILED;
-        return false;
-    }
-    own_state = REG_DONE;
-    /* The destructor only runs for threads with a non-NULL value. */
-    if (thread_key_ok)
-        pthread_setspecific(thread_key, &me);
-    return true;
-}
-
-static uint32_t read_idx(void)
-{
-    return have_idx ? pcpu__tp_u32(pcpu__tc.idx_off) : UINT32_MAX;
-}
-
-static unsigned int cpu_index_from_os(void)
-{
-    int cpu = sched_getcpu();
-    if (cpu < 0 || (unsigned int)cpu >= nr_os_ids)
-        return 0;
-    return os_index[cpu];
-}
-
-/* The CPU index of the calling thread, whatever the mode. */
-static unsigned int current_index(void)
-{
-    uint32_t idx = read_idx();
-    if (idx < idx_limit)
-        return cid_mode ? idx : os_index[idx];
-    return cpu_index_from_os();
-}
-
-static intptr_t current_off(void)
-{
-    uint32_t idx = read_idx();
-    if (idx < idx_limit)
-        return pcpu__tc.offs[idx];
-    return pcpu__cpu_offsets[cpu_index_from_os()];
-}
-
-/* Switch every thread from rseq to atomics (see the top of the file). */
-static void degrade(void)
-{
-    pthread_mutex_lock(&tc_lock);
-    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
-        __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_SEQ_CST);
-        close_limits_locked();
-        if (syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) != 0)
-            pcpu__die("percpu: membarrier(PRIVATE_EXPEDITED_RSEQ) failed: %s",
-                      strerror(errno));
-        __atomic_store_n(&pcpu__tc.atomic_limit, idx_limit, __ATOMIC_RELEASE);
-        __atomic_store_n(&pcpu__tc.mode, PCPU__TC_ATOMIC, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&tc_lock);
-}
-
-/* Make sure the allocator (and so pcpu__tc) is set up and marked used;
- * returns the cookie the operation must use (see pcpu__statics_translate:
- * a static variable's cookie computed before this call re-initialised the
- * allocator points at its old placement). */
+/* Make sure the allocator is set up and marked used; returns the cookie
+ * the operation must use. */
 static const void *need_init(const void *cookie)
 {
-    if (PCPU__LIKELY(__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) != PCPU__TC_OFF))
+    if (likely(pcpu__rseq_active()))
         return cookie;
     if (pcpu__ensure_init() != 0)
         pcpu__die("percpu: this-CPU operation, but the allocator cannot be initialised: %s",
@@ -335,45 +31,13 @@ static const void *need_init(const void *cookie)
     return pcpu__statics_translate(cookie);
 }
 
-/* The unit offset while the modes are off (only while another thread
- * tears the allocator down or sets it up, which the API forbids). */
-static intptr_t offline_off(void)
-{
-    unsigned int n = pcpu__nr_units ? pcpu__nr_units : 1;
-    int cpu = sched_getcpu();
-    return pcpu__cpu_offsets[(cpu < 0 ? 0u : (unsigned int)cpu) % n];
-}
-
 struct pcpu__slow pcpu__thiscpu_slow(const void *cookie)
 {
     int saved = errno;
-    struct pcpu__slow r;
-    /* The sequence that sent us here armed rseq_cs; this thread may not be
-     * enrolled yet, so nobody else would disarm it. */
-    __atomic_store_n((uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF), 0,
-                     __ATOMIC_RELAXED);
-    r.cookie = need_init(cookie);
-    uint32_t mode = __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE);
-    if (mode == PCPU__TC_OFF) {
-        r.off = offline_off();
-        errno = saved;
-        return r;
-    }
-    bool registered = own_register();
-    pthread_mutex_lock(&tc_lock);
-    enrol_locked();
-    pthread_mutex_unlock(&tc_lock);
-    if (mode == PCPU__TC_RSEQ) {
-        uint32_t idx = read_idx();
-        if (!registered || idx >= idx_limit)
-            degrade();
-        if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
-            errno = saved;
-            r.off = PCPU__TC_RETRY;
-            return r;
-        }
-    }
-    r.off = current_off();
+    /* This thread may not be enrolled yet, so nobody else would disarm the
+     * sequence that sent it here. */
+    pcpu__rseq_disarm();
+    struct pcpu__slow r = pcpu__rseq_slow(need_init(cookie));
     errno = saved;
     return r;
 }
@@ -382,15 +46,9 @@ void *pcpu__thiscpu_ptr_slow(const void *cookie)
 {
     int saved = errno;
     cookie = need_init(cookie);
-    intptr_t off;
-    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF) {
-        off = offline_off();
-    } else {
-        (void)own_register();
-        off = current_off();
-    }
+    void *p = (char *)(uintptr_t)cookie + pcpu__rseq_unit_off();
     errno = saved;
-    return (char *)(uintptr_t)cookie + off;
+    return p;
 }
 
 const void *pcpu__sum_slow(const void *cookie)
@@ -406,164 +64,7 @@ int pcpu_this_cpu(void)
     if (pcpu__ensure_init() != 0)
         return -1;
     int saved = errno;
-    unsigned int cpu;
-    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF) {
-        int c = sched_getcpu();
-        cpu = (c < 0 ? 0u : (unsigned int)c) % (pcpu__nr_units ? pcpu__nr_units : 1);
-    } else {
-        (void)own_register();
-        cpu = current_index();
-    }
+    unsigned int cpu = pcpu__rseq_unit_index();
     errno = saved;
     return (int)cpu;
-}
-
-/* Before any operation can run (this runs ahead of the constructors of
- * the program and of the libraries that use this one), point the
- * sequences at a real rseq area: glibc's, or this library's own. */
-__attribute__((constructor(101))) static void thiscpu_early(void)
-{
-    intptr_t off = (intptr_t)((char *)own_area() - thread_pointer());
-    pcpu__tc.cs_ptr = (char *)(off + PCPU_RSEQ_CS_OFF);
-    pcpu__tc.cid = 0;
-    pcpu__thread_limit_off = (char *)&me.limit - thread_pointer();
-}
-
-void pcpu__rseq_release(struct pcpu__module *mod)
-{
-    uintptr_t lo = (uintptr_t)mod->cs_start, hi = (uintptr_t)mod->cs_stop;
-    if (lo >= hi)
-        return;
-    pthread_mutex_lock(&tc_lock);
-    /* This thread too, enrolled or not (it may be unloading the module
-     * right after running its sequences in atomic mode). */
-    uint64_t *mine = (uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF);
-    for (struct pcpu_thread *t = threads;; t = t->next) {
-        uint64_t *cs = t ? t->rseq_cs : mine;
-        uint64_t cur = __atomic_load_n(cs, __ATOMIC_RELAXED);
-        /* A thread that re-armed meanwhile points elsewhere: leave it. */
-        if (cur >= lo && cur < hi)
-            __atomic_compare_exchange_n(cs, &cur, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-        if (!t)
-            break;
-    }
-    pthread_mutex_unlock(&tc_lock);
-}
-
-void pcpu__thiscpu_fork_prepare(void)
-{
-    pthread_mutex_lock(&tc_lock);
-}
-
-void pcpu__thiscpu_fork_parent(void)
-{
-    pthread_mutex_unlock(&tc_lock);
-}
-
-void pcpu__thiscpu_fork_child(void)
-{
-    /* The other threads are gone, their TLS with them. */
-    threads = me.enrolled ? &me : NULL;
-    me.prev = me.next = NULL;
-    pthread_mutex_unlock(&tc_lock);
-}
-
-bool pcpu__thiscpu_uses_rseq(void)
-{
-    return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ;
-}
-
-void pcpu__thiscpu_init(const struct pcpu_alloc_info *ai, enum pcpu_index index)
-{
-    int saved = errno;
-    pthread_mutex_lock(&tc_lock);
-    pthread_once(&key_once, make_key);
-
-    nr_units = ai->nr_units;
-    nr_os_ids = ai->nr_os_ids < PCPU_MAX_CPUS ? ai->nr_os_ids : PCPU_MAX_CPUS;
-    for (unsigned int id = 0; id < nr_os_ids; id++)
-        os_index[id] = ai->index_of_os[id] < nr_units ? ai->index_of_os[id] : 0;
-
-    /* Where the index word lives. */
-    intptr_t rseq_off = 0;
-    have_idx = false;
-    use_own = false;
-    unsigned long feature = getauxval(AT_RSEQ_FEATURE_SIZE);
-    bool cid_ok = feature >= PCPU_RSEQ_MM_CID_END;
-    if (glibc_registered()) {
-        rseq_off = __rseq_offset;
-        have_idx = true;
-        /* glibc before 2.40 says 20 but always allocates and registers
-         * the 32-byte area, so mm_cid is there when the kernel has it. */
-        if (__rseq_size < PCPU_RSEQ_MM_CID_END && __rseq_size != 20)
-            cid_ok = false;
-    } else if (rseq_syscall_exists()) {
-        use_own = true;
-        rseq_off = (intptr_t)((char *)own_area() - thread_pointer());
-        have_idx = own_register();
-        if (!have_idx)
-            use_own = false;
-    }
-    /* mm_cid only in areas glibc registered: in an area nobody registered
-     * yet it reads 0, a valid index, where cpu_id reads out of range. */
-    cid_mode = have_idx && index == PCPU_INDEX_CID && cid_ok && glibc_registered();
-
-    /* The index -> offset table: in CID mode the index is the CPU index;
-     * in CPU mode it is the OS CPU id, mapped through index_of_os. */
-    if (cid_mode) {
-        idx_limit = nr_units;
-        for (unsigned int i = 0; i < nr_units; i++)
-            pcpu__tc.offs[i] = pcpu__cpu_offsets[i];
-    } else {
-        idx_limit = nr_os_ids;
-        for (unsigned int id = 0; id < nr_os_ids; id++)
-            pcpu__tc.offs[id] = pcpu__cpu_offsets[os_index[id]];
-    }
-    if (!have_idx)
-        idx_limit = 0;
-    pcpu__tc.rseq_off = rseq_off;
-    pcpu__tc.idx_off = rseq_off + (cid_mode ? PCPU_RSEQ_MM_CID_OFF : PCPU_RSEQ_CPU_ID_OFF);
-    /* The sequences always run first, so their area must be real memory
-     * even where rseq is not used: the (unregistered) own area then. */
-    intptr_t seq_off = rseq_off ? rseq_off : (intptr_t)((char *)own_area() - thread_pointer());
-    pcpu__tc.cs_ptr = (char *)(seq_off + PCPU_RSEQ_CS_OFF);
-    pcpu__tc.cid = cid_mode;
-
-    /* rseq needs: the instruction sequences (x86_64), an index word, one
-     * unit per CPU, and a way to switch to atomics safely later. */
-    bool rseq = false;
-#if PCPU__RSEQ_ASM
-    rseq = have_idx && !ai->units_shared &&
-           syscall(SYS_membarrier, PCPU_MEMBARRIER_REGISTER_RSEQ, 0, 0) == 0;
-#endif
-    use_rseq = rseq;
-    pthread_mutex_unlock(&tc_lock);
-    errno = saved;
-}
-
-void pcpu__thiscpu_start(void)
-{
-    pthread_mutex_lock(&tc_lock);
-    __atomic_store_n(&pcpu__tc.ptr_limit, idx_limit, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.rseq_limit, use_rseq ? idx_limit : 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.atomic_limit, use_rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.mode, use_rseq ? PCPU__TC_RSEQ : PCPU__TC_ATOMIC,
-                     __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&tc_lock);
-}
-
-bool pcpu__thiscpu_uses_cid(void)
-{
-    return cid_mode;
-}
-
-void pcpu__thiscpu_exit(void)
-{
-    pthread_mutex_lock(&tc_lock);
-    __atomic_store_n(&pcpu__tc.mode, PCPU__TC_OFF, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_RELEASE);
-    close_limits_locked();
-    __atomic_store_n(&pcpu__tc.atomic_limit, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.ptr_limit, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&tc_lock);
 }

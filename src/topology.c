@@ -13,8 +13,14 @@
  * so that each group is one contiguous range of unit positions, as the
  * kernel lays out groups.  The KM backend cannot bind memory per unit and
  * so accepts one group only.
+ *
+ * The layout (topology.h) is what the rest of the library reads: it is
+ * published here once per initialisation, with the per-CPU offsets that
+ * the public inline functions use, and cleared at pcpu_exit().
  */
-#include "internal.h"
+#include "topology.h"
+
+#include "os.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +28,48 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+intptr_t pcpu__cpu_offsets[PCPU_MAX_CPUS];
+unsigned int pcpu__nr_units;
+struct pcpu_layout pcpu__layout;
+
+void pcpu__bad_cpu(unsigned int cpu)
+{
+    pcpu__die("percpu: pcpu_ptr: cpu %u out of range (pcpu_nr_cpus() is %u)", cpu,
+              pcpu__nr_units);
+}
+
+static unsigned int fls_size(size_t v)
+{
+    return v ? (unsigned int)(64 - __builtin_clzll((unsigned long long)v)) : 0;
+}
+
+void pcpu__layout_set(struct pcpu_alloc_info *ai)
+{
+    struct pcpu_layout *l = &pcpu__layout;
+    l->ai = ai;
+    l->nr_units = ai->nr_units;
+    l->unit_size = ai->unit_size;
+    l->unit_bits = ai->unit_size / PCPU_GRANULE;
+    l->chunk_span = ((size_t)ai->nr_units + 1) * ai->unit_size;
+    l->chunk_shift = fls_size(l->chunk_span - 1);
+    l->static_size = ai->static_size;
+    l->reserved_off = ai->static_size;
+    l->dyn_off = ai->static_size + ai->reserved_size;
+    for (unsigned int i = 0; i < ai->nr_units; i++)
+        pcpu__cpu_offsets[i] = (intptr_t)(ai->unit_pos[i] + 1) * (intptr_t)ai->unit_size;
+    __atomic_store_n(&pcpu__nr_units, ai->nr_units, __ATOMIC_RELEASE);
+}
+
+void pcpu__layout_clear(void)
+{
+    struct pcpu_alloc_info *ai = (struct pcpu_alloc_info *)pcpu__layout.ai;
+    if (ai)
+        memset(pcpu__cpu_offsets, 0, sizeof(intptr_t) * ai->nr_units);
+    __atomic_store_n(&pcpu__nr_units, 0, __ATOMIC_RELEASE);
+    pcpu__free_alloc_info(ai);
+    memset(&pcpu__layout, 0, sizeof(pcpu__layout));
+}
 
 int pcpu__parse_cpulist(const char *s, unsigned char *set, unsigned int max)
 {

@@ -1,0 +1,210 @@
+/*
+ * alloc.c - pcpu_alloc(), pcpu_alloc_reserved(), pcpu_free(), pcpu_reclaim().
+ *
+ * The fast paths of the allocator, and where its policies meet: small
+ * allocations of exactly a size class come from the calling thread's
+ * cache without the lock (tcache.c); everything else takes the pool's
+ * lock.  Frees start lock-free: the live bit is cleared atomically (which
+ * is also what catches double frees), the object is zeroed in the units
+ * that need it (units.c), and only objects that do not go to a cache take
+ * the lock.  Usage counts (usage.c) are kept on every path; robust mode
+ * checks what each call touched afterwards (validate.c); a pool release
+ * that wants a balance pass schedules the worker (reclaim.c).
+ *
+ * Every entry point brackets itself with pcpu__enter()/pcpu__leave(), so
+ * that a signal handler re-entering it on the same thread is caught.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+#include "init.h"
+#include "lookup.h"
+#include "os.h"
+#include "pool.h"
+#include "reclaim.h"
+#include "tcache.h"
+#include "topology.h"
+#include "units.h"
+#include "usage.h"
+#include "validate.h"
+
+static inline __attribute__((always_inline)) int check_args(size_t size, size_t align,
+                                                          size_t *bits, size_t *align_bits)
+{
+    if (unlikely(size == 0 || size > pcpu__layout.unit_size || (align & (align - 1)) ||
+                 align > pcpu__page_size)) {
+        errno = EINVAL;
+        return -1;
+    }
+    *bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
+    *align_bits = align ? (align < PCPU_GRANULE ? 1 : align / PCPU_GRANULE) : pcpu__natural_bits(*bits);
+    return 0;
+}
+
+/* Out of memory with free objects parked in this thread's cache: give them
+ * back and try again once (other threads' caches are theirs to use). */
+static void *alloc_retry_locked(size_t bits, size_t align_bits, bool reserved,
+                                struct pcpu_chunk **c)
+{
+    void *p = pcpu__pool_alloc_locked(bits, 1, align_bits, reserved, c);
+    if (!p && errno == ENOMEM && pcpu__my_tcache && pcpu__tcache_flush_locked(pcpu__my_tcache))
+        p = pcpu__pool_alloc_locked(bits, 1, align_bits, reserved, c);
+    return p;
+}
+
+static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserved)
+{
+    struct pcpu_chunk *c;
+    pcpu__pool_lock();
+    void *p = alloc_retry_locked(bits, align_bits, reserved, &c);
+    if (p) {
+        pcpu__live_set(c, pcpu__chunk_bit(c, p));
+        if (unlikely(pcpu__units_hooked))
+            pcpu__units_handed_out(p, bits * PCPU_GRANULE);
+        pcpu__usage_alloc_locked(size);
+    } else if (!errno) {
+        errno = ENOMEM;
+    }
+    pcpu__pool_unlock();
+    if (unlikely(pcpu__settings.robust) && p)
+        pcpu__validate_around(p, bits);
+    return p;
+}
+
+static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_t align)
+{
+    size_t bits, align_bits;
+    if (unlikely(pcpu__ensure_init() != 0))
+        return NULL;
+    if (unlikely(check_args(size, align, &bits, &align_bits) != 0))
+        return NULL;
+    size_t ci = pcpu__tcache_class(bits);
+    if (likely(pcpu__tcache_exact(bits) && align_bits <= pcpu__natural_bits(bits) &&
+               pcpu__settings.tcache)) {
+        struct pcpu_tcache *tc = pcpu__tcache_mine();
+        if (likely(tc)) {
+            if (unlikely(tc->cls[ci].count == 0) && pcpu__tcache_refill(tc, ci) != 0)
+                return NULL;
+            struct pcpu_tcache_entry e = pcpu__tcache_pop(tc, ci);
+            pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
+            pcpu__usage_count_alloc(&tc->usage, size);
+            if (unlikely(pcpu__units_hooked)) {
+                pcpu__units_handed_out(e.cookie, bits * PCPU_GRANULE);
+                if (pcpu__settings.robust)
+                    pcpu__validate_around(e.cookie, bits);
+            }
+            return e.cookie;
+        }
+    }
+    return alloc_slow(size, bits, align_bits, false);
+}
+
+static void *alloc_reserved_impl(size_t size, size_t align)
+{
+    size_t bits, align_bits;
+    if (unlikely(pcpu__ensure_init() != 0))
+        return NULL;
+    if (unlikely(check_args(size, align, &bits, &align_bits) != 0))
+        return NULL;
+    return alloc_slow(size, bits, align_bits, true);
+}
+
+/* ---- free -------------------------------------------------------------------- */
+
+static _Noreturn void bad_free(void *cookie, struct pcpu_chunk *c, size_t bit)
+{
+    if (!c)
+        pcpu__die("percpu: invalid free of %p (not a per-CPU pointer)", cookie);
+    if (pcpu__test_bit(c->start_map, bit))
+        pcpu__die("percpu: double free of %p", cookie);
+    if (pcpu__test_bit(c->alloc_map, bit) && bit >= c->start_bit)
+        pcpu__die("percpu: invalid free of %p (interior pointer of an allocation)", cookie);
+    pcpu__die("percpu: double free of %p (not allocated)", cookie);
+}
+
+static inline __attribute__((always_inline)) void free_impl(void *cookie)
+{
+    if (!cookie)
+        return;
+    struct pcpu_chunk *c = pcpu__lookup(cookie);
+    if (unlikely(!c))
+        bad_free(cookie, NULL, 0);
+    size_t off = (size_t)((char *)cookie - c->base);
+    if (unlikely(off >= pcpu__layout.unit_size))
+        pcpu__die("percpu: invalid free of %p (an address inside a unit, not a cookie)", cookie);
+    if (unlikely(off % PCPU_GRANULE))
+        pcpu__die("percpu: invalid free of %p (interior pointer of an allocation)", cookie);
+    size_t bit = off / PCPU_GRANULE;
+    struct pcpu_chunk *owner = pcpu__pool_owner(c, bit);
+    if (unlikely(!owner))
+        pcpu__die("percpu: invalid free of %p (a static per-CPU variable)", cookie);
+    if (unlikely(!pcpu__live_clear(owner, bit)))
+        bad_free(cookie, owner, bit);
+    size_t bits = pcpu__alloc_bits_fast(owner, bit);
+    pcpu__units_freed(cookie, bits * PCPU_GRANULE);
+    size_t ci = pcpu__tcache_class(bits);
+    if (likely(pcpu__tcache_exact(bits) && !owner->is_reserved && pcpu__settings.tcache &&
+               bit % pcpu__natural_bits(bits) == 0)) {
+        struct pcpu_tcache *tc = pcpu__tcache_mine();
+        if (likely(tc)) {
+            pcpu__tcache_push(tc, ci, cookie, owner);
+            pcpu__usage_count_free(&tc->usage);
+            if (unlikely(pcpu__settings.robust))
+                pcpu__validate_around(cookie, bits);
+            return;
+        }
+    }
+    pcpu__pool_lock();
+    if (pcpu__pool_release_locked(owner, bit, bits))
+        pcpu__reclaim_kick_locked();
+    pcpu__usage_free_locked();
+    pcpu__pool_unlock();
+    if (unlikely(pcpu__settings.robust))
+        pcpu__validate_around(cookie, bits);
+}
+
+static size_t reclaim_impl(bool all)
+{
+    if (pcpu__ensure_init() != 0)
+        return 0;
+    pcpu__pool_lock();
+    if (all && pcpu__my_tcache)
+        pcpu__tcache_flush_locked(pcpu__my_tcache);
+    size_t n = pcpu__pool_balance_locked(all);
+    pcpu__pool_unlock();
+    return n;
+}
+
+/* ---- the public entry points ------------------------------------------------ */
+
+void *pcpu_alloc(size_t size, size_t align)
+{
+    pcpu__enter("pcpu_alloc");
+    void *r = alloc_impl(size, align);
+    pcpu__leave();
+    return r;
+}
+
+void *pcpu_alloc_reserved(size_t size, size_t align)
+{
+    pcpu__enter("pcpu_alloc_reserved");
+    void *r = alloc_reserved_impl(size, align);
+    pcpu__leave();
+    return r;
+}
+
+void pcpu_free(void *cookie)
+{
+    pcpu__enter("pcpu_free");
+    free_impl(cookie);
+    pcpu__leave();
+}
+
+size_t pcpu_reclaim(bool all)
+{
+    pcpu__enter("pcpu_reclaim");
+    size_t r = reclaim_impl(all);
+    pcpu__leave();
+    return r;
+}

@@ -1,0 +1,172 @@
+/*
+ * chunk.h - one chunk and its allocation map (chunk.c).
+ *
+ * A chunk is one reservation of (nr_units + 1) units (see topology.h for
+ * the picture) with one map for all units.  The map and its hints belong
+ * to chunk.c; the pool (pool.c) links chunks into its slots and list and
+ * keeps the totals, which it learns from each chunk's own counters
+ * (nr_populated, nr_empty_pop) rather than chunk.c writing them; the
+ * backend fills in the mapping fields.  Everything here runs with the
+ * allocator lock held, except the live-bit and end-bit reads below, which
+ * frees do without it.
+ */
+#ifndef PCPU_CHUNK_H
+#define PCPU_CHUNK_H
+
+#include "internal.h"
+
+#include "bitmap.h"
+
+/* Per-page (block) hints over the allocation map. */
+struct pcpu_block_md {
+    uint32_t contig; /* longest free run inside the block          */
+    uint32_t left;   /* free bits at the block's start             */
+    uint32_t right;  /* free bits at the block's end               */
+    uint32_t nfree;  /* free bits in the block                     */
+    uint32_t contig_start; /* where the longest run starts (in block)  */
+};
+
+/* Blocks per group: a search skips a whole group whose longest free run
+ * is too short, so it looks at about nr_pages / 16 + 16 hints, not at
+ * every block. */
+#define PCPU_GROUP_BLOCKS 16u
+
+/* Hints of a group of blocks, recomputed from the block hints when a
+ * search needs them after a change (dirty bit). */
+struct pcpu_group_md {
+    uint32_t contig;       /* longest free run inside the group        */
+    uint32_t contig_start; /* its first bit (in the chunk)             */
+    uint32_t left;         /* free bits at the group's start           */
+    uint32_t right;        /* free bits at the group's end             */
+};
+
+struct pcpu_chunk {
+    /* the pool's (pool.c) */
+    struct pcpu_chunk *prev, *next; /* slot list                          */
+    struct pcpu_chunk *list_prev, *list_next; /* all chunks, by age       */
+    int slot;
+    bool is_first;        /* the first chunk's dynamic part               */
+    bool is_reserved;     /* the first chunk's reserved part              */
+    /* the backend's (backend.h) */
+    char *base;           /* cookie of offset 0 (start of the guard)      */
+    void *map_addr;       /* the reservation                              */
+    size_t map_size;
+    void *backend_data;
+    /* the map's (chunk.c) */
+    size_t start_bit;     /* allocatable map region [start_bit, end_bit)  */
+    size_t end_bit;
+    size_t nr_bits;       /* bits covered by the maps                     */
+    size_t nr_pages;      /* pages (blocks) covered                       */
+    uint64_t *alloc_map;  /* 1 = allocated (or hidden)                    */
+    uint64_t *start_map;  /* 1 = first granule of an allocation           */
+    uint64_t *end_map;    /* 1 = last granule of an allocation            */
+    uint64_t *live_map;   /* 1 = allocation handed to the user; words are
+                             spread out, use pcpu__live_word()           */
+    size_t live_stride;   /* live words between logically adjacent ones   */
+    struct pcpu_block_md *md;
+    struct pcpu_group_md *gmd;
+    uint64_t *gdirty;     /* 1 bit per group: gmd must be recomputed       */
+    size_t nr_groups;
+    uint64_t *populated;  /* 1 bit per page; shared by first+reserved     */
+    size_t free_bits;
+    size_t contig_bits;   /* largest free run, an upper bound             */
+    size_t contig_start;  /* its first bit, when not stale                */
+    bool contig_stale;    /* contig_bits may be too high                  */
+    size_t first_free_block;
+    size_t nr_populated;  /* pages marked populated                       */
+    size_t nr_empty_pop;  /* populated pages with no allocated granule    */
+    size_t nr_alloc;      /* allocations in the map (live or cached)      */
+    size_t meta_bytes;
+};
+
+PCPU_HIDDEN struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit,
+                                                      size_t end_bit);
+PCPU_HIDDEN void pcpu__chunk_free_meta(struct pcpu_chunk *c);
+/* Find a run of piece*count bits aligned to align bits and claim it as count
+ * allocations of piece bits; returns the first bit or SIZE_MAX. */
+PCPU_HIDDEN size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count,
+                                     size_t align);
+/* Release the allocation starting at bit (n bits long). */
+PCPU_HIDDEN void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n);
+/* Length in bits of the allocation starting at bit (from end_map). */
+PCPU_HIDDEN size_t pcpu__chunk_alloc_bits(const struct pcpu_chunk *c, size_t bit);
+/* Recompute the exact largest free run. */
+PCPU_HIDDEN void pcpu__chunk_refresh_contig(struct pcpu_chunk *c);
+PCPU_HIDDEN bool pcpu__chunk_page_empty(const struct pcpu_chunk *c, size_t page);
+PCPU_HIDDEN void pcpu__chunk_set_populated(struct pcpu_chunk *c, size_t page, bool on);
+PCPU_HIDDEN int pcpu__chunk_validate(const struct pcpu_chunk *c);
+/* What one operation on [bit, bit+n) can have broken: the blocks around
+ * it, their groups, the allocation there; O(blocks touched). */
+PCPU_HIDDEN int pcpu__chunk_validate_range(const struct pcpu_chunk *c, size_t bit, size_t n);
+
+static inline size_t pcpu__chunk_total_bits(const struct pcpu_chunk *c)
+{
+    return c->end_bit - c->start_bit;
+}
+static inline bool pcpu__chunk_is_empty(const struct pcpu_chunk *c)
+{
+    return c->free_bits == pcpu__chunk_total_bits(c);
+}
+static inline size_t pcpu__chunk_bit(const struct pcpu_chunk *c, const void *cookie)
+{
+    return (size_t)((const char *)cookie - c->base) / PCPU_GRANULE;
+}
+
+/* The live_map word holding bit.  Frees and thread-cache allocations set
+ * and clear live bits with atomic operations from many threads; two
+ * threads' caches take neighbouring runs of the map, so logically adjacent
+ * words are placed a cache line or more apart (word w at
+ * (w % 8) * stride + w / 8) to keep those threads off each other's lines. */
+static inline uint64_t *pcpu__live_word(const struct pcpu_chunk *c, size_t bit)
+{
+    size_t w = bit / 64;
+    return &c->live_map[(w % 8) * c->live_stride + w / 8];
+}
+static inline bool pcpu__live_test(const struct pcpu_chunk *c, size_t bit)
+{
+    return (__atomic_load_n(pcpu__live_word(c, bit), __ATOMIC_RELAXED) >> (bit % 64)) & 1;
+}
+/* Mark the allocation at bit handed to the user.  Release: a thread-cache
+ * pop (its count decrement) before it must be visible first, so that a
+ * fork() snapshot never shows an object both live and still cached (the
+ * child would flush a live object). */
+static inline void pcpu__live_set(const struct pcpu_chunk *c, size_t bit)
+{
+    uint64_t old = __atomic_fetch_or(pcpu__live_word(c, bit), 1ull << (bit % 64),
+                                     __ATOMIC_RELEASE);
+    pcpu_assert_internal(!(old & (1ull << (bit % 64))));
+    (void)old;
+}
+/* Take the allocation at bit back from the user; false if it was not live
+ * (a double free, or not an allocation start). */
+static inline bool pcpu__live_clear(const struct pcpu_chunk *c, size_t bit)
+{
+    uint64_t mask = 1ull << (bit % 64);
+    return __atomic_fetch_and(pcpu__live_word(c, bit), ~mask, __ATOMIC_RELAXED) & mask;
+}
+
+/* Length in bits of the allocation starting at bit; the common small case
+ * finds its end bit in the same word. */
+static inline size_t pcpu__alloc_bits_fast(const struct pcpu_chunk *c, size_t bit)
+{
+    uint64_t w = __atomic_load_n(&c->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
+    if (likely(w))
+        return (size_t)__builtin_ctzll(w) + 1;
+    return pcpu__chunk_alloc_bits(c, bit);
+}
+/* Whether a request of n bits aligned to align bits can fit the largest
+ * run of a region whose run starts at start (the kernel's block hint
+ * check): rejects hole-riddled blocks and chunks in O(1). */
+static inline bool pcpu__run_fits(size_t start, size_t len, size_t n, size_t align)
+{
+    size_t pad = ((start + align - 1) & ~(align - 1)) - start;
+    return pad + n <= len;
+}
+static inline bool pcpu__chunk_may_fit(const struct pcpu_chunk *c, size_t n, size_t align)
+{
+    if (n > c->contig_bits)
+        return false;
+    return c->contig_stale || pcpu__run_fits(c->contig_start, c->contig_bits, n, align);
+}
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * init.h - the allocator's life (init.c): configuration, the states it
+ * goes through, module registration, fork.
+ */
+#ifndef PCPU_INIT_H
+#define PCPU_INIT_H
+
+#include "internal.h"
+
+enum pcpu_state {
+    PCPU_STATE_OFF,      /* not initialised                              */
+    PCPU_STATE_AUTO,     /* set up for static sections only; may still be
+                            laid out again by pcpu_init()               */
+    PCPU_STATE_USED,     /* in use: nothing moves any more               */
+};
+
+/* What the API paths read on every call, fixed at initialisation. */
+struct pcpu_settings {
+    bool tcache;         /* per-thread caches (not PCPU_F_NO_CACHE)      */
+    bool robust;         /* PCPU_F_DEBUG                                 */
+    enum pcpu_backend backend;
+};
+PCPU_HIDDEN extern struct pcpu_settings pcpu__settings;
+PCPU_HIDDEN extern _Atomic int pcpu__state;
+
+static inline bool pcpu__ready(void)
+{
+    return atomic_load_explicit(&pcpu__state, memory_order_acquire) == PCPU_STATE_USED;
+}
+/* Initialise with defaults if needed and mark the allocator used; 0 or -1
+ * with errno. */
+PCPU_HIDDEN int pcpu__ensure_init_slow(void);
+static inline int pcpu__ensure_init(void)
+{
+    return likely(pcpu__ready()) ? 0 : pcpu__ensure_init_slow();
+}
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * units.c - every walk over the units of one object.
+ *
+ * Zeroing.  Memory comes from the OS zeroed and is zeroed again on free,
+ * so an allocation is always zero in every unit.  A free reads each unit
+ * before writing it: a unit nobody wrote is still the shared zero page and
+ * costs no memory, and writing zeroes there would make it resident.
+ *
+ * Robust mode (PCPU_F_DEBUG or PERCPU_DEBUG=1).  A free poisons instead of
+ * zeroing: each unit is looked at once, and one whose bytes are all zero
+ * is left alone (untouched units stay untouched); any other is filled with
+ * the poison byte.  The invariant "free space reads zero" becomes "free
+ * space reads zero or poison", and every path that hands space to a user
+ * goes through pcpu__units_handed_out(): there every byte of every unit
+ * must be zero or poison; anything else was written after free and stops
+ * the process with a message naming the cookie, the unit and the offset.
+ * Poisoned bytes are then zeroed, so the user still gets zeroed memory.
+ * Poison survives in thread caches and in the map (that is what catches a
+ * late write after the object was recycled); pages the reclaimer gives
+ * back read zero again, which is also accepted.  The check is per byte,
+ * so a late write of 0 or of the poison value itself goes unnoticed: the
+ * price of not tracking which unit was poisoned.
+ *
+ * AddressSanitizer (when the library itself is built with it).  Freed
+ * bytes are poisoned in every unit's shadow and unpoisoned when handed out
+ * again, so a use after free through any CPU's copy is reported.  Shadow
+ * poisoning costs no per-CPU memory, so here every unit is poisoned,
+ * touched or not.  Only whole 8-byte shadow granules are poisoned (see
+ * asan_mark), so up to 4 bytes at the ends of an object go unchecked.  A
+ * chunk's shadow is cleared when the chunk is unmapped: a later mapping at
+ * the same address must start clean.
+ *
+ * Valgrind (when <valgrind/memcheck.h> was found at build time).  Freed
+ * bytes become NOACCESS in every unit and allocations DEFINED (they are
+ * zeroed, so their contents are known).  MALLOCLIKE_BLOCK would be the
+ * other choice, but it turns every unit copy into a heap block of its own
+ * for the leak checker and wants a FREELIKE_BLOCK for each before the
+ * chunk is unmapped; the per-CPU bytes are not heap blocks, they are
+ * pieces of a mapping whose lifetime the allocator manages, which is
+ * exactly what the MAKE_MEM_* requests describe.  Valgrind forgets the
+ * marks itself when a mapping goes away.
+ *
+ * Static templates.  A PCPU_DEFINE section is copied into every unit, but
+ * only its non-zero parts, so zero-initialised variables leave units
+ * untouched too.
+ */
+#include "units.h"
+
+#include <stdio.h>
+
+#include "os.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PCPU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PCPU_ASAN 1
+#endif
+#endif
+
+#ifdef PCPU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sys/mman.h>
+/* Reading freed memory on purpose (robust checks): under ASan it is
+ * poisoned, and the library's own look at it is not a use. */
+#define PCPU_READS_FREED __attribute__((no_sanitize("address")))
+#else
+#define PCPU_READS_FREED
+#endif
+
+#ifdef PCPU_HAVE_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
+#define POISON_BYTE 0xa5u
+
+bool pcpu__units_hooked;
+static bool robust;
+
+/* Annotations are wanted whenever the tool is there, robust mode or not. */
+static bool annotate(void)
+{
+#if defined(PCPU_ASAN)
+    return true;
+#elif defined(PCPU_HAVE_VALGRIND)
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return false;
+#endif
+}
+
+void pcpu__units_init(bool robust_mode)
+{
+    robust = robust_mode;
+    pcpu__units_hooked = robust || annotate();
+}
+
+bool pcpu__units_robust(void)
+{
+    return robust;
+}
+
+/* ---- zeroing ---------------------------------------------------------------- */
+
+/* Compared against with memcmp, which the C library vectorises. */
+static const unsigned char zero_block[4096];
+
+static bool all_zero(const char *p, size_t bytes)
+{
+    while (bytes > sizeof(zero_block)) {
+        if (memcmp(p, zero_block, sizeof(zero_block)) != 0)
+            return false;
+        p += sizeof(zero_block);
+        bytes -= sizeof(zero_block);
+    }
+    return memcmp(p, zero_block, bytes) == 0;
+}
+
+__attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes)
+{
+    unsigned int n = pcpu__nr_units;
+    for (unsigned int i = 0; i < n; i++) {
+        char *p = (char *)cookie + pcpu__cpu_offsets[i];
+        if (!all_zero(p, bytes))
+            memset(p, 0, bytes);
+    }
+}
+
+/* ---- tool marks ----------------------------------------------------------- */
+
+#ifdef PCPU_ASAN
+/*
+ * ASan keeps one shadow byte per 8 bytes, but objects are 4-byte granules,
+ * so two objects can share a shadow byte, and they can be freed and
+ * allocated by two threads at once: ASan's partial-granule updates are
+ * read-modify-writes that would then race and could leave a live object
+ * poisoned.  So a free poisons only the 8-byte granules wholly inside the
+ * object (nobody else owns them), and an allocation unpoisons the object
+ * widened to whole granules (every writer of a shared granule writes the
+ * same "addressable").  Up to 4 bytes at either end of an object are thus
+ * not checked -- a missed report, never a false one.
+ */
+static void asan_mark(void *p, size_t bytes, bool on)
+{
+    uintptr_t b = (uintptr_t)p, e = b + bytes;
+    if (on) {
+        b &= ~(uintptr_t)7;
+        e = (e + 7) & ~(uintptr_t)7;
+        ASAN_UNPOISON_MEMORY_REGION((void *)b, e - b);
+    } else {
+        b = (b + 7) & ~(uintptr_t)7;
+        e &= ~(uintptr_t)7;
+        if (e > b)
+            ASAN_POISON_MEMORY_REGION((void *)b, e - b);
+    }
+}
+#endif
+
+/* Mark [p, p+bytes) of one unit usable (on) or freed (off) for the tools. */
+static void mark_unit(void *p, size_t bytes, bool on)
+{
+#ifdef PCPU_ASAN
+    asan_mark(p, bytes, on);
+#endif
+#ifdef PCPU_HAVE_VALGRIND
+    if (on)
+        VALGRIND_MAKE_MEM_DEFINED(p, bytes);
+    else
+        VALGRIND_MAKE_MEM_NOACCESS(p, bytes);
+#endif
+    (void)p;
+    (void)bytes;
+    (void)on;
+}
+
+/* ---- robust mode ---------------------------------------------------------- */
+
+/* Objects are whole granules (4 bytes) at granule-aligned offsets, so the
+ * scans go a word at a time; memcpy keeps them free of aliasing trouble. */
+static inline uint32_t word_at(const unsigned char *p, size_t i)
+{
+    uint32_t w;
+    memcpy(&w, p + i, sizeof(w));
+    return w;
+}
+
+static bool unit_is_zero(const unsigned char *p, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i += PCPU_GRANULE)
+        if (word_at(p, i))
+            return false;
+    return true;
+}
+
+void pcpu__units_handed_out(void *cookie, size_t bytes)
+{
+    const uint32_t poison = POISON_BYTE * 0x01010101u;
+    unsigned int n = pcpu__nr_units;
+    for (unsigned int u = 0; u < n; u++) {
+        unsigned char *p = (unsigned char *)cookie + pcpu__cpu_offsets[u];
+        mark_unit(p, bytes, true);
+        if (!robust)
+            continue;
+        bool poisoned = false;
+        for (size_t i = 0; i < bytes; i += PCPU_GRANULE) {
+            uint32_t w = word_at(p, i);
+            if (w == 0)
+                continue;
+            poisoned = true;
+            if (w == poison)
+                continue;
+            /* A mix of zero and poison is fine: objects are carved anew. */
+            for (size_t j = i; j < i + PCPU_GRANULE; j++)
+                if (p[j] != 0 && p[j] != POISON_BYTE)
+                    pcpu__die("percpu: robust mode: %p was written after free (cpu %u, "
+                              "offset %zu, byte 0x%02x)",
+                              cookie, u, j, p[j]);
+        }
+        if (poisoned)
+            memset(p, 0, bytes);
+    }
+}
+
+void pcpu__units_freed_hooked(void *cookie, size_t bytes)
+{
+    if (!robust) {
+        pcpu__units_zero(cookie, bytes);
+    } else {
+        unsigned int n = pcpu__nr_units;
+        for (unsigned int u = 0; u < n; u++) {
+            unsigned char *p = (unsigned char *)cookie + pcpu__cpu_offsets[u];
+            /* Reading first keeps never-written units on the zero page. */
+            if (!unit_is_zero(p, bytes))
+                memset(p, POISON_BYTE, bytes);
+        }
+    }
+    for (unsigned int u = 0; u < pcpu__nr_units; u++)
+        mark_unit((char *)cookie + pcpu__cpu_offsets[u], bytes, false);
+}
+
+PCPU_READS_FREED size_t pcpu__units_first_dirty(const void *cookie, size_t bytes,
+                                                 unsigned int u)
+{
+    const unsigned char *p = (const unsigned char *)cookie + pcpu__cpu_offsets[u];
+    for (size_t i = 0; i < bytes; i += PCPU_GRANULE)
+        for (size_t j = i; j < i + PCPU_GRANULE; j++)
+            if (p[j] != 0 && p[j] != POISON_BYTE)
+                return i;
+    return SIZE_MAX;
+}
+
+/*
+ * ASan does not clear the shadow of memory that is unmapped, and a later
+ * mapping at the same address (the next chunk, or anything else) would
+ * inherit the poison.  Unpoisoning the whole span with the ASan call would
+ * write zeroes over its shadow and make an eighth of the span resident, so
+ * the whole shadow pages are handed back to the OS instead (they read as
+ * zero, "addressable", afterwards) and only the ends go through ASan.
+ */
+void pcpu__units_unmapping(void *addr, size_t size)
+{
+#ifdef PCPU_ASAN
+    size_t scale, offset;
+    __asan_get_shadow_mapping(&scale, &offset);
+    uintptr_t b = (uintptr_t)addr, e = b + size;
+    uintptr_t ps = pcpu__page_size;
+    uintptr_t sb = ((b >> scale) + offset + ps - 1) & ~(ps - 1);
+    uintptr_t se = ((e >> scale) + offset) & ~(ps - 1);
+    if (se > sb) {
+        uintptr_t mb = (sb - offset) << scale, me = (se - offset) << scale;
+        ASAN_UNPOISON_MEMORY_REGION(addr, mb - b);
+        if (madvise((void *)sb, se - sb, MADV_DONTNEED) != 0)
+            ASAN_UNPOISON_MEMORY_REGION((void *)mb, me - mb);
+        ASAN_UNPOISON_MEMORY_REGION((void *)me, e - me);
+    } else {
+        ASAN_UNPOISON_MEMORY_REGION(addr, size);
+    }
+#endif
+    (void)addr;
+    (void)size;
+}
+
+/* ---- static templates ------------------------------------------------------ */
+
+void pcpu__units_fill(void *cookie, const void *tmpl, size_t size)
+{
+    const size_t step = 64;
+    for (size_t off = 0; off < size; off += step) {
+        size_t len = size - off < step ? size - off : step;
+        const char *src = (const char *)tmpl + off;
+        bool zero = true;
+        for (size_t i = 0; i < len; i++)
+            if (src[i]) {
+                zero = false;
+                break;
+            }
+        if (zero)
+            continue;
+        for (unsigned int cpu = 0; cpu < pcpu__nr_units; cpu++)
+            memcpy((char *)cookie + pcpu__cpu_offsets[cpu] + off, src, len);
+    }
+}
+
+bool pcpu__units_equal(const void *cookie, const void *tmpl, size_t size)
+{
+    for (unsigned int cpu = 0; cpu < pcpu__nr_units; cpu++)
+        if (memcmp((const char *)cookie + pcpu__cpu_offsets[cpu], tmpl, size) != 0)
+            return false;
+    return true;
+}

@@ -1,0 +1,74 @@
+/*
+ * units.h - every walk over the units of one object (units.c): zeroing,
+ * robust-mode poisoning and checks, sanitizer and valgrind marks, copying
+ * a static template.  One object is the same bytes in every unit, so
+ * these all loop over pcpu__cpu_offsets; keeping them here keeps the
+ * rules in one place: never write a unit that is already right (a unit
+ * nobody wrote stays on the shared zero page and costs no memory).
+ */
+#ifndef PCPU_UNITS_H
+#define PCPU_UNITS_H
+
+#include "internal.h"
+
+#include <string.h>
+
+/* Set at initialisation: robust mode (poison on free, check on alloc), and
+ * whether any per-object hook is needed at all (robust mode, or a
+ * sanitizer or valgrind that wants marks), so that the fast paths pay one
+ * predictable branch. */
+PCPU_HIDDEN extern bool pcpu__units_hooked;
+PCPU_HIDDEN void pcpu__units_init(bool robust);
+PCPU_HIDDEN bool pcpu__units_robust(void);
+
+PCPU_HIDDEN void pcpu__units_zero_large(void *cookie, size_t bytes);
+
+/* Zero the object in every unit where it is not zero already.  The small
+ * case is inline: it is most of a small pcpu_free(). */
+static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie, size_t bytes)
+{
+    if (bytes > 16) {
+        pcpu__units_zero_large(cookie, bytes);
+        return;
+    }
+    unsigned int n = pcpu__nr_units;
+    for (unsigned int i = 0; i < n; i++) {
+        char *p = (char *)cookie + pcpu__cpu_offsets[i];
+        uint64_t a = 0, b = 0;
+        memcpy(&a, p, bytes < 8 ? bytes : 8);
+        if (bytes > 8)
+            memcpy(&b, p + 8, bytes - 8);
+        if (a | b)
+            memset(p, 0, bytes);
+    }
+}
+
+/* A freed object: zero it (robust mode: poison the units that were
+ * written), then mark it freed for the tools. */
+PCPU_HIDDEN void pcpu__units_freed_hooked(void *cookie, size_t bytes);
+static inline __attribute__((always_inline)) void pcpu__units_freed(void *cookie, size_t bytes)
+{
+    if (unlikely(pcpu__units_hooked))
+        pcpu__units_freed_hooked(cookie, bytes);
+    else
+        pcpu__units_zero(cookie, bytes);
+}
+
+/* An object handed out: mark it usable for the tools; in robust mode check
+ * that nothing was written while it was free (stops the process naming
+ * the cookie) and turn poison back into zeroes.  Only when hooked. */
+PCPU_HIDDEN void pcpu__units_handed_out(void *cookie, size_t bytes);
+
+/* A chunk's mapping is about to go away (sanitizer shadow). */
+PCPU_HIDDEN void pcpu__units_unmapping(void *addr, size_t size);
+
+/* Copy a template into every unit, skipping zero runs; whether every unit
+ * still equals it. */
+PCPU_HIDDEN void pcpu__units_fill(void *cookie, const void *tmpl, size_t size);
+PCPU_HIDDEN bool pcpu__units_equal(const void *cookie, const void *tmpl, size_t size);
+
+/* Freed memory must read zero or poison: the offset of the first granule
+ * of [cookie, cookie+bytes) in unit u that does not, or SIZE_MAX. */
+PCPU_HIDDEN size_t pcpu__units_first_dirty(const void *cookie, size_t bytes, unsigned int u);
+
+#endif
