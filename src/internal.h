@@ -56,6 +56,13 @@ PCPU_HIDDEN __attribute__((format(printf, 1, 2))) void pcpu__warn(const char *fm
 #define pcpu_assert_expensive(e) ((void)0)
 #endif
 
+/* ---- the allocator lock's owner ------------------------------------------- */
+/* Whether the calling thread holds the allocator lock (pool.c sets it), so
+ * that every layer can state its locking rule: functions named _locked
+ * check it at debug level 2. */
+PCPU_HIDDEN extern __thread bool pcpu__lock_held __attribute__((tls_model("initial-exec")));
+#define pcpu_assert_locked() pcpu_assert_internal(pcpu__lock_held)
+
 /* ---- sizes -------------------------------------------------------------- */
 #define PCPU_GRANULE 4u                  /* bytes per map bit (min alloc)   */
 #define PCPU_GRANULE_SHIFT 2

@@ -7,9 +7,6 @@
  * reason: the allocator must survive its own bookkeeping failing.
  *
  * Nothing here takes the allocator lock; callers hold it where it matters.
- * It also holds the library's last-resort reporting (pcpu__die, warnings,
- * failed assertions) and the per-thread marker of the public call a thread
- * is inside, which everything else depends on.
  */
 #include "os.h"
 
@@ -51,50 +48,6 @@ bool pcpu__os_fault(enum pcpu_os_call what)
         return true;
     }
     return false;
-}
-
-void pcpu__assert_fail(const char *expr, const char *file, int line)
-{
-    fprintf(stderr, "percpu: assertion failed: %s (%s:%d)\n", expr, file, line);
-    fflush(stderr);
-    abort();
-}
-
-void pcpu__die(const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n > sizeof(buf) - 2)
-        n = sizeof(buf) - 2;
-    buf[n++] = '\n';
-    /* One write: the message must not interleave with other threads'. */
-    ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
-    (void)w;
-    abort();
-}
-
-__thread const char *pcpu__inside __attribute__((tls_model("initial-exec")));
-
-void pcpu__reentered(const char *fn)
-{
-    pcpu__die("percpu: %s called from a signal handler that interrupted %s on the same "
-              "thread (the allocator is not async-signal-safe)",
-              fn, pcpu__inside);
-}
-
-void pcpu__warn(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("percpu: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
 }
 
 /* Map size bytes aligned to align (a power of two >= page) with prot:

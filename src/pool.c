@@ -48,37 +48,35 @@ static struct {
     .lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP,
 };
 
-static __thread bool lock_held __attribute__((tls_model("initial-exec")));
-
-#define assert_locked() pcpu_assert_internal(lock_held)
+#define assert_locked() pcpu_assert_locked()
 
 /* ---- the lock --------------------------------------------------------- */
 
 void pcpu__pool_lock(void)
 {
     pthread_mutex_lock(&pool.lock);
-    lock_held = true;
+    pcpu__lock_held = true;
 }
 
 void pcpu__pool_unlock(void)
 {
     assert_locked();
-    lock_held = false;
+    pcpu__lock_held = false;
     pthread_mutex_unlock(&pool.lock);
 }
 
 bool pcpu__pool_lock_held(void)
 {
-    return lock_held;
+    return pcpu__lock_held;
 }
 
 int pcpu__pool_wait(pthread_cond_t *cond, const struct timespec *deadline)
 {
     assert_locked();
-    lock_held = false;
+    pcpu__lock_held = false;
     int r = deadline ? pthread_cond_timedwait(cond, &pool.lock, deadline)
                      : pthread_cond_wait(cond, &pool.lock);
-    lock_held = true;
+    pcpu__lock_held = true;
     return r;
 }
 

@@ -66,6 +66,7 @@ void pcpu__reclaim_enable(bool on)
 
 void pcpu__reclaim_kick_locked(void)
 {
+    pcpu_assert_locked();
     if (!enabled || pending)
         return;
     pending = true;

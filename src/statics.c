@@ -79,6 +79,7 @@ static void set_placement(struct pcpu__module *m, void *cookie, int how)
 
 bool pcpu__statics_add_locked(struct pcpu__module *mod)
 {
+    pcpu_assert_locked();
     struct pcpu__module **pp = &modules;
     for (; *pp; pp = &(*pp)->next)
         if (*pp == mod)
@@ -92,6 +93,7 @@ bool pcpu__statics_add_locked(struct pcpu__module *mod)
 
 size_t pcpu__statics_size_locked(void)
 {
+    pcpu_assert_locked();
     size_t off = 0;
     for (struct pcpu__module *m = modules; m; m = m->next) {
         size_t a = section_align(m);
@@ -114,6 +116,7 @@ static bool append_static(struct pcpu__module *m)
 
 void pcpu__statics_place_locked(char *cookie, size_t room)
 {
+    pcpu_assert_locked();
     static_cookie = cookie;
     static_room = room;
     static_used = 0;
@@ -142,12 +145,14 @@ static void place_late(struct pcpu__module *m)
 
 void pcpu__statics_place_one_locked(struct pcpu__module *mod, bool may_append)
 {
+    pcpu_assert_locked();
     if (!may_append || !append_static(mod))
         place_late(mod);
 }
 
 bool pcpu__statics_remove_locked(struct pcpu__module *mod)
 {
+    pcpu_assert_locked();
     bool balance = false;
     for (struct pcpu__module **pp = &modules; *pp; pp = &(*pp)->next) {
         if (*pp != mod)
@@ -173,6 +178,7 @@ bool pcpu__statics_remove_locked(struct pcpu__module *mod)
 
 void pcpu__statics_reset_locked(char *old_first, size_t old_size)
 {
+    pcpu_assert_locked();
     /* The range of the life before the last one is of no use any more. */
     if (stale_base)
         pcpu__os_release(stale_base, stale_size);
@@ -207,6 +213,7 @@ const void *pcpu__statics_translate(const void *cookie)
 
 bool pcpu__statics_pristine_locked(void)
 {
+    pcpu_assert_locked();
     for (struct pcpu__module *m = modules; m; m = m->next)
         if (m->placed && !pcpu__units_equal(m->cookie, m->start, section_size(m)))
             return false;

@@ -64,7 +64,7 @@ static void unlink_cache(struct pcpu_tcache *tc)
 
 size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
 {
-    pcpu_assert_internal(pcpu__pool_lock_held());
+    pcpu_assert_locked();
     size_t returned = 0;
     for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
         struct pcpu_tcache_class *cls = &tc->cls[ci];
@@ -184,6 +184,7 @@ void pcpu__tcache_put_full(struct pcpu_tcache *tc, size_t ci, void *cookie, stru
 
 void pcpu__tcache_drop_all_locked(void)
 {
+    pcpu_assert_locked();
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             tc->cls[ci].count = 0;
@@ -191,6 +192,7 @@ void pcpu__tcache_drop_all_locked(void)
 
 void pcpu__tcache_flush_others_locked(void)
 {
+    pcpu_assert_locked();
     struct pcpu_tcache *tc = all_caches, *next;
     for (; tc; tc = next) {
         next = tc->next;
@@ -206,6 +208,7 @@ void pcpu__tcache_flush_others_locked(void)
 
 size_t pcpu__tcache_count_locked(void)
 {
+    pcpu_assert_locked();
     size_t n = 0;
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
@@ -215,6 +218,7 @@ size_t pcpu__tcache_count_locked(void)
 
 int pcpu__tcache_validate_locked(void)
 {
+    pcpu_assert_locked();
     int problems = 0;
     struct pcpu_tcache *tc = pcpu__my_tcache;
     /* Other live threads push and pop their caches without the lock:

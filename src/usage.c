@@ -34,6 +34,7 @@ static void note_size(size_t mn, size_t mx)
 
 void pcpu__usage_attach_locked(struct pcpu_usage *u)
 {
+    pcpu_assert_locked();
     atomic_store(&u->epoch, atomic_load(&pcpu__usage_epoch));
     u->prev = NULL;
     u->next = g.threads;
@@ -44,6 +45,7 @@ void pcpu__usage_attach_locked(struct pcpu_usage *u)
 
 void pcpu__usage_detach_locked(struct pcpu_usage *u)
 {
+    pcpu_assert_locked();
     pcpu__usage_fold_locked(u);
     if (u->prev)
         u->prev->next = u->next;
@@ -65,6 +67,7 @@ static void clear_thread(struct pcpu_usage *u)
 
 void pcpu__usage_fold_locked(struct pcpu_usage *u)
 {
+    pcpu_assert_locked();
     pcpu__usage_sample_locked();
     g.nr_alloc += atomic_load(&u->nr_alloc);
     g.nr_dealloc += atomic_load(&u->nr_dealloc);
@@ -95,6 +98,7 @@ static void sum_threads(uint64_t *a, uint64_t *d, uint64_t *excursion)
 
 void pcpu__usage_sample_locked(void)
 {
+    pcpu_assert_locked();
     uint64_t a, d, x;
     sum_threads(&a, &d, &x);
     uint64_t cur = (g.nr_alloc + a) - (g.nr_dealloc + d);
@@ -106,6 +110,7 @@ void pcpu__usage_sample_locked(void)
 
 void pcpu__usage_alloc_locked(size_t size)
 {
+    pcpu_assert_locked();
     pcpu__usage_sample_locked();
     g.nr_alloc++;
     note_size(size, size);
@@ -114,12 +119,14 @@ void pcpu__usage_alloc_locked(size_t size)
 
 void pcpu__usage_free_locked(void)
 {
+    pcpu_assert_locked();
     pcpu__usage_sample_locked();
     g.nr_dealloc++;
 }
 
 void pcpu__usage_totals_locked(struct pcpu_usage_totals *out)
 {
+    pcpu_assert_locked();
     pcpu__usage_sample_locked();
     uint64_t a, d, x;
     sum_threads(&a, &d, &x);
@@ -141,6 +148,7 @@ void pcpu__usage_totals_locked(struct pcpu_usage_totals *out)
 
 void pcpu__usage_reset_locked(void)
 {
+    pcpu_assert_locked();
     for (struct pcpu_usage *u = g.threads; u; u = u->next)
         clear_thread(u);
     g.nr_alloc = g.nr_dealloc = g.nr_max_alloc = 0;

@@ -126,6 +126,7 @@ static void dirt_in_cached(struct pcpu_chunk *c, void *cookie, size_t bits, void
 
 void pcpu__validate_at_exit_locked(bool robust, bool report_leaks)
 {
+    pcpu_assert_locked();
     if (!robust && !report_leaks)
         return;
     struct leak_ctx l = {0};
