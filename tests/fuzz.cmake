@@ -17,7 +17,7 @@ set_property(TARGET percpu_obj APPEND PROPERTY COMPILE_OPTIONS -fsanitize=fuzzer
 set_property(TARGET percpu_static APPEND PROPERTY INTERFACE_LINK_OPTIONS -fsanitize=address,undefined)
 set_property(TARGET percpu APPEND PROPERTY LINK_OPTIONS -fsanitize=address,undefined)
 
-add_executable(fuzz_model ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_model.c)
+add_executable(fuzz_model ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_model.c ${CMAKE_CURRENT_SOURCE_DIR}/model.c)
 target_include_directories(fuzz_model PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_options(fuzz_model PRIVATE -fsanitize=fuzzer ${PCPU_FUZZ_SAN})
 target_link_options(fuzz_model PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -13,7 +13,7 @@
  * Built only with -DPCPU_FUZZ=ON and clang (tests/fuzz.cmake); run with
  * `make fuzz FUZZ_SECONDS=N`.  Seeds live in tests/corpus/.
  */
-#include "pcpu_model.h"
+#include "model.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -150,7 +150,7 @@ __attribute__((unused)) static void child_dispatch(int argc, char **argv,
 __attribute__((unused)) static struct pcpu_config child_env_config(void)
 {
     struct pcpu_config cfg = {0};
-    cfg.backend = pcpu_test_backend();
+    cfg.backend = tu_backend();
     const char *x = getenv("PERCPU_INDEX");
     if (x && !strcmp(x, "cid"))
         cfg.index = PCPU_INDEX_CID;

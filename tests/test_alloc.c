@@ -33,7 +33,7 @@ static void assert_zero_all_units(void *c, size_t size)
 static int setup(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     return 0;
 }
 
@@ -75,8 +75,8 @@ static void test_alignment(void **state)
     size_t sz[N];
     uint64_t seed = 42;
     for (int i = 0; i < N; i++) {
-        sz[i] = 1 + pcpu_test_rand(&seed) % 2000;
-        size_t a = (size_t)1 << (pcpu_test_rand(&seed) % 13);
+        sz[i] = 1 + tu_rand(&seed) % 2000;
+        size_t a = (size_t)1 << (tu_rand(&seed) % 13);
         if (a > ps)
             a = ps;
         live[i] = pcpu_alloc(sz[i], a);
@@ -154,7 +154,7 @@ static void test_einval(void **state)
     expect_einval(8, SIZE_MAX);
     expect_einval(8, (size_t)1 << 63);
     /* Nothing was counted or leaked. */
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_int_equal(st.nr_cur_alloc, 0);
     assert_valid();
 }
@@ -196,16 +196,16 @@ static void test_zeroing(void **state)
     }
     /* Also with many units, where pages are written in some units only. */
     struct pcpu_config cfg = {.nr_cpus = 64};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         check_zeroing(sizes[i], 0, 1);
     /* And without thread caches. */
     cfg = (struct pcpu_config){.nr_cpus = 4, .flags = PCPU_F_NO_CACHE};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         check_zeroing(sizes[i], 0, 1);
     assert_valid();
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
 }
 
 /* A freed object's space is handed out again. */
@@ -220,14 +220,14 @@ static void test_reuse(void **state)
     pcpu_free(b);
 
     /* Large objects go back to the map and are found there again. */
-    struct pcpu_stats st0 = pcpu_test_stats();
+    struct pcpu_stats st0 = tu_stats();
     for (int round = 0; round < 200; round++) {
         void *c = pcpu_alloc(8192, 0);
         assert_non_null(c);
         memset(pcpu_ptr(c, 0), 0xff, 8192);
         pcpu_free(c);
     }
-    struct pcpu_stats st1 = pcpu_test_stats();
+    struct pcpu_stats st1 = tu_stats();
     assert_int_equal(st1.nr_chunks, st0.nr_chunks);
     assert_int_equal(st1.nr_cur_alloc, st0.nr_cur_alloc);
     assert_int_equal(st1.nr_alloc - st0.nr_alloc, 200);
@@ -241,10 +241,10 @@ static void test_reuse(void **state)
         assert_non_null(v[i] = pcpu_alloc(300, 0));
     for (int i = 0; i < N; i++)
         pcpu_free(v[i]);
-    unsigned int chunks = pcpu_test_stats().nr_chunks;
+    unsigned int chunks = tu_stats().nr_chunks;
     for (int i = 0; i < N; i++)
         assert_non_null(v[i] = pcpu_alloc(300, 0));
-    assert_true(pcpu_test_stats().nr_chunks <= chunks);
+    assert_true(tu_stats().nr_chunks <= chunks);
     for (int i = 0; i < N; i++)
         pcpu_free(v[i]);
     assert_valid();
@@ -283,7 +283,7 @@ static void test_new(void **state)
 static void test_reserved(void **state)
 {
     (void)state;
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     size_t lo = st.static_size, hi = st.static_size + st.reserved_size;
     assert_true(st.reserved_size > 0);
     struct pcpu_addr_info ai;
@@ -356,18 +356,18 @@ static void test_cookie_guard(void **state)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         g_cookie = pcpu_alloc(sizes[i], 0);
         assert_non_null(g_cookie);
-        assert_int_equal(pcpu_test_dies_by_signal(touch_cookie, g_cookie), SIGSEGV);
-        assert_int_equal(pcpu_test_dies_by_signal(write_cookie, g_cookie), SIGSEGV);
+        assert_int_equal(tu_dies_by_signal(touch_cookie, g_cookie), SIGSEGV);
+        assert_int_equal(tu_dies_by_signal(write_cookie, g_cookie), SIGSEGV);
         /* The last byte of the object too. */
-        assert_int_equal(pcpu_test_dies_by_signal(touch_cookie, (char *)g_cookie + sizes[i] - 1),
+        assert_int_equal(tu_dies_by_signal(touch_cookie, (char *)g_cookie + sizes[i] - 1),
                          SIGSEGV);
         /* A real address does not fault. */
-        assert_int_equal(pcpu_test_dies_by_signal(touch_cookie, pcpu_ptr(g_cookie, 0)), 0);
+        assert_int_equal(tu_dies_by_signal(touch_cookie, pcpu_ptr(g_cookie, 0)), 0);
         pcpu_free(g_cookie);
     }
     void *r = pcpu_alloc_reserved(16, 0);
     assert_non_null(r);
-    assert_int_equal(pcpu_test_dies_by_signal(touch_cookie, r), SIGSEGV);
+    assert_int_equal(tu_dies_by_signal(touch_cookie, r), SIGSEGV);
     pcpu_free(r);
 }
 
@@ -377,34 +377,34 @@ static void test_million(void **state)
     enum { N = 1 << 20 };
     void **v = malloc(N * sizeof(*v));
     assert_non_null(v);
-    double t0 = pcpu_test_now();
+    double t0 = tu_now();
     for (int i = 0; i < N; i++) {
         v[i] = pcpu_alloc(8, 0);
         if (!v[i])
             fail_msg("allocation %d failed: %s", i, strerror(errno));
     }
-    double t1 = pcpu_test_now();
+    double t1 = tu_now();
     for (int i = 0; i < N; i += 4099)
         *(uint64_t *)pcpu_ptr(v[i], 0) = (uint64_t)i;
     for (int i = 0; i < N; i += 4099)
         assert_int_equal(*(uint64_t *)pcpu_ptr(v[i], 0), i);
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_int_equal(st.nr_cur_alloc, N);
     /* 8 MiB per unit at least. */
     assert_true(st.nr_chunks >= (unsigned int)((size_t)N * 8 / st.unit_size));
     assert_valid();
-    double t2 = pcpu_test_now();
+    double t2 = tu_now();
     for (int i = 0; i < N; i++)
         pcpu_free(v[i]);
-    double t3 = pcpu_test_now();
+    double t3 = tu_now();
     printf("# 1M x 8 bytes, %u units: alloc %.1f ns/op, free %.1f ns/op, %u chunks\n",
            pcpu_nr_cpus(), (t1 - t0) * 1e9 / N, (t3 - t2) * 1e9 / N, st.nr_chunks);
-    st = pcpu_test_stats();
+    st = tu_stats();
     assert_int_equal(st.nr_cur_alloc, 0);
     free(v);
     assert_valid();
     pcpu_reclaim(true);
-    assert_int_equal(pcpu_test_stats().nr_chunks, 1);
+    assert_int_equal(tu_stats().nr_chunks, 1);
     assert_valid();
 }
 

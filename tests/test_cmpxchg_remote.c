@@ -50,7 +50,7 @@ static void pin_self(int cpu)
 /* The configuration the environment asks for (backend and index). */
 static void reinit_env(void)
 {
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
 }
 
 /* ---- (a) failing compares next to remote atomic increments ------------ */
@@ -251,15 +251,15 @@ static void test_spinlock_released_from_other_cpu(void **state)
     /* Watchdog: a handoff that makes no progress for STUCK_SECONDS is a
      * lost release (no timing assertion otherwise). */
     unsigned long last = (unsigned long)-1;
-    double since = pcpu_test_now();
+    double since = tu_now();
     for (;;) {
         unsigned long done = atomic_load(&s.released);
         if (done == NR_HANDOFFS || atomic_load(&s.give_up))
             break;
         if (done != last) {
             last = done;
-            since = pcpu_test_now();
-        } else if (pcpu_test_now() - since > STUCK_SECONDS) {
+            since = tu_now();
+        } else if (tu_now() - since > STUCK_SECONDS) {
             atomic_store(&s.give_up, 1);
             break;
         }

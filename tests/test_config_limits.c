@@ -53,7 +53,7 @@ static void refuse_then_work(const struct pcpu_config *cfg)
         _exit(CHILD_BAD_RETURN);
     if (e != EINVAL)
         _exit(CHILD_BAD_ERRNO);
-    struct pcpu_config ok = {.backend = pcpu_test_backend()};
+    struct pcpu_config ok = {.backend = tu_backend()};
     if (pcpu_init(&ok) != 0)
         _exit(CHILD_REINIT);
     long *p = PCPU_NEW(long);
@@ -139,7 +139,7 @@ static bool check_refused(const char *what, struct pcpu_config cfg, const char *
                           const char *const *more)
 {
     char err[8192];
-    cfg.backend = pcpu_test_backend();
+    cfg.backend = tu_backend();
     int status = run_child(&cfg, err, sizeof(err));
     if (WIFSIGNALED(status)) {
         print_error("%s: pcpu_init crashed with signal %d; stderr: %s\n", what,
@@ -246,7 +246,7 @@ static bool check_no_dynamic_space(const char *what, size_t unit, size_t reserve
         return false;
     /* ...then the numbers of the rule in that same line. */
     char err[8192];
-    cfg.backend = pcpu_test_backend();
+    cfg.backend = tu_backend();
     int status = run_child(&cfg, err, sizeof(err));
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == CHILD_OK);
     const char *need[] = {"reserved_size", "dynamic", NULL};
@@ -277,14 +277,14 @@ static void test_reserved_leaves_no_dynamic_space(void **state)
 static void test_dynamic_minimum_boundary(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
-    struct pcpu_stats st = pcpu_test_stats();
+    tu_reinit(NULL);
+    struct pcpu_stats st = tu_stats();
     const size_t unit = 64 * 1024, page = st.page_size;
     /* The largest reserved area that leaves 32 KiB after the static one. */
     size_t reserved = unit - 32 * 1024 - st.static_size;
     struct pcpu_config cfg = {.unit_size = unit, .reserved_size = reserved};
-    pcpu_test_reinit(&cfg);
-    st = pcpu_test_stats();
+    tu_reinit(&cfg);
+    st = tu_stats();
     assert_int_equal(st.unit_size, unit);
     assert_true(st.dyn_size >= 32 * 1024);
     void *p = pcpu_alloc(32 * 1024, 0);
@@ -302,7 +302,7 @@ static void test_max_memory_size_max(void **state)
 {
     (void)state;
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = pcpu_test_backend(), .max_memory = SIZE_MAX};
+    struct pcpu_config cfg = {.backend = tu_backend(), .max_memory = SIZE_MAX};
     if (pcpu_init(&cfg) != 0)
         fail_msg("pcpu_init(max_memory = SIZE_MAX): %s", strerror(errno));
     void *v[64];

@@ -50,7 +50,7 @@ static unsigned long failures_seen;
 static struct pcpu_config fault_cfg(void)
 {
     struct pcpu_config cfg = {
-        .backend = pcpu_test_backend(),
+        .backend = tu_backend(),
         .nr_cpus = NR_UNITS,
         .unit_size = 64u << 10, /* small units: the workload needs several chunks */
         .flags = PCPU_F_NO_RECLAIM, /* no worker making OS calls at random times */
@@ -252,7 +252,7 @@ static size_t vm_size(void)
 static int rlimit_child(void)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = pcpu_test_backend(), .flags = PCPU_F_NO_RECLAIM};
+    struct pcpu_config cfg = {.backend = tu_backend(), .flags = PCPU_F_NO_RECLAIM};
     if (pcpu_init(&cfg) != 0)
         return 1;
     struct rlimit rl = {.rlim_cur = vm_size() + (64u << 20), .rlim_max = RLIM_INFINITY};

@@ -148,7 +148,7 @@ static void *reclaimer(void *arg)
 static void test_cross_thread_free(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     nr_units = pcpu_nr_cpus();
     if (nr_units > 16)
         nr_units = 16; /* enough units to see cross-talk, fewer bytes to write */
@@ -185,7 +185,7 @@ static void *worker(void *arg)
     unsigned char *held[KEEP] = {0};
     uint64_t rng = id + 1;
     while (!atomic_load(&stop_workers)) {
-        unsigned int k = (unsigned int)(pcpu_test_rand(&rng) % KEEP);
+        unsigned int k = (unsigned int)(tu_rand(&rng) % KEEP);
         size_t size = size_of(k);
         if (held[k]) {
             if (check(held[k], size, k + id * KEEP) != 0)
@@ -246,7 +246,7 @@ static void test_fork_while_allocating(void **state)
      * multi-threaded fork, and a free may start the reclaim worker. */
     cfg.flags = PCPU_F_NO_RECLAIM;
 #endif
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     nr_units = pcpu_nr_cpus();
     if (nr_units > 16)
         nr_units = 16;

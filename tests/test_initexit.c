@@ -16,7 +16,7 @@ static void one_cycle(enum pcpu_backend backend, unsigned int units, unsigned in
     if (r != 0)
         fail_msg("pcpu_init(%s, %u units): %s", backend == PCPU_BACKEND_KM ? "km" : "vm", units,
                  strerror(errno));
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_int_equal(st.nr_units, units);
     assert_int_equal(st.backend, backend);
     assert_int_equal(st.nr_alloc, 0);
@@ -58,7 +58,7 @@ static void one_cycle(enum pcpu_backend backend, unsigned int units, unsigned in
             assert_int_equal(*(uint32_t *)pcpu_ptr(v[i], probe[k]), (uint32_t)(i * 3 + k + 1));
         }
     }
-    st = pcpu_test_stats();
+    st = tu_stats();
     assert_int_equal(st.nr_alloc, N + 1);
     assert_int_equal(st.nr_cur_alloc, N + 1);
     assert_valid();
@@ -72,7 +72,7 @@ static void test_cycles(void **state)
 {
     (void)state;
     static const unsigned int units[] = {2, 256, 4096};
-    double t0 = pcpu_test_now();
+    double t0 = tu_now();
     int cycles = 0;
     for (int round = 0; round < 4; round++)
         for (int b = 0; b < 2; b++)
@@ -81,7 +81,7 @@ static void test_cycles(void **state)
                           round % 2 ? PCPU_F_NO_CACHE : 0);
                 cycles++;
             }
-    printf("# %d init/exit cycles in %.2f s\n", cycles, pcpu_test_now() - t0);
+    printf("# %d init/exit cycles in %.2f s\n", cycles, tu_now() - t0);
     pcpu_exit();
 }
 
@@ -93,10 +93,10 @@ static void test_implicit_cycles(void **state)
         pcpu_exit();
         void *p = pcpu_alloc(16, 0);
         assert_non_null(p);
-        struct pcpu_stats st = pcpu_test_stats();
-        assert_int_equal(st.backend, pcpu_test_backend());
+        struct pcpu_stats st = tu_stats();
+        assert_int_equal(st.backend, tu_backend());
         assert_int_equal(st.nr_alloc, 1);
-        assert_int_equal(st.nr_units, pcpu_test_possible_cpus());
+        assert_int_equal(st.nr_units, tu_possible_cpus());
         if (i % 2)
             pcpu_free(p);
     }
@@ -123,7 +123,7 @@ static void test_no_growth(void **state)
 #endif
     one_cycle(PCPU_BACKEND_VM, 256, 0);
     pcpu_exit();
-    size_t rss0 = pcpu_test_rss();
+    size_t rss0 = tu_rss();
     for (int i = 0; i < 10; i++) {
         one_cycle(i % 2 ? PCPU_BACKEND_KM : PCPU_BACKEND_VM, 256, 0);
         void *big = pcpu_alloc(512 * 1024, 0);
@@ -131,7 +131,7 @@ static void test_no_growth(void **state)
         pcpu_for_each_cpu(cpu) memset(pcpu_ptr(big, cpu), 1, 4096);
         pcpu_exit();
     }
-    size_t rss1 = pcpu_test_rss();
+    size_t rss1 = tu_rss();
     printf("# RSS before %zu KiB, after 10 cycles %zu KiB\n", rss0 >> 10, rss1 >> 10);
     assert_true(rss1 < rss0 + (2u << 20));
 }

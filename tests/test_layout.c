@@ -15,10 +15,10 @@ static void test_default_init(void **state)
     pcpu_exit();
     /* First use initialises with the defaults (and the environment). */
     unsigned int n = pcpu_nr_cpus();
-    assert_int_equal(n, pcpu_test_possible_cpus());
-    struct pcpu_stats st = pcpu_test_stats();
+    assert_int_equal(n, tu_possible_cpus());
+    struct pcpu_stats st = tu_stats();
     assert_int_equal(st.nr_units, n);
-    assert_int_equal(st.backend, pcpu_test_backend());
+    assert_int_equal(st.backend, tu_backend());
     assert_int_equal(st.nr_chunks, 1);
     assert_true(pcpu_max_alloc_size() >= 64 * 1024);
     int cpu = pcpu_this_cpu();
@@ -30,7 +30,7 @@ static void test_default_init(void **state)
  * and a write to one unit shows in no other. */
 static void check_distinct_units(unsigned int n)
 {
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_int_equal(pcpu_nr_cpus(), n);
     assert_int_equal(st.nr_units, n);
     uint32_t *c = pcpu_alloc(sizeof(uint32_t), 0);
@@ -78,7 +78,7 @@ static void test_units_256(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     check_distinct_units(256);
 }
 
@@ -86,7 +86,7 @@ static void test_units_4096(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 4096, .unit_size = 64 * 1024};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     check_distinct_units(4096);
     pcpu_exit();
 }
@@ -95,7 +95,7 @@ static void test_units_1(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 1};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     check_distinct_units(1);
     /* More CPUs than units: everyone shares unit 0. */
     assert_int_equal(pcpu_this_cpu(), 0);
@@ -105,13 +105,13 @@ static void test_fake_numa(void **state)
 {
     (void)state;
     static const int nodes[4] = {0, 1, 0, 1};
-    struct pcpu_config cfg = {.backend = pcpu_test_backend(), .nr_cpus = 4, .cpu_node = nodes};
+    struct pcpu_config cfg = {.backend = tu_backend(), .nr_cpus = 4, .cpu_node = nodes};
     char msg[1024];
     pcpu_exit();
-    pcpu_test_stderr_begin();
+    tu_stderr_begin();
     int r = pcpu_init(&cfg);
     int err = errno;
-    pcpu_test_stderr_end(msg, sizeof(msg));
+    tu_stderr_end(msg, sizeof(msg));
     if (cfg.backend == PCPU_BACKEND_KM) {
         assert_int_equal(r, -1);
         assert_int_equal(err, EINVAL);
@@ -129,7 +129,7 @@ static void test_fake_numa(void **state)
     int *c = PCPU_NEW(int);
     assert_non_null(c);
     char *a0 = pcpu_ptr(c, 0), *a1 = pcpu_ptr(c, 1), *a2 = pcpu_ptr(c, 2), *a3 = pcpu_ptr(c, 3);
-    size_t us = pcpu_test_stats().unit_size;
+    size_t us = tu_stats().unit_size;
     assert_int_equal(a2 - a0, (ptrdiff_t)us);
     assert_int_equal(a3 - a1, (ptrdiff_t)us);
     assert_int_equal(a1 - a2, (ptrdiff_t)us);
@@ -141,11 +141,11 @@ static void expect_einval(struct pcpu_config *cfg, const char *what)
 {
     char msg[1024];
     pcpu_exit();
-    pcpu_test_stderr_begin();
+    tu_stderr_begin();
     errno = 0;
     int r = pcpu_init(cfg);
     int err = errno;
-    pcpu_test_stderr_end(msg, sizeof(msg));
+    tu_stderr_end(msg, sizeof(msg));
     if (r != -1 || err != EINVAL)
         fail_msg("%s: pcpu_init returned %d errno %d", what, r, err);
     if (!strstr(msg, "percpu:"))
@@ -163,19 +163,19 @@ static void test_bad_configs(void **state)
     static const int neg[2] = {0, -1};
     struct pcpu_config cfg;
 
-    cfg = (struct pcpu_config){.backend = pcpu_test_backend(), .unit_size = 4096};
+    cfg = (struct pcpu_config){.backend = tu_backend(), .unit_size = 4096};
     expect_einval(&cfg, "unit_size too small");
-    cfg = (struct pcpu_config){.backend = pcpu_test_backend(), .unit_size = (size_t)2 << 30};
+    cfg = (struct pcpu_config){.backend = tu_backend(), .unit_size = (size_t)2 << 30};
     expect_einval(&cfg, "unit_size too large");
-    cfg = (struct pcpu_config){.backend = pcpu_test_backend(), .nr_cpus = PCPU_MAX_CPUS + 1};
+    cfg = (struct pcpu_config){.backend = tu_backend(), .nr_cpus = PCPU_MAX_CPUS + 1};
     expect_einval(&cfg, "nr_cpus too large");
-    cfg = (struct pcpu_config){.backend = pcpu_test_backend(), .nr_cpus = 2, .cpu_node = neg};
+    cfg = (struct pcpu_config){.backend = tu_backend(), .nr_cpus = 2, .cpu_node = neg};
     expect_einval(&cfg, "negative node");
-    cfg = (struct pcpu_config){.backend = pcpu_test_backend(), .flags = 0x100};
+    cfg = (struct pcpu_config){.backend = tu_backend(), .flags = 0x100};
     expect_einval(&cfg, "unknown flags");
     cfg = (struct pcpu_config){.backend = (enum pcpu_backend)7};
     expect_einval(&cfg, "unknown backend");
-    cfg = (struct pcpu_config){.backend = pcpu_test_backend(), .unit_size = 64 * 1024,
+    cfg = (struct pcpu_config){.backend = tu_backend(), .unit_size = 64 * 1024,
                                .reserved_size = 64 * 1024};
     expect_einval(&cfg, "reserved area fills the unit");
 }
@@ -184,7 +184,7 @@ static void test_busy(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 2};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     /* A second pcpu_init, even before any allocation, is refused. */
     errno = 0;
     assert_int_equal(pcpu_init(&cfg), -1);
@@ -213,8 +213,8 @@ static void test_stats_agree(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 8, .unit_size = 256 * 1024, .reserved_size = 32 * 1024};
-    pcpu_test_reinit(&cfg);
-    struct pcpu_stats st = pcpu_test_stats();
+    tu_reinit(&cfg);
+    struct pcpu_stats st = tu_stats();
     assert_int_equal(st.size, sizeof(st));
     assert_int_equal(st.version, PCPU_STATS_VERSION);
     assert_int_equal(st.nr_units, 8);
@@ -223,7 +223,7 @@ static void test_stats_agree(void **state)
     assert_int_equal(st.static_size, 0); /* no PCPU_DEFINE in this program */
     assert_int_equal(st.static_size + st.reserved_size + st.dyn_size, st.unit_size);
     assert_int_equal(st.atom_size, st.page_size);
-    assert_int_equal(st.backend, pcpu_test_backend());
+    assert_int_equal(st.backend, tu_backend());
     assert_int_equal(st.nr_chunks, 1);
     assert_int_equal(st.nr_alloc, 0);
     assert_int_equal(st.nr_cur_alloc, 0);
@@ -231,8 +231,8 @@ static void test_stats_agree(void **state)
 
     /* Unit size is rounded up to the page size. */
     cfg = (struct pcpu_config){.nr_cpus = 3, .unit_size = 100 * 1000};
-    pcpu_test_reinit(&cfg);
-    st = pcpu_test_stats();
+    tu_reinit(&cfg);
+    st = tu_stats();
     assert_int_equal(st.unit_size % st.page_size, 0);
     assert_true(st.unit_size >= 100 * 1000 && st.unit_size < 100 * 1000 + st.page_size);
     assert_int_equal(st.nr_units, 3);
@@ -243,14 +243,14 @@ static void test_stats_agree(void **state)
     void *a = pcpu_alloc(100, 0), *b = pcpu_alloc(3000, 8);
     assert_non_null(a);
     assert_non_null(b);
-    st = pcpu_test_stats();
+    st = tu_stats();
     assert_int_equal(st.nr_alloc, 2);
     assert_int_equal(st.nr_cur_alloc, 2);
     assert_int_equal(st.min_alloc_size, 100);
     assert_int_equal(st.max_alloc_size, 3000);
     pcpu_free(a);
     pcpu_free(b);
-    st = pcpu_test_stats();
+    st = tu_stats();
     assert_int_equal(st.nr_dealloc, 2);
     assert_int_equal(st.nr_cur_alloc, 0);
     assert_true(st.nr_max_alloc >= 2);

@@ -52,10 +52,10 @@ static void test_max_memory(void **state)
     size_t ps = page_size();
     size_t limit = (5u << 20) + 40 * 1024; /* not a whole number of chunks */
     struct pcpu_config cfg = {.nr_cpus = 2, .max_memory = limit, .flags = PCPU_F_NO_RECLAIM};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     static void *v[MAX_OBJS];
     int n = fill_to_limit(v, 0);
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     size_t per_page = ps * st.nr_units;
     size_t held = st.populated_pages * per_page;
     printf("# limit %zu KiB: %d pages allocated, %zu KiB populated, %u chunks\n", limit >> 10, n,
@@ -115,11 +115,11 @@ static void test_fault_new_chunk(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.flags = PCPU_F_NO_RECLAIM};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     size_t max = pcpu_max_alloc_size();
     int failures = 0;
     for (long nth = 1; nth <= 16; nth++) {
-        struct pcpu_stats st0 = pcpu_test_stats();
+        struct pcpu_stats st0 = tu_stats();
         pcpu_fault_inject(nth);
         errno = 0;
         void *p = pcpu_alloc(max, 0); /* always needs a chunk of its own */
@@ -130,7 +130,7 @@ static void test_fault_new_chunk(void **state)
         if (!p) {
             failures++;
             assert_int_equal(err, ENOMEM);
-            struct pcpu_stats st1 = pcpu_test_stats();
+            struct pcpu_stats st1 = tu_stats();
             assert_int_equal(st1.nr_chunks, st0.nr_chunks);
             assert_int_equal(st1.nr_cur_alloc, st0.nr_cur_alloc);
             assert_int_equal(st1.metadata_bytes, st0.metadata_bytes);
@@ -154,23 +154,23 @@ static void test_fault_populate(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 4, .flags = PCPU_F_NO_RECLAIM};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     size_t big = 64 * 1024; /* more pages than are populated ahead */
     void *first = pcpu_alloc(big, 0);
     assert_non_null(first);
     fill(first, big, 1);
     for (long nth = 1; nth <= 6; nth++) {
-        struct pcpu_stats st0 = pcpu_test_stats();
+        struct pcpu_stats st0 = tu_stats();
         pcpu_fault_inject(nth);
         errno = 0;
         void *p = pcpu_alloc(big, 0);
         int err = errno;
         pcpu_fault_inject(0);
-        if (pcpu_test_backend() == PCPU_BACKEND_VM && nth == 1)
+        if (tu_backend() == PCPU_BACKEND_VM && nth == 1)
             assert_null(p); /* new pages needed: the first unit's call fails */
         if (!p) {
             assert_int_equal(err, ENOMEM);
-            struct pcpu_stats st1 = pcpu_test_stats();
+            struct pcpu_stats st1 = tu_stats();
             assert_int_equal(st1.populated_pages, st0.populated_pages);
             assert_int_equal(st1.nr_cur_alloc, st0.nr_cur_alloc);
         }
@@ -195,14 +195,14 @@ static void test_fault_random(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 8, .unit_size = 64 * 1024, .flags = PCPU_F_NO_RECLAIM};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     enum { LIVE = 200 };
     void *v[LIVE] = {0};
     size_t sz[LIVE] = {0};
     uint64_t rng = 2024;
     int failed = 0, done = 0;
     for (int step = 0; step < 3000; step++) {
-        uint64_t r = pcpu_test_rand(&rng);
+        uint64_t r = tu_rand(&rng);
         int i = (int)(r % LIVE);
         if (v[i]) {
             check(v[i], sz[i], i);
@@ -237,7 +237,7 @@ static void test_fault_random(void **state)
     /* km chunks need no populate calls, and an allocation that hits a
      * fault is retried once after this thread's cache is given back, so
      * there most injected faults are absorbed. */
-    if (pcpu_test_backend() == PCPU_BACKEND_VM)
+    if (tu_backend() == PCPU_BACKEND_VM)
         assert_true(failed > 0);
     for (int i = 0; i < LIVE; i++)
         if (v[i]) {
@@ -246,7 +246,7 @@ static void test_fault_random(void **state)
         }
     pcpu_reclaim(true);
     assert_valid();
-    assert_int_equal(pcpu_test_stats().nr_chunks, 1);
+    assert_int_equal(tu_stats().nr_chunks, 1);
 }
 
 int main(void)

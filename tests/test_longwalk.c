@@ -11,7 +11,7 @@
  * end of each segment.
  */
 #include "testutil.h"
-#include "pcpu_model.h"
+#include "model.h"
 
 #include <stdlib.h>
 
@@ -62,7 +62,7 @@ static void test_longwalk(void **state)
     const char *s = getenv("PCPU_LONGWALK_SEED");
     if (s && *s)
         seed = strtoull(s, NULL, 0);
-    enum pcpu_backend env = pcpu_test_backend();
+    enum pcpu_backend env = tu_backend();
     enum pcpu_backend other = env == PCPU_BACKEND_VM ? PCPU_BACKEND_KM : PCPU_BACKEND_VM;
     /* Robust mode validates on every call, so its segment is short. */
     struct {

@@ -8,7 +8,7 @@
 static int setup(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     return 0;
 }
 
@@ -116,7 +116,7 @@ static void test_many_units(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 300};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     struct pcpu_addr_info ai;
     char *c = pcpu_alloc(40, 8);
     assert_non_null(c);
@@ -129,7 +129,7 @@ static void test_many_units(void **state)
         assert_int_equal(ai.size, 40);
     }
     /* Just past the last unit is outside the chunk. */
-    char *end = (char *)pcpu_ptr(c, pcpu_nr_cpus() - 1) + pcpu_test_stats().unit_size;
+    char *end = (char *)pcpu_ptr(c, pcpu_nr_cpus() - 1) + tu_stats().unit_size;
     assert_false(pcpu_is_percpu_address(end));
     pcpu_free(c);
 }

@@ -10,7 +10,7 @@ PCPU_DEFINE(long, m_static) = 5;
 static int setup(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     return 0;
 }
 
@@ -21,7 +21,7 @@ static void expect_death(void (*fn)(void *), void *arg, const void *bad, const c
     char ptr[64], out[4096];
     snprintf(ptr, sizeof(ptr), "%p", bad);
     const char *need[] = {"percpu", ptr, need1, NULL};
-    int died = pcpu_test_dies_with(fn, arg, need, out, sizeof(out));
+    int died = tu_dies_with(fn, arg, need, out, sizeof(out));
     if (!died)
         fail_msg("expected an abort naming %s (%s), child wrote: \"%s\"", ptr,
                  need1 ? need1 : "", out);
@@ -59,7 +59,7 @@ static void test_double_free(void **state)
     pcpu_free(r);
     /* No cache. */
     struct pcpu_config cfg = {.flags = PCPU_F_NO_CACHE};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     void *c = pcpu_alloc(8, 0);
     assert_non_null(c);
     expect_death(do_double_free, c, c, "double free");
@@ -138,10 +138,10 @@ static void test_static_variable(void **state)
 static void test_free_null(void **state)
 {
     (void)state;
-    struct pcpu_stats st0 = pcpu_test_stats();
+    struct pcpu_stats st0 = tu_stats();
     pcpu_free(NULL);
     pcpu_free(NULL);
-    struct pcpu_stats st1 = pcpu_test_stats();
+    struct pcpu_stats st1 = tu_stats();
     assert_int_equal(st0.nr_dealloc, st1.nr_dealloc);
     /* Also before the allocator is initialised. */
     pcpu_exit();

@@ -52,11 +52,11 @@ static void test_background(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256};
-    pcpu_test_reinit(&cfg);
-    struct pcpu_stats st0 = pcpu_test_stats();
+    tu_reinit(&cfg);
+    struct pcpu_stats st0 = tu_stats();
     print_stats("start", &st0);
     void **v = alloc_touching_two();
-    struct pcpu_stats st1 = pcpu_test_stats();
+    struct pcpu_stats st1 = tu_stats();
     print_stats("allocated", &st1);
     /* Two units of 2.5 MiB written; the other 254 cost nothing. */
     size_t written = (size_t)N_OBJ * OBJ_SIZE * 2;
@@ -65,12 +65,12 @@ static void test_background(void **state)
     assert_true(st1.nr_chunks >= 3);
     free_all(v);
     struct pcpu_stats st = st1;
-    double t0 = pcpu_test_now();
+    double t0 = tu_now();
     bool back = false;
     /* The worker needs about 0.1 s here; the bound is loose because CI
      * machines run this under sanitizers next to other tests. */
-    while (pcpu_test_now() - t0 < 10.0) {
-        st = pcpu_test_stats();
+    while (tu_now() - t0 < 10.0) {
+        st = tu_stats();
         if (st.resident_bytes <= st0.resident_bytes + slack(&st) &&
             st.empty_pop_pages <= EMPTY_POP_HIGH && st.nr_chunks <= st0.nr_chunks + 1) {
             back = true;
@@ -79,7 +79,7 @@ static void test_background(void **state)
         usleep(20 * 1000);
     }
     print_stats("freed", &st);
-    printf("# reclaimed in %.0f ms\n", (pcpu_test_now() - t0) * 1e3);
+    printf("# reclaimed in %.0f ms\n", (tu_now() - t0) * 1e3);
     assert_true(back);
     assert_true(st.nr_depopulate > 0 || st.backend == PCPU_BACKEND_KM);
     assert_true(st.nr_chunk_destroy > 0);
@@ -90,13 +90,13 @@ static void test_reclaim_all(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256};
-    pcpu_test_reinit(&cfg);
-    struct pcpu_stats st0 = pcpu_test_stats();
+    tu_reinit(&cfg);
+    struct pcpu_stats st0 = tu_stats();
     void **v = alloc_touching_two();
     free_all(v);
     size_t n = pcpu_reclaim(true);
     assert_true(n > 0);
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     print_stats("reclaim(all)", &st);
     assert_int_equal(st.nr_chunks, 1);
     assert_int_equal(st.empty_pop_pages, 0);
@@ -116,12 +116,12 @@ static void test_no_reclaim(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256, .flags = PCPU_F_NO_RECLAIM};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     void **v = alloc_touching_two();
     free_all(v);
-    struct pcpu_stats st1 = pcpu_test_stats();
+    struct pcpu_stats st1 = tu_stats();
     usleep(400 * 1000); /* well past the worker's delay */
-    struct pcpu_stats st2 = pcpu_test_stats();
+    struct pcpu_stats st2 = tu_stats();
     print_stats("no reclaim", &st2);
     assert_true(st1.nr_chunks >= 3);
     assert_int_equal(st2.nr_chunks, st1.nr_chunks);
@@ -130,14 +130,14 @@ static void test_no_reclaim(void **state)
     assert_int_equal(st2.nr_chunk_destroy, st1.nr_chunk_destroy);
     /* On demand, keeping the low watermarks. */
     assert_true(pcpu_reclaim(false) > 0);
-    struct pcpu_stats st3 = pcpu_test_stats();
+    struct pcpu_stats st3 = tu_stats();
     print_stats("reclaim(false)", &st3);
     assert_true(st3.nr_chunks <= 2);
     assert_true(st3.populated_pages < st2.populated_pages);
     assert_true(st3.resident_bytes < st2.resident_bytes);
     assert_valid();
     pcpu_reclaim(true);
-    assert_int_equal(pcpu_test_stats().nr_chunks, 1);
+    assert_int_equal(tu_stats().nr_chunks, 1);
     assert_valid();
 }
 
@@ -148,19 +148,19 @@ static void test_memory_claim(void **state)
     (void)state;
     enum { N = 1 << 20 };
     struct pcpu_config cfg = {.nr_cpus = 256};
-    pcpu_test_reinit(&cfg);
-    struct pcpu_stats st0 = pcpu_test_stats();
+    tu_reinit(&cfg);
+    struct pcpu_stats st0 = tu_stats();
     void **v = malloc(N * sizeof(*v));
     assert_non_null(v);
-    double t0 = pcpu_test_now();
+    double t0 = tu_now();
     for (int i = 0; i < N; i++) {
         v[i] = pcpu_alloc(8, 0);
         if (!v[i])
             fail_msg("allocation %d: %s", i, strerror(errno));
         *(uint64_t *)pcpu_ptr(v[i], (unsigned int)i & 1) = (uint64_t)i | 1;
     }
-    double t1 = pcpu_test_now();
-    struct pcpu_stats st = pcpu_test_stats();
+    double t1 = tu_now();
+    struct pcpu_stats st = tu_stats();
     size_t ideal = (size_t)N * 8 * 2;
     size_t used = st.resident_bytes - st0.resident_bytes;
     printf("# 1M x 8 bytes in 2 of 256 units: resident %.1f MiB (ideal %.1f MiB), "

@@ -18,14 +18,14 @@ enum { UNIT = 64 * 1024 };
 static void reinit_small(unsigned int flags)
 {
     struct pcpu_config cfg = {.nr_cpus = 2, .unit_size = UNIT, .flags = flags};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     assert_int_equal(pcpu_max_alloc_size(), UNIT);
 }
 
 /* n objects that fill a chunk each; asserts that they made n chunks. */
 static void **alloc_chunks(unsigned int n)
 {
-    unsigned int before = pcpu_test_stats().nr_chunks;
+    unsigned int before = tu_stats().nr_chunks;
     void **v = malloc(n * sizeof(*v));
     assert_non_null(v);
     for (unsigned int i = 0; i < n; i++) {
@@ -33,7 +33,7 @@ static void **alloc_chunks(unsigned int n)
         if (!v[i])
             fail_msg("allocation %u: %s", i, strerror(errno));
     }
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_true(st.nr_chunks >= before + n);
     return v;
 }
@@ -52,7 +52,7 @@ static void reclaim_all_once(unsigned int n, unsigned int flags)
     void **v = alloc_chunks(n);
     free_all(v, n);
     size_t pages = pcpu_reclaim(true);
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     print_message("%u chunk-sized objects freed%s: pcpu_reclaim(true) gave back %zu pages, "
                   "%u chunks left\n",
                   n, flags & PCPU_F_NO_RECLAIM ? " (no worker)" : "", pages, st.nr_chunks);
@@ -61,7 +61,7 @@ static void reclaim_all_once(unsigned int n, unsigned int flags)
     assert_valid();
     /* Nothing is left to give back. */
     assert_int_equal(pcpu_reclaim(true), 0);
-    assert_int_equal(pcpu_test_stats().nr_chunks, 1);
+    assert_int_equal(tu_stats().nr_chunks, 1);
 }
 
 static void test_reclaim_true_frees_200_empty_chunks(void **state)
@@ -82,18 +82,18 @@ static void test_worker_reclaims_200_empty_chunks(void **state)
     reinit_small(0);
     void **v = alloc_chunks(N);
     free_all(v, N);
-    struct pcpu_stats st = pcpu_test_stats();
-    double t0 = pcpu_test_now();
+    struct pcpu_stats st = tu_stats();
+    double t0 = tu_now();
     /* The worker needs well under a second; the bound is loose for
      * sanitizer builds on a busy CI machine. */
-    while (pcpu_test_now() - t0 < 10.0) {
-        st = pcpu_test_stats();
+    while (tu_now() - t0 < 10.0) {
+        st = tu_stats();
         if (st.nr_chunks <= 2)
             break;
         usleep(20 * 1000);
     }
     print_message("worker: %u chunks left after %.0f ms\n", st.nr_chunks,
-                  (pcpu_test_now() - t0) * 1e3);
+                  (tu_now() - t0) * 1e3);
     assert_true(st.nr_chunks <= 2);
     assert_valid();
 }
@@ -191,7 +191,7 @@ static void test_5000_chunks_listed_and_reclaimed(void **state)
         free(ci.page_state);
     }
     void **v = alloc_chunks(MANY);
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_int_equal(st.nr_chunks, MANY + 1);
     unsigned int entries = st.nr_chunks + extra;
 
@@ -205,7 +205,7 @@ static void test_5000_chunks_listed_and_reclaimed(void **state)
     /* One pcpu_reclaim(true) gives them all back. */
     free_all(v, MANY);
     size_t pages = pcpu_reclaim(true);
-    st = pcpu_test_stats();
+    st = tu_stats();
     print_message("%u chunk-sized objects freed (no worker): pcpu_reclaim(true) gave back %zu "
                   "pages, %u chunks left\n",
                   MANY, pages, st.nr_chunks);

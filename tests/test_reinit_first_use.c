@@ -139,7 +139,7 @@ static void check_and_unblock(struct blocked b, const char *what)
  * unit size (1 MiB) for every possible CPU, plus the guard. */
 static size_t default_span(void)
 {
-    return ((size_t)pcpu_test_possible_cpus() + 1) << 20;
+    return ((size_t)tu_possible_cpus() + 1) << 20;
 }
 
 /* Every unit of the static variables at its initial value. */
@@ -309,7 +309,7 @@ static void reinit_child(void *arg)
         struct pcpu_config cfg = child_env_config();
         cfg.unit_size = cfgs[k].unit_size;
         cfg.nr_cpus = cfgs[k].nr_cpus;
-        size_t span = ((size_t)(cfg.nr_cpus ? cfg.nr_cpus : pcpu_test_possible_cpus()) + 1) *
+        size_t span = ((size_t)(cfg.nr_cpus ? cfg.nr_cpus : tu_possible_cpus()) + 1) *
                       (cfg.unit_size ? cfg.unit_size : (size_t)1 << 20);
         struct blocked b = block(old, span);
         child_check(pcpu_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));

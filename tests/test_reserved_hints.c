@@ -27,8 +27,8 @@ static void check_canary(void)
 static void test_reserved_end_sequence_validates(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
-    struct pcpu_stats st = pcpu_test_stats();
+    tu_reinit(NULL);
+    struct pcpu_stats st = tu_stats();
     assert_true(st.static_size > 0);
     print_message("static %zu, reserved %zu bytes\n", st.static_size, st.reserved_size);
     assert_valid();
@@ -56,14 +56,14 @@ static void test_reserved_end_sequence_validates(void **state)
 static void reinit_small(void)
 {
     struct pcpu_config cfg = {.unit_size = 64 * 1024};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
 }
 
 static void test_reserved_fill_to_every_end(void **state)
 {
     (void)state;
     reinit_small();
-    const size_t rsv = pcpu_test_stats().reserved_size;
+    const size_t rsv = tu_stats().reserved_size;
     assert_true(rsv >= 1024);
     static const size_t smalls[] = {4, 8, 12, 16, 24, 40, 64, 100, 256};
     enum { MAX_SMALL = 80 };
@@ -136,7 +136,7 @@ static void robust_child(const struct robust_how *how)
         setenv("PERCPU_DEBUG", "1", 1);
         r = pcpu_init(NULL);
     } else {
-        struct pcpu_config cfg = {.backend = pcpu_test_backend(), .flags = PCPU_F_DEBUG};
+        struct pcpu_config cfg = {.backend = tu_backend(), .flags = PCPU_F_DEBUG};
         r = pcpu_init(&cfg);
     }
     if (r != 0)

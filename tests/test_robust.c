@@ -51,7 +51,7 @@
 static void robust_init(unsigned int nr_cpus)
 {
     struct pcpu_config cfg = {.nr_cpus = nr_cpus, .flags = PCPU_F_DEBUG};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
 }
 
 /* ---- robust mode ------------------------------------------------------- */
@@ -100,13 +100,13 @@ static void test_poison_keeps_untouched_units_unbacked(void **state)
     skip(); /* TSan's shadow of every unit read counts as resident */
 #endif
     struct pcpu_config cfg = {.nr_cpus = 256, .flags = PCPU_F_DEBUG | PCPU_F_NO_RECLAIM};
-    pcpu_test_reinit(&cfg);
-    size_t before = pcpu_test_rss();
+    tu_reinit(&cfg);
+    size_t before = tu_rss();
     unsigned char *p = pcpu_alloc(64u << 10, 0);
     assert_non_null(p);
     memset(pcpu_ptr(p, 7), 1, 64u << 10);
     pcpu_free(p);
-    size_t after = pcpu_test_rss();
+    size_t after = tu_rss();
     /* Poisoning all 256 units would cost 16 MiB; one unit costs 64 KiB. */
     if (after > before + (4u << 20))
         fail_msg("RSS grew by %zu KiB freeing one object in robust mode", (after - before) >> 10);
@@ -137,7 +137,7 @@ static void test_write_after_free_detected(void **state)
     char cookie[32], out[4096];
     snprintf(cookie, sizeof(cookie), "%p", uaf_cookie);
     const char *need[] = {"written after free", cookie, "cpu 2", "offset 5", NULL};
-    if (!pcpu_test_dies_with(write_after_free, NULL, need, out, sizeof(out)))
+    if (!tu_dies_with(write_after_free, NULL, need, out, sizeof(out)))
         fail_msg("write after free not reported as expected; child said: %s", out);
     pcpu_exit();
 #endif
@@ -164,7 +164,7 @@ static void test_validation_after_each_operation(void **state)
     robust_init(2);
     char out[4096];
     const char *need[] = {"robust mode", "invariant violation", "block", NULL};
-    if (!pcpu_test_dies_with(break_block_hint, NULL, need, out, sizeof(out)))
+    if (!tu_dies_with(break_block_hint, NULL, need, out, sizeof(out)))
         fail_msg("broken block hint not caught; child said: %s", out);
     pcpu_exit();
 }
@@ -175,7 +175,7 @@ static void leak_and_exit(void *arg)
 {
     (void)arg;
     pcpu_exit();
-    abort(); /* pcpu_test_dies_with wants SIGABRT; the report came before */
+    abort(); /* tu_dies_with wants SIGABRT; the report came before */
 }
 
 static void test_leak_report(void **state)
@@ -190,13 +190,13 @@ static void test_leak_report(void **state)
     snprintf(c0, sizeof(c0), "%p (8 bytes)", leaked[0]);
     snprintf(c1, sizeof(c1), "%p (1000 bytes)", leaked[1]);
     const char *need[] = {"percpu: leak:", c0, c1, "2 allocations", NULL};
-    if (!pcpu_test_dies_with(leak_and_exit, NULL, need, out, sizeof(out)))
+    if (!tu_dies_with(leak_and_exit, NULL, need, out, sizeof(out)))
         fail_msg("leak report missing; child said: %s", out);
     pcpu_free(leaked[0]);
     pcpu_free(leaked[1]);
     /* Nothing live: nothing reported. */
     const char *none[] = {NULL};
-    assert_true(pcpu_test_dies_with(leak_and_exit, NULL, none, out, sizeof(out)));
+    assert_true(tu_dies_with(leak_and_exit, NULL, none, out, sizeof(out)));
     if (strstr(out, "leak"))
         fail_msg("leak reported with nothing live: %s", out);
     pcpu_exit();
@@ -270,7 +270,7 @@ static void test_asan_use_after_free(void **state)
 #else
     for (int robust = 0; robust < 2; robust++) {
         struct pcpu_config cfg = {.nr_cpus = 4, .flags = robust ? PCPU_F_DEBUG : 0};
-        pcpu_test_reinit(&cfg);
+        tu_reinit(&cfg);
         for (size_t size = 64; size <= 8192; size *= 128) {
             uaf_cookie = pcpu_alloc(size, 0);
             assert_non_null(uaf_cookie);

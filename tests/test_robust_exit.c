@@ -46,7 +46,7 @@ PCPU_DEFINE(long, exit_static) = 3;
 static void child_init(unsigned int flags)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = pcpu_test_backend(), .nr_cpus = NR_UNITS, .flags = flags};
+    struct pcpu_config cfg = {.backend = tu_backend(), .nr_cpus = NR_UNITS, .flags = flags};
     const char *x = getenv("PERCPU_INDEX");
     if (x && !strcmp(x, "cid"))
         cfg.index = PCPU_INDEX_CID;

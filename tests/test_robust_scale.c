@@ -38,7 +38,7 @@
 static void robust_init(size_t unit_size)
 {
     struct pcpu_config cfg = {.nr_cpus = NR_UNITS, .unit_size = unit_size, .flags = PCPU_F_DEBUG};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
 }
 
 /* ---- many objects ---------------------------------------------------------- */
@@ -55,16 +55,16 @@ static size_t mixed_size(uint64_t *rs)
 {
     static const size_t small[] = {4, 12, 16, 24, 32, 48, 64, 100, 128, 200, 256};
     static const size_t big[] = {320, 1000, 3000, 5000};
-    uint64_t r = pcpu_test_rand(rs) % 100;
+    uint64_t r = tu_rand(rs) % 100;
     if (r < 90)
-        return small[pcpu_test_rand(rs) % (sizeof(small) / sizeof(small[0]))];
-    return big[pcpu_test_rand(rs) % (sizeof(big) / sizeof(big[0]))];
+        return small[tu_rand(rs) % (sizeof(small) / sizeof(small[0]))];
+    return big[tu_rand(rs) % (sizeof(big) / sizeof(big[0]))];
 }
 
 static void shuffle(unsigned int *a, unsigned int n, uint64_t *rs)
 {
     for (unsigned int i = n - 1; i > 0; i--) {
-        unsigned int j = (unsigned int)(pcpu_test_rand(rs) % (i + 1));
+        unsigned int j = (unsigned int)(tu_rand(rs) % (i + 1));
         unsigned int t = a[i];
         a[i] = a[j];
         a[j] = t;
@@ -111,7 +111,7 @@ static void many_objects(size_t unit_size)
     }
     for (unsigned int i = 0; i < NR_OBJS; i++)
         alloc_one(i);
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_true(st.nr_cur_alloc >= NR_OBJS);
     assert_true(st.nr_chunks >= 2); /* the first chunk is full */
 

@@ -36,7 +36,7 @@
 static void child_init(unsigned int nr_cpus, unsigned int flags)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = pcpu_test_backend(), .nr_cpus = nr_cpus, .flags = flags};
+    struct pcpu_config cfg = {.backend = tu_backend(), .nr_cpus = nr_cpus, .flags = flags};
     const char *x = getenv("PERCPU_INDEX");
     if (x && !strcmp(x, "cid"))
         cfg.index = PCPU_INDEX_CID;
@@ -73,7 +73,7 @@ static void *sender(void *arg)
     uint64_t rs = 0x5eed;
     while (!atomic_load_explicit(&stop_sender, memory_order_relaxed)) {
         pthread_kill(target_thread, SIGUSR1);
-        unsigned int spin = (unsigned int)(pcpu_test_rand(&rs) % 400);
+        unsigned int spin = (unsigned int)(tu_rand(&rs) % 400);
         for (volatile unsigned int i = 0; i < spin; i++)
             ;
     }
@@ -154,10 +154,10 @@ static void reentry_child(void *arg)
     pthread_t t;
     start_sender(&t);
     uint64_t rs = 7;
-    double end = pcpu_test_now() + REENTRY_SECONDS;
+    double end = tu_now() + REENTRY_SECONDS;
     long i;
     for (i = 0; i < REENTRY_ITERATIONS; i++) {
-        unsigned int s = (unsigned int)(pcpu_test_rand(&rs) % SLOTS);
+        unsigned int s = (unsigned int)(tu_rand(&rs) % SLOTS);
         void *p = held[s];
         if (p) {
             if (*(volatile uint32_t *)pcpu_ptr(p, 0) != s + 1) {
@@ -186,7 +186,7 @@ static void reentry_child(void *arg)
             *(volatile uint32_t *)pcpu_ptr(p, 0) = s + 1;
             held[s] = p;
         }
-        if ((i & 1023) == 0 && pcpu_test_now() > end)
+        if ((i & 1023) == 0 && tu_now() > end)
             break;
     }
     stop_sender_and_block(t);
@@ -290,7 +290,7 @@ static void thiscpu_child(void *arg)
     pthread_t t;
     start_sender(&t);
     uint64_t rs = 11;
-    double end = pcpu_test_now() + 3.0;
+    double end = tu_now() + 3.0;
     for (long i = 0; i < 3000000; i++) {
         pcpu_this_inc(sig_int);
         (void)pcpu_this_add_return(sig_int, 2);
@@ -306,7 +306,7 @@ static void thiscpu_child(void *arg)
         main_long += 8;
         /* Allocator calls the handler interrupts without using them. */
         if ((i & 7) == 0) {
-            uint64_t k = pcpu_test_rand(&rs) % 3;
+            uint64_t k = tu_rand(&rs) % 3;
             void *p = k == 0 ? pcpu_alloc(8, 0) : k == 1 ? pcpu_alloc(5000, 0)
                                                           : pcpu_alloc_reserved(100, 0);
             if (!p) {
@@ -315,7 +315,7 @@ static void thiscpu_child(void *arg)
             }
             pcpu_free(p);
         }
-        if ((i & 1023) == 0 && pcpu_test_now() > end)
+        if ((i & 1023) == 0 && tu_now() > end)
             break;
     }
     stop_sender_and_block(t);

@@ -40,7 +40,7 @@ static void check_program_statics(void)
     /* Cookies behave like any other. */
     assert_false(pcpu_is_percpu_address(PCPU_VAR(s_answer)));
     assert_true(pcpu_is_percpu_address(PCPU_PTR(PCPU_VAR(s_answer), 0)));
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     assert_true(st.static_size >= sizeof(int) + sizeof(long) + sizeof(struct point) + 4000);
     /* Writes through pcpu_ptr are seen through PCPU_VAR and per unit. */
     pcpu_for_each_cpu(cpu) *PCPU_PTR(PCPU_VAR(s_answer), cpu) = (int)cpu * 10;
@@ -70,10 +70,10 @@ static void test_program_256(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     /* A new layout starts from the initial values again. */
     check_program_statics();
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     check_program_statics();
 }
 
@@ -83,9 +83,9 @@ static void test_failed_init(void **state)
     (void)state;
     struct pcpu_config bad = {.unit_size = 4096};
     pcpu_exit();
-    pcpu_test_stderr_begin();
+    tu_stderr_begin();
     int r = pcpu_init(&bad);
-    pcpu_test_stderr_end(NULL, 0);
+    tu_stderr_end(NULL, 0);
     assert_int_equal(r, -1);
     check_program_statics();
 }
@@ -115,7 +115,7 @@ static void load(struct testlib *t)
 
 static void dlopen_cycles(int rounds)
 {
-    struct pcpu_stats st0 = pcpu_test_stats();
+    struct pcpu_stats st0 = tu_stats();
     struct pcpu_chunk_info ci0;
     assert_int_equal(pcpu_chunk_info(1, &ci0), 0); /* the reserved area */
     assert_true(ci0.reserved);
@@ -141,7 +141,7 @@ static void dlopen_cycles(int rounds)
             first_cookie = t.cookie();
         /* The space is given back and taken again: the same place each time. */
         assert_ptr_equal(t.cookie(), first_cookie);
-        struct pcpu_stats st1 = pcpu_test_stats();
+        struct pcpu_stats st1 = tu_stats();
         assert_true(st1.allocated_bytes > st0.allocated_bytes);
         /* Its variables work like the program's. */
         long *c = t.counter();
@@ -151,7 +151,7 @@ static void dlopen_cycles(int rounds)
         assert_int_equal(t.check(0), 1);
         assert_int_equal(dlclose(t.h), 0);
         /* The reserved space came back. */
-        struct pcpu_stats st2 = pcpu_test_stats();
+        struct pcpu_stats st2 = tu_stats();
         assert_int_equal(st2.allocated_bytes, st0.allocated_bytes);
         struct pcpu_chunk_info ci;
         assert_int_equal(pcpu_chunk_info(1, &ci), 0);
@@ -167,7 +167,7 @@ static void dlopen_cycles(int rounds)
 static void test_dlopen(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     dlopen_cycles(50);
 }
 
@@ -175,7 +175,7 @@ static void test_dlopen_256(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     dlopen_cycles(50);
 }
 
@@ -185,10 +185,10 @@ static void test_dlopen_reserved_full(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 4, .reserved_size = 4096};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     void *fill = pcpu_alloc_reserved(4096, 0);
     assert_non_null(fill);
-    struct pcpu_stats st0 = pcpu_test_stats();
+    struct pcpu_stats st0 = tu_stats();
     for (int round = 0; round < 5; round++) {
         struct testlib t;
         load(&t);
@@ -198,7 +198,7 @@ static void test_dlopen_reserved_full(void **state)
         assert_true(ai.unit_offset >= st0.static_size + st0.reserved_size);
         t.scribble();
         assert_int_equal(dlclose(t.h), 0);
-        assert_int_equal(pcpu_test_stats().allocated_bytes, st0.allocated_bytes);
+        assert_int_equal(tu_stats().allocated_bytes, st0.allocated_bytes);
         assert_valid();
     }
     pcpu_free(fill);

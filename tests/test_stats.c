@@ -16,7 +16,7 @@ static struct pcpu_stats stats(void)
 static void test_errors(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     errno = 0;
     assert_int_equal(pcpu_stats_get(NULL), -1);
     assert_int_equal(errno, EINVAL);
@@ -33,14 +33,14 @@ static void test_counters(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 4};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     struct pcpu_stats st = stats();
     assert_int_equal(st.size, sizeof(st));
     assert_int_equal(st.version, PCPU_STATS_VERSION);
     assert_int_equal(st.nr_units, 4);
     assert_int_equal(st.nr_cur_alloc, 0);
     assert_true(st.nr_chunks >= 1);
-    assert_int_equal(st.backend, pcpu_test_backend());
+    assert_int_equal(st.backend, tu_backend());
 
     enum { N = 100 };
     void *v[N];
@@ -72,7 +72,7 @@ static void test_counters(void **state)
 static void test_chunk_info(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     void *big = pcpu_alloc(pcpu_max_alloc_size(), 0); /* a chunk of its own */
     assert_non_null(big);
     struct pcpu_chunk_info ci;
@@ -105,7 +105,7 @@ static void test_chunk_info(void **state)
 static void test_print(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     void *p = pcpu_alloc(64, 0);
     char *buf = NULL;
     size_t len = 0;

@@ -22,7 +22,7 @@
 static void fresh(unsigned int flags)
 {
     struct pcpu_config cfg = {.flags = flags};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
 }
 
 static void **alloc_n(int n, size_t size)
@@ -50,7 +50,7 @@ static int mismatches;
 
 static void expect_max(const char *what, uint64_t max, uint64_t cur)
 {
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     print_message("%-52s nr_max_alloc %llu (expected %llu), nr_cur_alloc %llu\n", what,
                   (unsigned long long)st.nr_max_alloc, (unsigned long long)max,
                   (unsigned long long)st.nr_cur_alloc);
@@ -174,15 +174,15 @@ static void max_random_mix(unsigned int flags)
     uint64_t rnd = 0x5eed1234 + flags;
     uint64_t cur = 0, max = 0;
     for (int step = 0; step < STEPS; step++) {
-        unsigned int i = (unsigned int)(pcpu_test_rand(&rnd) % SLOTS);
+        unsigned int i = (unsigned int)(tu_rand(&rnd) % SLOTS);
         /* Phases that grow and shrink, so the peak is somewhere inside. */
         bool grow = (step / 5000) % 2 == 0;
-        if (slot[i] && (pcpu_test_rand(&rnd) % 4 != 0) != grow) {
+        if (slot[i] && (tu_rand(&rnd) % 4 != 0) != grow) {
             pcpu_free(slot[i]);
             slot[i] = NULL;
             cur--;
         } else if (!slot[i]) {
-            uint64_t r = pcpu_test_rand(&rnd);
+            uint64_t r = tu_rand(&rnd);
             size_t size = sizes[r % (sizeof(sizes) / sizeof(sizes[0]))];
             slot[i] = (r >> 32) % 16 == 0 ? pcpu_alloc_reserved(size, 0) : pcpu_alloc(size, 0);
             assert_non_null(slot[i]);
@@ -336,10 +336,10 @@ static void *this_cpu_in_range(void *arg)
 static void check_index(enum pcpu_index asked, unsigned int nr_cpus)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = pcpu_test_backend(), .index = asked, .nr_cpus = nr_cpus};
+    struct pcpu_config cfg = {.backend = tu_backend(), .index = asked, .nr_cpus = nr_cpus};
     if (pcpu_init(&cfg) != 0)
         fail_msg("pcpu_init(index %s): %s", index_name(asked), strerror(errno));
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     enum pcpu_index expect =
         asked == PCPU_INDEX_CID && cid_possible() ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
     print_message("asked %s (%u units): stats say %s, expected %s (rseq feature size %lu, "
@@ -394,7 +394,7 @@ static void test_index_from_environment(void **state)
     enum pcpu_index asked = x && !strcmp(x, "cid") ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
     enum pcpu_index expect =
         asked == PCPU_INDEX_CID && cid_possible() ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     print_message("PERCPU_INDEX=%s: stats say %s, expected %s\n", x ? x : "(unset)",
                   index_name(st.index), index_name(expect));
     assert_int_equal(st.index, expect);

@@ -73,7 +73,7 @@ static void *worker_main(void *arg)
     uint32_t tag[LOCAL] = {0};
     pthread_barrier_wait(w->start);
     for (int step = 0; step < STEPS; step++) {
-        uint64_t r = pcpu_test_rand(&rng);
+        uint64_t r = tu_rand(&rng);
         unsigned int i = (unsigned int)(r % LOCAL);
         if (!obj[i]) {
             size_t s = (r >> 8) % 8 == 0 ? 1 + (r >> 16) % 3000 : 1 + (r >> 16) % 128;
@@ -145,10 +145,10 @@ static void run_threads(int nr)
         pthread_mutex_init(&rings[i].lock, NULL);
         rings[i].n = 0;
     }
-    struct pcpu_stats st0 = pcpu_test_stats();
+    struct pcpu_stats st0 = tu_stats();
     bad = 0;
     finished = 0;
-    double t0 = pcpu_test_now();
+    double t0 = tu_now();
     for (int i = 0; i < nr; i++) {
         w[i] = (struct worker){.id = i, .nr = nr, .counter = counter, .start = &start};
         assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
@@ -162,7 +162,7 @@ static void run_threads(int nr)
     }
     for (int i = 0; i < nr; i++)
         pthread_join(th[i], NULL);
-    double t1 = pcpu_test_now();
+    double t1 = tu_now();
     printf("# %d validations during the run\n", validations);
     assert_int_equal(problems, 0);
     /* Objects still in the rings: free them here (yet another thread). */
@@ -188,7 +188,7 @@ static void run_threads(int nr)
     /* Every thread's operations are in the sum. */
     assert_int_equal(pcpu_sum(counter), (long)nr * STEPS);
     pcpu_free(counter);
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     /* The counter was allocated before st0 and freed after. */
     assert_int_equal(st.nr_alloc - st0.nr_alloc, allocs);
     assert_int_equal(st.nr_dealloc - st0.nr_dealloc, allocs + 1);
@@ -204,16 +204,16 @@ static void run_threads(int nr)
 static void test_two_threads(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     run_threads(2);
     pcpu_reclaim(true);
-    assert_int_equal(pcpu_test_stats().nr_chunks, 1);
+    assert_int_equal(tu_stats().nr_chunks, 1);
 }
 
 static void test_four_threads(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     run_threads(4);
 }
 
@@ -221,7 +221,7 @@ static void test_four_threads_256(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256, .unit_size = 256 * 1024};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     run_threads(4);
 }
 
@@ -229,7 +229,7 @@ static void test_four_threads_no_cache(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.flags = PCPU_F_NO_CACHE};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     run_threads(4);
 }
 

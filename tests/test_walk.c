@@ -54,10 +54,10 @@ static void random_walk(uint64_t seed, int steps, bool validate_each)
     size_t ps = (size_t)sysconf(_SC_PAGESIZE);
     uint64_t rng = seed;
     uint32_t next_tag = 1;
-    struct pcpu_stats st0 = pcpu_test_stats();
-    double t0 = pcpu_test_now();
+    struct pcpu_stats st0 = tu_stats();
+    double t0 = tu_now();
     for (int step = 0; step < steps; step++) {
-        uint64_t r = pcpu_test_rand(&rng);
+        uint64_t r = tu_rand(&rng);
         bool do_alloc = w->nr_live == 0 || (w->nr_live < MAX_LIVE && (r & 3) != 0 &&
                                             (r % 100) < 55);
         if (do_alloc) {
@@ -110,21 +110,21 @@ static void random_walk(uint64_t seed, int steps, bool validate_each)
             for (unsigned int j = 0; j < w->nr_live; j++)
                 check_obj(w, &w->live[j]);
     }
-    struct pcpu_stats st = pcpu_test_stats();
+    struct pcpu_stats st = tu_stats();
     printf("# walk seed %llu: %d steps, %u units, %.2f s, %u chunks (max %u), %zu cached\n",
-           (unsigned long long)seed, steps, n, pcpu_test_now() - t0, st.nr_chunks,
+           (unsigned long long)seed, steps, n, tu_now() - t0, st.nr_chunks,
            st.nr_max_chunks, st.cached_objects);
     assert_int_equal(st.nr_cur_alloc - st0.nr_cur_alloc, w->nr_live);
     for (unsigned int j = 0; j < w->nr_live; j++) {
         check_obj(w, &w->live[j]);
         pcpu_free(w->live[j].cookie);
     }
-    st = pcpu_test_stats();
+    st = tu_stats();
     assert_int_equal(st.nr_cur_alloc, st0.nr_cur_alloc);
     assert_valid();
     pcpu_reclaim(true);
     assert_valid();
-    assert_int_equal(pcpu_test_stats().nr_chunks, 1);
+    assert_int_equal(tu_stats().nr_chunks, 1);
     free(w);
 }
 
@@ -133,7 +133,7 @@ static void test_walk_small_units(void **state)
     (void)state;
     /* Small units: chunks fill up and new ones come and go. */
     struct pcpu_config cfg = {.nr_cpus = 4, .unit_size = 64 * 1024, .reserved_size = 4096};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     random_walk(1, 8000, true);
     random_walk(0xdeadbeef, 5000, true);
 }
@@ -141,7 +141,7 @@ static void test_walk_small_units(void **state)
 static void test_walk_default(void **state)
 {
     (void)state;
-    pcpu_test_reinit(NULL);
+    tu_reinit(NULL);
     random_walk(7, 1500, true);
 }
 
@@ -149,7 +149,7 @@ static void test_walk_no_cache(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.unit_size = 64 * 1024, .flags = PCPU_F_NO_CACHE};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     random_walk(99, 8000, true);
 }
 
@@ -157,7 +157,7 @@ static void test_walk_256(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {.nr_cpus = 256, .unit_size = 64 * 1024};
-    pcpu_test_reinit(&cfg);
+    tu_reinit(&cfg);
     random_walk(12345, 3000, true);
     random_walk(777, 20000, false);
 }

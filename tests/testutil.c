@@ -3,7 +3,6 @@
  * a forked child, resident memory, re-initialisation on the backend the
  * environment selects.
  */
-#define _GNU_SOURCE
 #include "testutil.h"
 
 #include <errno.h>
@@ -15,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int pcpu_test_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
+int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
                         size_t len)
 {
     int fds[2];
@@ -53,7 +52,7 @@ int pcpu_test_dies_with(void (*fn)(void *), void *arg, const char *const *need, 
     return 1;
 }
 
-size_t pcpu_test_rss(void)
+size_t tu_rss(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
@@ -66,19 +65,19 @@ size_t pcpu_test_rss(void)
     return kb * 1024;
 }
 
-enum pcpu_backend pcpu_test_backend(void)
+enum pcpu_backend tu_backend(void)
 {
     const char *b = getenv("PERCPU_BACKEND");
     return b && !strcmp(b, "km") ? PCPU_BACKEND_KM : PCPU_BACKEND_VM;
 }
 
-void pcpu_test_reinit(struct pcpu_config *cfg)
+void tu_reinit(struct pcpu_config *cfg)
 {
     pcpu_exit();
     struct pcpu_config def = {0};
     if (!cfg)
         cfg = &def;
-    cfg->backend = pcpu_test_backend();
+    cfg->backend = tu_backend();
     const char *x = getenv("PERCPU_INDEX");
     if (x && !strcmp(x, "cid"))
         cfg->index = PCPU_INDEX_CID;
@@ -88,7 +87,7 @@ void pcpu_test_reinit(struct pcpu_config *cfg)
     assert_int_equal(r, 0);
 }
 
-uint64_t pcpu_test_rand(uint64_t *s)
+uint64_t tu_rand(uint64_t *s)
 {
     uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
     x ^= x >> 12;
@@ -98,7 +97,7 @@ uint64_t pcpu_test_rand(uint64_t *s)
     return x * 0x2545f4914f6cdd1dull;
 }
 
-int pcpu_test_dies_by_signal(void (*fn)(void *), void *arg)
+int tu_dies_by_signal(void (*fn)(void *), void *arg)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -122,7 +121,7 @@ int pcpu_test_dies_by_signal(void (*fn)(void *), void *arg)
 static int saved_stderr = -1;
 static FILE *capture_file;
 
-void pcpu_test_stderr_begin(void)
+void tu_stderr_begin(void)
 {
     fflush(stderr);
     capture_file = tmpfile();
@@ -132,7 +131,7 @@ void pcpu_test_stderr_begin(void)
     assert_true(dup2(fileno(capture_file), STDERR_FILENO) >= 0);
 }
 
-void pcpu_test_stderr_end(char *out, size_t len)
+void tu_stderr_end(char *out, size_t len)
 {
     fflush(stderr);
     assert_true(saved_stderr >= 0);
@@ -149,7 +148,7 @@ void pcpu_test_stderr_end(char *out, size_t len)
     capture_file = NULL;
 }
 
-unsigned int pcpu_test_possible_cpus(void)
+unsigned int tu_possible_cpus(void)
 {
     FILE *f = fopen("/sys/devices/system/cpu/possible", "r");
     char line[4096];
@@ -176,14 +175,14 @@ unsigned int pcpu_test_possible_cpus(void)
     return n;
 }
 
-double pcpu_test_now(void)
+double tu_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-struct pcpu_stats pcpu_test_stats(void)
+struct pcpu_stats tu_stats(void)
 {
     struct pcpu_stats st;
     assert_int_equal(pcpu_stats_get(&st), 0);

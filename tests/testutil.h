@@ -1,8 +1,8 @@
 /*
  * testutil.h - helpers shared by the cmocka test programs.
  */
-#ifndef PCPU_TESTUTIL_H
-#define PCPU_TESTUTIL_H
+#ifndef TU_TESTUTIL_H
+#define TU_TESTUTIL_H
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,40 +15,40 @@
 /* Run fn in a forked child; return 1 if the child died from SIGABRT and
  * its stderr contains every string in need (NULL-terminated list).  The
  * child's stderr is copied into out (if not NULL, at most len bytes). */
-int pcpu_test_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
+int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
                         size_t len);
 
 /* Resident bytes of the whole process (VmRSS). */
-size_t pcpu_test_rss(void);
+size_t tu_rss(void);
 
 /* The backend chosen by PERCPU_BACKEND (what the tests run under). */
-enum pcpu_backend pcpu_test_backend(void);
+enum pcpu_backend tu_backend(void);
 
 /* pcpu_exit() then pcpu_init() with cfg whose backend comes from the
  * environment; asserts success. */
-void pcpu_test_reinit(struct pcpu_config *cfg);
+void tu_reinit(struct pcpu_config *cfg);
 
 /* Deterministic pseudo-random numbers (xorshift64*). */
-uint64_t pcpu_test_rand(uint64_t *state);
+uint64_t tu_rand(uint64_t *state);
 
 /* Run fn in a forked child; return the signal that killed it, or 0 if it
  * exited normally (or could not be forked). */
-int pcpu_test_dies_by_signal(void (*fn)(void *), void *arg);
+int tu_dies_by_signal(void (*fn)(void *), void *arg);
 
 /* Capture this process's stderr: begin redirects it to a temporary file,
  * end restores it and copies what was written into out (NUL-terminated,
  * at most len bytes).  Not nestable. */
-void pcpu_test_stderr_begin(void);
-void pcpu_test_stderr_end(char *out, size_t len);
+void tu_stderr_begin(void);
+void tu_stderr_end(char *out, size_t len);
 
 /* Number of possible CPUs of the machine (sysfs, else sysconf). */
-unsigned int pcpu_test_possible_cpus(void);
+unsigned int tu_possible_cpus(void);
 
 /* Seconds on a monotonic clock. */
-double pcpu_test_now(void);
+double tu_now(void);
 
 /* Take a stats snapshot; asserts success. */
-struct pcpu_stats pcpu_test_stats(void);
+struct pcpu_stats tu_stats(void);
 
 /* Assert the allocator's invariants hold. */
 #define assert_valid() assert_int_equal(pcpu_validate(), 0)
