@@ -227,26 +227,46 @@ static void account_empty(struct pcpu_chunk *c, size_t b, bool was_empty)
  * changed there; blocks entirely inside the range are all-set or all-clear. */
 /* Update block b's hints after [a, z) (inside the block) was freed: the
  * freed bits join one run; runs only grow, so only that run can become
- * the longest or reach the block's edges. */
-static void md_after_free(struct pcpu_chunk *c, size_t b, size_t a, size_t z)
+ * the longest or reach the block's edges.  Returns that run's bounds in
+ * *start and *end.  The hints from before the free usually say where the
+ * neighbouring free runs end (a run from the block's start, the longest
+ * run, or one reaching its end), so a scan of the map is the exception;
+ * frees in address order, the common bulk case, never scan. */
+static void md_after_free(struct pcpu_chunk *c, size_t b, size_t a, size_t z, size_t *start,
+                          size_t *end)
 {
     struct pcpu_block_md *md = &c->md[b];
     size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
+    size_t cs = lo + md->contig_start, ce = cs + md->contig;
+    size_t s, e;
+    if (md->left >= a - lo)
+        s = lo;
+    else if (md->contig && ce == a)
+        s = cs;
+    else {
+        size_t p = pcpu__prev_set(c->alloc_map, lo, a);
+        s = p == SIZE_MAX ? lo : p + 1;
+    }
+    if (md->right >= hi - z)
+        e = hi;
+    else if (md->contig && cs == z)
+        e = ce;
+    else
+        e = pcpu__next_set(c->alloc_map, z, hi);
+    *start = s;
+    *end = e;
     md->nfree += (uint32_t)(z - a);
     if (md->nfree == len) {
         *md = (struct pcpu_block_md){len, len, len, len, 0};
         return;
     }
-    size_t p = pcpu__prev_set(c->alloc_map, lo, a);
-    size_t start = p == SIZE_MAX ? lo : p + 1;
-    size_t end = pcpu__next_set(c->alloc_map, z, hi);
-    if (start == lo)
-        md->left = (uint32_t)(end - lo);
-    if (end == hi)
-        md->right = (uint32_t)(hi - start);
-    if (end - start > md->contig) {
-        md->contig = (uint32_t)(end - start);
-        md->contig_start = (uint32_t)(start - lo);
+    if (s == lo)
+        md->left = (uint32_t)(e - lo);
+    if (e == hi)
+        md->right = (uint32_t)(hi - s);
+    if (e - s > md->contig) {
+        md->contig = (uint32_t)(e - s);
+        md->contig_start = (uint32_t)(s - lo);
     }
 }
 
@@ -270,8 +290,11 @@ static void md_after_claim(struct pcpu_chunk *c, size_t b, size_t a, size_t z)
 }
 
 /* Refresh the hints of the blocks covering [bit, bit+n) after the map
- * changed there; blocks entirely inside the range are all-set or all-clear. */
-static void refresh_range(struct pcpu_chunk *c, size_t bit, size_t n, bool allocated)
+ * changed there; blocks entirely inside the range are all-set or
+ * all-clear.  After a free, *run_lo and *run_hi get the bounds of the free
+ * run that now holds [bit, bit+n) within its first and last blocks. */
+static void refresh_range(struct pcpu_chunk *c, size_t bit, size_t n, bool allocated,
+                          size_t *run_lo, size_t *run_hi)
 {
     size_t b0 = bit / block_bits(), b1 = (bit + n - 1) / block_bits();
     for (size_t g = b0 / PCPU_GROUP_BLOCKS; g <= b1 / PCPU_GROUP_BLOCKS; g++)
@@ -285,10 +308,16 @@ static void refresh_range(struct pcpu_chunk *c, size_t bit, size_t n, bool alloc
         } else {
             size_t a = bit > lo ? bit : lo;
             size_t z = bit + n < lo + len ? bit + n : lo + len;
-            if (allocated)
+            size_t s, e;
+            if (allocated) {
                 md_after_claim(c, b, a, z);
-            else
-                md_after_free(c, b, a, z);
+            } else {
+                md_after_free(c, b, a, z, &s, &e);
+                if (b == b0)
+                    *run_lo = s;
+                if (b == b1)
+                    *run_hi = e;
+            }
         }
         account_empty(c, b, was_empty);
     }
@@ -317,7 +346,7 @@ static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n, size_t coun
         pcpu__set_bit(c->end_map, p + i * n + n - 1);
     }
     n *= count;
-    refresh_range(c, p, n, true);
+    refresh_range(c, p, n, true, NULL, NULL);
     c->free_bits -= n;
     c->nr_alloc += count;
     while (c->first_free_block < c->nr_pages && c->md[c->first_free_block].nfree == 0)
@@ -475,13 +504,12 @@ size_t pcpu__chunk_alloc_bits(const struct pcpu_chunk *c, size_t bit)
 
 /* First free bit of the free run that ends just before bit; SIZE_MAX if
  * the walk gave up. */
-static size_t run_start(const struct pcpu_chunk *c, size_t bit)
+static size_t run_start(const struct pcpu_chunk *c, size_t lo)
 {
     size_t bb = block_bits();
-    size_t b = bit / bb;
-    size_t p = pcpu__prev_set(c->alloc_map, b * bb, bit);
-    if (p != SIZE_MAX)
-        return p + 1;
+    if (lo % bb)
+        return lo;
+    size_t b = lo / bb;
     for (unsigned int k = 0; b > 0; k++) {
         if (k == MERGE_BLOCKS)
             return SIZE_MAX;
@@ -493,18 +521,16 @@ static size_t run_start(const struct pcpu_chunk *c, size_t bit)
     return 0;
 }
 
-/* First allocated bit at or after bit (the end of the run holding bit);
+/* The end of the free run that reaches hi (the end of a block's run);
  * SIZE_MAX if the walk gave up. */
-static size_t run_end(const struct pcpu_chunk *c, size_t bit)
+static size_t run_end(const struct pcpu_chunk *c, size_t hi)
 {
     size_t bb = block_bits();
-    if (bit >= c->nr_bits)
+    if (hi >= c->nr_bits)
         return c->nr_bits;
-    size_t b = bit / bb;
-    size_t hi = b * bb + block_len(c, b);
-    size_t p = pcpu__next_set(c->alloc_map, bit, hi);
-    if (p < hi)
-        return p;
+    if (hi % bb)
+        return hi;
+    size_t b = hi / bb - 1;
     for (unsigned int k = 0; ++b < c->nr_pages; k++) {
         if (k == MERGE_BLOCKS)
             return SIZE_MAX;
@@ -523,12 +549,13 @@ void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n)
     pcpu__clear_bit(c->start_map, bit);
     pcpu__clear_bit(c->end_map, bit + n - 1);
     pcpu_assert_internal(!pcpu__live_test(c, bit)); /* frees clear it first */
-    refresh_range(c, bit, n, false);
+    size_t run_lo = bit, run_hi = bit + n;
+    refresh_range(c, bit, n, false, &run_lo, &run_hi);
     c->free_bits += n;
     c->nr_alloc--;
     if (bit / block_bits() < c->first_free_block)
         c->first_free_block = bit / block_bits();
-    size_t lo = run_start(c, bit), hi = run_end(c, bit + n);
+    size_t lo = run_start(c, run_lo), hi = run_end(c, run_hi);
     if (lo == SIZE_MAX || hi == SIZE_MAX) {
         /* A big free area: assume the most, refresh on a failed search. */
         c->contig_bits = c->free_bits;
