@@ -142,23 +142,44 @@ static inline __attribute__((always_inline)) void free_impl(void *cookie)
     if (unlikely(!pcpu__live_clear(owner, bit)))
         bad_free(cookie, owner, bit);
     size_t bits = pcpu__alloc_bits_fast(owner, bit);
-    pcpu__units_freed(cookie, bits * PCPU_GRANULE);
-    size_t ci = pcpu__tcache_class(bits);
-    if (likely(pcpu__tcache_exact(bits) && !owner->is_reserved && pcpu__settings.tcache &&
-               bit % pcpu__natural_bits(bits) == 0)) {
-        struct pcpu_tcache *tc = pcpu__tcache_mine();
-        if (likely(tc)) {
-            pcpu__tcache_push(tc, ci, cookie, owner);
+    size_t bytes = bits * PCPU_GRANULE;
+    struct pcpu_tcache *tc = likely(pcpu__settings.tcache) ? pcpu__tcache_mine() : NULL;
+    /* The reserved area is scarce (libraries loaded later need it): its
+     * objects go straight back. */
+    if (likely(tc) && likely(!owner->is_reserved)) {
+        if (likely(!pcpu__units_hooked)) {
+            if (likely(!pcpu__units_batch_wanted(bytes))) {
+                /* Small enough to zero now. */
+                pcpu__units_zero(cookie, bytes);
+                if (!(likely(pcpu__tcache_takes(owner, bit, bits)) &&
+                      pcpu__tcache_push(tc, pcpu__tcache_class(bits), cookie, owner)))
+                    pcpu__tcache_defer(tc, cookie, owner, bits, true);
+            } else {
+                pcpu__tcache_defer(tc, cookie, owner, bits, false);
+            }
             pcpu__usage_count_free(&tc->usage);
-            if (unlikely(pcpu__settings.robust))
+            return;
+        }
+        /* Robust mode and the tools: poison and mark now, and give the
+         * space back at once, where a late write is caught soonest. */
+        pcpu__units_freed(cookie, bytes);
+        if (pcpu__tcache_takes(owner, bit, bits) &&
+            pcpu__tcache_push(tc, pcpu__tcache_class(bits), cookie, owner)) {
+            pcpu__usage_count_free(&tc->usage);
+            if (pcpu__settings.robust)
                 pcpu__validate_around(cookie, bits);
             return;
         }
+    } else {
+        pcpu__units_freed(cookie, bytes);
     }
     pcpu__pool_lock();
     if (pcpu__pool_release_locked(owner, bit, bits))
         pcpu__reclaim_kick_locked();
-    pcpu__usage_free_locked();
+    if (tc)
+        pcpu__usage_count_free(&tc->usage);
+    else
+        pcpu__usage_free_locked();
     pcpu__pool_unlock();
     if (unlikely(pcpu__settings.robust))
         pcpu__validate_around(cookie, bits);

@@ -541,18 +541,24 @@ static size_t run_end(const struct pcpu_chunk *c, size_t hi)
     return c->nr_bits;
 }
 
-void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n)
+void pcpu__chunk_release_run(struct pcpu_chunk *c, size_t bit, size_t n, size_t count)
 {
     pcpu_assert(pcpu__test_bit(c->start_map, bit));
+    pcpu_assert(pcpu__test_bit(c->end_map, bit + n - 1));
     pcpu_assert_internal(pcpu__count_set(c->alloc_map, bit, bit + n) == n);
+    pcpu_assert_internal(pcpu__count_set(c->start_map, bit, bit + n) == count);
     pcpu__clear_range(c->alloc_map, bit, n);
-    pcpu__clear_bit(c->start_map, bit);
-    pcpu__clear_bit(c->end_map, bit + n - 1);
-    pcpu_assert_internal(!pcpu__live_test(c, bit)); /* frees clear it first */
+    if (count == 1) {
+        pcpu__clear_bit(c->start_map, bit);
+        pcpu__clear_bit(c->end_map, bit + n - 1);
+    } else {
+        pcpu__clear_range(c->start_map, bit, n);
+        pcpu__clear_range(c->end_map, bit, n);
+    }
     size_t run_lo = bit, run_hi = bit + n;
     refresh_range(c, bit, n, false, &run_lo, &run_hi);
     c->free_bits += n;
-    c->nr_alloc--;
+    c->nr_alloc -= count;
     if (bit / block_bits() < c->first_free_block)
         c->first_free_block = bit / block_bits();
     size_t lo = run_start(c, run_lo), hi = run_end(c, run_hi);
@@ -761,4 +767,18 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
         CHECK(empty == c->nr_empty_pop, "nr_empty_pop %zu but %zu", c->nr_empty_pop, empty);
     }
     return problems;
+}
+
+void pcpu__freed_sort(struct pcpu_freed *o, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        struct pcpu_freed x = o[i];
+        size_t j = i;
+        while (j > 0 && (o[j - 1].chunk > x.chunk ||
+                         (o[j - 1].chunk == x.chunk && o[j - 1].cookie > x.cookie))) {
+            o[j] = o[j - 1];
+            j--;
+        }
+        o[j] = x;
+    }
 }

@@ -86,8 +86,27 @@ PCPU_HIDDEN void pcpu__chunk_free_meta(struct pcpu_chunk *c);
  * allocations of piece bits; returns the first bit or SIZE_MAX. */
 PCPU_HIDDEN size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count,
                                      size_t align);
-/* Release the allocation starting at bit (n bits long). */
-PCPU_HIDDEN void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n);
+/* One freed object on its way back to its chunk's map. */
+struct pcpu_freed {
+    char *cookie;
+    struct pcpu_chunk *chunk;   /* the owner (the reserved part for reserved objects) */
+    uint32_t bits;
+    bool clean;                 /* zeroed (or poisoned) already */
+};
+
+/* Sort freed objects by chunk, then address (insertion sort: batches are
+ * small and come mostly in order already). */
+PCPU_HIDDEN void pcpu__freed_sort(struct pcpu_freed *o, size_t n);
+
+/* Release [bit, bit+n), which holds exactly count whole allocations (one
+ * in the common case; several adjacent ones when frees come in batches,
+ * which then cost one update of the hints). */
+PCPU_HIDDEN void pcpu__chunk_release_run(struct pcpu_chunk *c, size_t bit, size_t n,
+                                         size_t count);
+static inline void pcpu__chunk_release(struct pcpu_chunk *c, size_t bit, size_t n)
+{
+    pcpu__chunk_release_run(c, bit, n, 1);
+}
 /* Length in bits of the allocation starting at bit (from end_map). */
 PCPU_HIDDEN size_t pcpu__chunk_alloc_bits(const struct pcpu_chunk *c, size_t bit);
 /* Recompute the exact largest free run. */

@@ -11,10 +11,12 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -176,6 +178,86 @@ void pcpu__os_bind(void *p, size_t size, int node)
     (void)size;
     (void)node;
 #endif
+}
+
+/* PAGEMAP_SCAN (Linux 6.7, linux/fs.h), spelled out because distribution
+ * headers may predate it. */
+struct pcpu_page_region {
+    uint64_t start, end, categories;
+};
+struct pcpu_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PCPU_PAGEMAP_SCAN _IOWR('f', 16, struct pcpu_pm_scan_arg)
+#define PCPU_PAGE_IS_PRESENT (1u << 3)
+#define PCPU_PAGE_IS_SWAPPED (1u << 4)
+#define PCPU_PAGE_IS_PFNZERO (1u << 5)
+
+/* /proc/self/pagemap, opened on first use; -2: the kernel cannot scan. */
+static int pagemap_fd = -1;
+
+void pcpu__os_fork_child(void)
+{
+    /* The descriptor names the parent's page tables. */
+    if (pagemap_fd >= 0)
+        close(pagemap_fd);
+    if (pagemap_fd != -2)
+        pagemap_fd = -1;
+}
+
+int pcpu__os_dirty_ranges(char *start, char *end, void (*fn)(char *lo, char *hi, void *arg),
+                          void *arg)
+{
+    int fd = __atomic_load_n(&pagemap_fd, __ATOMIC_ACQUIRE);
+    if (fd == -2)
+        return -1;
+    if (fd < 0) {
+        fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        int expected = -1;
+        if (!__atomic_compare_exchange_n(&pagemap_fd, &expected, fd, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            close(fd);
+            fd = expected;
+            if (fd < 0)
+                return -1;
+        }
+    }
+    struct pcpu_page_region vec[32];
+    struct pcpu_pm_scan_arg a;
+    uint64_t at = (uintptr_t)start;
+    while (at < (uintptr_t)end) {
+        memset(&a, 0, sizeof(a));
+        a.size = sizeof(a);
+        a.start = at;
+        a.end = (uintptr_t)end;
+        a.vec = (uintptr_t)vec;
+        a.vec_len = sizeof(vec) / sizeof(vec[0]);
+        /* present or swapped, and not the shared zero page */
+        a.category_anyof_mask = PCPU_PAGE_IS_PRESENT | PCPU_PAGE_IS_SWAPPED;
+        a.category_inverted = PCPU_PAGE_IS_PFNZERO;
+        a.category_mask = PCPU_PAGE_IS_PFNZERO;
+        a.return_mask = PCPU_PAGE_IS_PRESENT | PCPU_PAGE_IS_SWAPPED;
+        long n = ioctl(fd, PCPU_PAGEMAP_SCAN, &a);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ENOTTY || errno == EINVAL) {
+                /* An older kernel: never ask again. */
+                __atomic_store_n(&pagemap_fd, -2, __ATOMIC_RELEASE);
+                close(fd);
+            }
+            return -1;
+        }
+        for (long i = 0; i < n; i++)
+            fn((char *)(uintptr_t)vec[i].start, (char *)(uintptr_t)vec[i].end, arg);
+        if (a.walk_end <= at)
+            break;
+        at = a.walk_end;
+    }
+    return 0;
 }
 
 void *pcpu__meta_calloc(size_t n, size_t size)

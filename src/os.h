@@ -25,6 +25,14 @@ PCPU_HIDDEN int pcpu__os_protect_none(void *p, size_t size);
 /* Prefer NUMA node for [p, p+size) (the caller checked the node exists). */
 PCPU_HIDDEN void pcpu__os_bind(void *p, size_t size, int node);
 PCPU_HIDDEN void pcpu__os_nohuge(void *p, size_t size);
+/* The pages of [start, end) that may hold data -- present and not the
+ * shared zero page, or swapped out -- as ranges passed to fn, in address
+ * order; 0, or -1 when the kernel cannot tell (no PAGEMAP_SCAN before
+ * Linux 6.7): the caller must then assume every page may. */
+PCPU_HIDDEN int pcpu__os_dirty_ranges(char *start, char *end,
+                                      void (*fn)(char *lo, char *hi, void *arg), void *arg);
+/* fork() child: per-process handles must be opened again. */
+PCPU_HIDDEN void pcpu__os_fork_child(void);
 /* Metadata allocations (zeroed); failure injectable. */
 PCPU_HIDDEN void *pcpu__meta_calloc(size_t n, size_t size);
 PCPU_HIDDEN void pcpu__meta_free(void *p, size_t bytes);

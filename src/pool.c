@@ -377,6 +377,32 @@ bool pcpu__pool_release_locked(struct pcpu_chunk *c, size_t bit, size_t bits)
            (pcpu__chunk_is_empty(c) && !c->is_first && !c->is_reserved);
 }
 
+bool pcpu__pool_release_many_locked(struct pcpu_freed *objs, size_t n)
+{
+    assert_locked();
+    bool balance = false;
+    pcpu__freed_sort(objs, n);
+    for (size_t i = 0; i < n;) {
+        struct pcpu_chunk *c = objs[i].chunk;
+        size_t bit = pcpu__chunk_bit(c, objs[i].cookie), total = objs[i].bits, count = 1;
+        size_t j = i + 1;
+        while (j < n && objs[j].chunk == c &&
+               objs[j].cookie == objs[i].cookie + total * PCPU_GRANULE) {
+            total += objs[j].bits;
+            count++;
+            j++;
+        }
+        struct pages_before b = pages_of(c);
+        pcpu__chunk_release_run(c, bit, total, count);
+        track(c, b);
+        relocate(c);
+        pool.st.allocated_bits -= total;
+        balance |= pcpu__chunk_is_empty(c) && !c->is_first && !c->is_reserved;
+        i = j;
+    }
+    return balance || pool.st.nr_empty_pop > PCPU_EMPTY_POP_HIGH;
+}
+
 /* ---- balance ------------------------------------------------------------ */
 
 /* Depopulate empty populated pages of c, from its end, while above target. */

@@ -75,6 +75,9 @@ PCPU_HIDDEN void *pcpu__pool_alloc_locked(size_t bits, size_t count, size_t alig
 /* Give an allocation back to its chunk's map; true when the balance
  * policy wants a pass (too many empty pages, or an empty chunk). */
 PCPU_HIDDEN bool pcpu__pool_release_locked(struct pcpu_chunk *c, size_t bit, size_t bits);
+/* The same for n objects at once (any chunks, any order; reordered):
+ * neighbours in one chunk are given back as one run. */
+PCPU_HIDDEN bool pcpu__pool_release_many_locked(struct pcpu_freed *objs, size_t n);
 /* Destroy empty chunks but a spare and depopulate empty pages down to the
  * low watermark (all: everything empty); returns pages given back. */
 PCPU_HIDDEN size_t pcpu__pool_balance_locked(bool all);

@@ -6,9 +6,16 @@
  * thread therefore keeps, per size class (one per granule count up to 256
  * bytes, then 64-byte steps up to 4 KiB), a small stack of objects that
  * are allocated in the map but not live.  pcpu_alloc() pops one and sets
- * its live bit; pcpu_free() zeroes the object and pushes it.  Refills and
- * overflows move a batch at a time under the lock, so the lock is taken
- * once per PCPU_TCACHE_BATCH operations at most.
+ * its live bit; pcpu_free() zeroes the object and pushes it.  Refills move
+ * a batch at a time under the lock.
+ *
+ * Frees that do not fit a class cache (a full class, another size, a
+ * reserved object) and frees whose zeroing is better done in bulk (big
+ * objects, many units: see units.h) wait in a pending batch of up to
+ * PCPU_PENDING_MAX objects.  Processing the batch zeroes its dirty objects
+ * chunk by chunk at once, fills the class caches from it, and gives the
+ * rest back to the pool in one lock hold, adjacent objects as one run:
+ * so a free costs no more than an allocation, also in bulk.
  *
  * A thread's cache is flushed back to the pool when the thread exits, and
  * dropped by pcpu_exit(); a forked child returns the caches of the threads
@@ -39,15 +46,35 @@ static inline size_t entry_bit(const struct pcpu_tcache_entry *e)
     return pcpu__chunk_bit(e->chunk, e->cookie);
 }
 
-/* Give entries [0, n) of a class back to the pool. */
-static void release_entries_locked(struct pcpu_tcache_class *cls, size_t bits, unsigned int n)
+/* Zero the pending objects that are dirty: per chunk, in one go (units.c
+ * asks the kernel which pages hold data when that is worth it). */
+static void clean_pending(struct pcpu_tcache *tc, size_t n)
 {
-    bool balance = false;
-    for (unsigned int i = 0; i < n; i++) {
-        struct pcpu_tcache_entry *e = &cls->e[i];
-        balance |= pcpu__pool_release_locked(e->chunk, entry_bit(e), bits);
+    if (!tc->nr_dirty)
+        return;
+    struct pcpu_freed *p = tc->pending;
+    pcpu__freed_sort(p, n);
+    struct pcpu_span spans[PCPU_PENDING_MAX];
+    for (size_t i = 0; i < n;) {
+        struct pcpu_chunk *c = p[i].chunk;
+        size_t k = 0, j = i;
+        for (; j < n && p[j].chunk == c; j++)
+            if (!p[j].clean) {
+                spans[k++] = (struct pcpu_span){p[j].cookie, p[j].bits * PCPU_GRANULE};
+                p[j].clean = true;
+            }
+        pcpu__units_zero_spans(c->base, spans, k);
+        i = j;
     }
-    if (balance)
+    tc->nr_dirty = 0;
+    tc->dirty_bytes = 0;
+}
+
+/* Give objects back to the pool (lock held), and schedule a balance pass
+ * when the pool wants one. */
+static void release_locked(struct pcpu_freed *objs, size_t n)
+{
+    if (n && pcpu__pool_release_many_locked(objs, n))
         pcpu__reclaim_kick_locked();
 }
 
@@ -65,15 +92,51 @@ static void unlink_cache(struct pcpu_tcache *tc)
 size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
 {
     pcpu_assert_locked();
-    size_t returned = 0;
+    clean_pending(tc, tc->nr_pending);
+    size_t returned = tc->nr_pending;
+    release_locked(tc->pending, tc->nr_pending);
+    tc->nr_pending = 0;
     for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
         struct pcpu_tcache_class *cls = &tc->cls[ci];
-        release_entries_locked(cls, pcpu__tcache_class_bits(ci), cls->count);
+        uint32_t bits = (uint32_t)pcpu__tcache_class_bits(ci);
+        for (unsigned int i = 0; i < cls->count;) {
+            /* Through the pending array, which is empty now. */
+            unsigned int k = 0;
+            for (; k < PCPU_PENDING_MAX && i < cls->count; k++, i++)
+                tc->pending[k] = (struct pcpu_freed){cls->e[i].cookie, cls->e[i].chunk, bits, true};
+            release_locked(tc->pending, k);
+        }
         returned += cls->count;
         cls->count = 0;
     }
     pcpu__usage_fold_locked(&tc->usage);
     return returned;
+}
+
+void pcpu__tcache_process(struct pcpu_tcache *tc)
+{
+    /* Out of the count first: a fork() by another thread may snapshot
+     * this one at any instruction, and its child gives back what the count
+     * covers; an object it misses is leaked in the child, never given back
+     * twice. */
+    size_t n = tc->nr_pending;
+    __atomic_store_n(&tc->nr_pending, 0, __ATOMIC_RELEASE);
+    clean_pending(tc, n);
+    /* Class caches first (no lock), then the rest, packed at the front. */
+    size_t keep = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pcpu_freed *f = &tc->pending[i];
+        size_t bit = pcpu__chunk_bit(f->chunk, f->cookie);
+        if (pcpu__tcache_takes(f->chunk, bit, f->bits) &&
+            pcpu__tcache_push(tc, pcpu__tcache_class(f->bits), f->cookie, f->chunk))
+            continue;
+        tc->pending[keep++] = *f;
+    }
+    if (keep) {
+        pcpu__pool_lock();
+        release_locked(tc->pending, keep);
+        pcpu__pool_unlock();
+    }
 }
 
 static void thread_exit(void *arg)
@@ -121,6 +184,14 @@ struct pcpu_tcache *pcpu__tcache_make(void)
 int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
 {
     struct pcpu_tcache_class *cls = &tc->cls[ci];
+    /* Freed objects wait in the pending batch: use them when zeroing them
+     * now is cheap (nothing dirty, or a batch big enough to be worth one
+     * scan), before taking the lock. */
+    if (tc->nr_pending && (tc->nr_dirty == 0 || tc->nr_pending >= PCPU_PENDING_MAX / 4)) {
+        pcpu__tcache_process(tc);
+        if (cls->count)
+            return 0;
+    }
     size_t bits = pcpu__tcache_class_bits(ci);
     unsigned int batch = pcpu__tcache_cap(bits) / 2;
     size_t align = pcpu__natural_bits(bits);
@@ -160,34 +231,15 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
     return 0;
 }
 
-void pcpu__tcache_put_full(struct pcpu_tcache *tc, size_t ci, void *cookie, struct pcpu_chunk *c)
-{
-    struct pcpu_tcache_class *cls = &tc->cls[ci];
-    size_t bits = pcpu__tcache_class_bits(ci);
-    unsigned int half = pcpu__tcache_cap(bits) / 2;
-    /* Return the older half: the newer objects are the warm ones. */
-    pcpu__pool_lock();
-    release_entries_locked(cls, bits, half);
-    /* Still under the lock: a fork() by another thread (which holds the
-     * lock) must never see released objects still counted here, or the
-     * child's atfork flush would release them twice. */
-    memmove(&cls->e[0], &cls->e[half], (cls->count - half) * sizeof(cls->e[0]));
-    cls->count -= half;
-    pcpu__pool_unlock();
-    /* The entry first, then the count that exposes it (release): a fork()
-     * can snapshot this cache between any two instructions, and the child
-     * flushes every entry below count, so count must never cover a stale
-     * entry (one popped earlier and live now). */
-    cls->e[cls->count] = (struct pcpu_tcache_entry){cookie, c};
-    __atomic_store_n(&cls->count, cls->count + 1, __ATOMIC_RELEASE);
-}
-
 void pcpu__tcache_drop_all_locked(void)
 {
     pcpu_assert_locked();
-    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             tc->cls[ci].count = 0;
+        tc->nr_pending = tc->nr_dirty = 0;
+        tc->dirty_bytes = 0;
+    }
 }
 
 void pcpu__tcache_flush_others_locked(void)
@@ -210,9 +262,11 @@ size_t pcpu__tcache_count_locked(void)
 {
     pcpu_assert_locked();
     size_t n = 0;
-    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
+        n += __atomic_load_n(&tc->nr_pending, __ATOMIC_RELAXED);
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             n += tc->cls[ci].count;
+    }
     return n;
 }
 
@@ -241,16 +295,32 @@ int pcpu__tcache_validate_locked(void)
             }
         }
     }
+    for (unsigned int i = 0; i < tc->nr_pending; i++) {
+        const struct pcpu_freed *f = &tc->pending[i];
+        size_t bit = pcpu__chunk_bit(f->chunk, f->cookie);
+        struct pcpu_chunk *owner = pcpu__lookup(f->cookie);
+        if (!owner || !pcpu__test_bit(f->chunk->start_map, bit) || pcpu__live_test(f->chunk, bit) ||
+            pcpu__chunk_alloc_bits(f->chunk, bit) != f->bits) {
+            fprintf(stderr, "percpu: validate: pending freed object %p is not a free "
+                    "allocation of %u granules\n", (void *)f->cookie, f->bits);
+            problems++;
+        }
+    }
     return problems;
 }
 
 void pcpu__tcache_for_each_cached_locked(
     void (*fn)(struct pcpu_chunk *c, void *cookie, size_t bits, void *arg), void *arg)
 {
-    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next)
+    for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
             struct pcpu_tcache_class *cls = &tc->cls[ci];
             for (unsigned int i = 0; i < cls->count; i++)
                 fn(cls->e[i].chunk, cls->e[i].cookie, pcpu__tcache_class_bits(ci), arg);
         }
+        /* Robust mode poisons at free: pending objects are clean too. */
+        for (unsigned int i = 0; i < tc->nr_pending; i++)
+            if (tc->pending[i].clean)
+                fn(tc->pending[i].chunk, tc->pending[i].cookie, tc->pending[i].bits, arg);
+    }
 }

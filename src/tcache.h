@@ -11,6 +11,7 @@
 #define PCPU_TCACHE_H
 
 #include "chunk.h"
+#include "units.h"
 #include "usage.h"
 
 #define PCPU_TCACHE_EXACT_BITS 64u
@@ -58,10 +59,27 @@ struct pcpu_tcache_class {
     struct pcpu_tcache_entry e[PCPU_TCACHE_CAP];
 };
 
+/* Freed objects that wait for a batch: to be zeroed (where dirty), then
+ * put in a class cache or given back to the pool, all at once.  Bounds on
+ * what a thread keeps waiting: clean objects (zeroed at free: they only
+ * wait for the lock), dirty ones (zeroed in bulk), and the bytes of dirty
+ * ones per unit.  The bounds are small because waiting objects keep their
+ * pages (and chunk) from going back to the OS until the batch is
+ * processed: at the thread's next allocation that finds its class cache
+ * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
+#define PCPU_PENDING_MAX 128u
+#define PCPU_PENDING_CLEAN 16u
+#define PCPU_PENDING_DIRTY 64u
+#define PCPU_PENDING_BYTES (64u << 10)
+
 struct pcpu_tcache {
     struct pcpu_tcache *prev, *next; /* all caches, under the lock      */
     struct pcpu_usage usage;         /* this thread's counts            */
+    unsigned int nr_pending;
+    unsigned int nr_dirty;           /* pending and not zeroed yet      */
+    size_t dirty_bytes;
     struct pcpu_tcache_class cls[PCPU_TCACHE_NR_CLASSES]; /* [0] unused */
+    struct pcpu_freed pending[PCPU_PENDING_MAX];
 };
 
 PCPU_HIDDEN extern __thread struct pcpu_tcache *pcpu__my_tcache
@@ -75,13 +93,19 @@ static inline struct pcpu_tcache *pcpu__tcache_mine(void)
     struct pcpu_tcache *tc = pcpu__my_tcache;
     return likely(tc) ? tc : pcpu__tcache_make();
 }
-/* Take objects of class ci from the pool into the cache (takes the lock);
- * 0, or -1 with errno. */
+/* Fill class ci's empty cache: from the pending batch when that is cheap,
+ * else from the pool (takes the lock); 0, or -1 with errno. */
 PCPU_HIDDEN int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci);
-/* Park a freed object when its class is full (takes the lock to give the
- * older half back). */
-PCPU_HIDDEN void pcpu__tcache_put_full(struct pcpu_tcache *tc, size_t ci, void *cookie,
-                                       struct pcpu_chunk *c);
+/* Zero the pending batch where it is dirty, fill class caches from it and
+ * give the rest back to the pool under one lock hold. */
+PCPU_HIDDEN void pcpu__tcache_process(struct pcpu_tcache *tc);
+
+/* Whether a freed object of bits granules at bit, owned by c, may go to a
+ * class cache (exact class size, natural alignment, not reserved). */
+static inline bool pcpu__tcache_takes(const struct pcpu_chunk *c, size_t bit, size_t bits)
+{
+    return pcpu__tcache_exact(bits) && !c->is_reserved && bit % pcpu__natural_bits(bits) == 0;
+}
 
 /* Pop an object of class ci (the cache must hold one). */
 static inline struct pcpu_tcache_entry pcpu__tcache_pop(struct pcpu_tcache *tc, size_t ci)
@@ -90,24 +114,45 @@ static inline struct pcpu_tcache_entry pcpu__tcache_pop(struct pcpu_tcache *tc, 
     return cls->e[--cls->count];
 }
 
-/* Park a freed, zeroed object; the full-cache case goes out of line. */
-static inline void pcpu__tcache_push(struct pcpu_tcache *tc, size_t ci, void *cookie,
+/* Park a freed, zeroed object of class ci if its cache has room. */
+static inline bool pcpu__tcache_push(struct pcpu_tcache *tc, size_t ci, void *cookie,
                                      struct pcpu_chunk *c)
 {
     struct pcpu_tcache_class *cls = &tc->cls[ci];
-    if (unlikely(cls->count >= pcpu__tcache_cap(pcpu__tcache_class_bits(ci)))) {
-        pcpu__tcache_put_full(tc, ci, cookie, c);
-        return;
-    }
+    if (unlikely(cls->count >= pcpu__tcache_cap(pcpu__tcache_class_bits(ci))))
+        return false;
     /* Entry first, then the count that makes it visible: a fork() may
      * snapshot this thread at any instruction, and the child flushes what
      * the count covers. */
     cls->e[cls->count] = (struct pcpu_tcache_entry){cookie, c};
     __atomic_store_n(&cls->count, cls->count + 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+/* Add a freed object to the pending batch (clean: already zeroed or
+ * poisoned); a full batch is processed at once. */
+static inline void pcpu__tcache_defer(struct pcpu_tcache *tc, void *cookie, struct pcpu_chunk *c,
+                                      size_t bits, bool clean)
+{
+    struct pcpu_freed *f = &tc->pending[tc->nr_pending];
+    f->cookie = cookie;
+    f->chunk = c;
+    f->bits = (uint32_t)bits;
+    f->clean = clean;
+    /* The count covers the entry only once it is written (fork, above). */
+    __atomic_store_n(&tc->nr_pending, tc->nr_pending + 1, __ATOMIC_RELEASE);
+    if (!clean) {
+        tc->nr_dirty++;
+        tc->dirty_bytes += bits * PCPU_GRANULE;
+    }
+    if (unlikely(tc->nr_pending - tc->nr_dirty >= PCPU_PENDING_CLEAN ||
+                 tc->nr_dirty >= PCPU_PENDING_DIRTY || tc->dirty_bytes >= PCPU_PENDING_BYTES))
+        pcpu__tcache_process(tc);
 }
 
 /* With the allocator lock held: */
-/* Give one cache's objects back (it stays usable); returns how many. */
+/* Give one cache's objects back, pending ones included (it stays usable);
+ * returns how many. */
 PCPU_HIDDEN size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc);
 /* pcpu_exit: forget every cached object (the chunks go away). */
 PCPU_HIDDEN void pcpu__tcache_drop_all_locked(void);

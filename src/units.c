@@ -49,6 +49,7 @@
 #include <stdio.h>
 
 #include "os.h"
+#include "topology.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define PCPU_ASAN 1
@@ -124,6 +125,66 @@ __attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes
         if (!all_zero(p, bytes))
             memset(p, 0, bytes);
     }
+}
+
+/* Zero [p, p+len) unless it is zero already (the page is real: reading
+ * first only saves writing cache lines that hold zeroes anyway). */
+static void zero_if_needed(char *p, size_t len)
+{
+    if (!all_zero(p, len))
+        memset(p, 0, len);
+}
+
+struct scan_ctx {
+    char *base;
+    const struct pcpu_span *spans;
+    size_t n;
+};
+
+/* A range of pages that may hold data, in one or more units: zero the
+ * parts of the batch's objects that lie in it. */
+static void zero_in_range(char *lo, char *hi, void *arg)
+{
+    const struct scan_ctx *x = arg;
+    size_t unit = pcpu__layout.unit_size;
+    while (lo < hi) {
+        size_t pos_plus1 = (size_t)(lo - x->base) / unit;   /* 0 is the guard */
+        char *unit_start = x->base + pos_plus1 * unit;
+        char *unit_end = unit_start + unit;
+        size_t o1 = (size_t)(lo - unit_start);
+        size_t o2 = (size_t)((hi < unit_end ? hi : unit_end) - unit_start);
+        /* First span ending after o1 (spans are sorted and disjoint). */
+        size_t a = 0, b = x->n;
+        while (a < b) {
+            size_t m = (a + b) / 2;
+            size_t end = (size_t)(x->spans[m].cookie - x->base) + x->spans[m].bytes;
+            if (end <= o1)
+                a = m + 1;
+            else
+                b = m;
+        }
+        for (size_t i = a; i < x->n; i++) {
+            size_t s = (size_t)(x->spans[i].cookie - x->base), e = s + x->spans[i].bytes;
+            if (s >= o2)
+                break;
+            size_t zs = s > o1 ? s : o1, ze = e < o2 ? e : o2;
+            zero_if_needed(unit_start + zs, ze - zs);
+        }
+        lo = unit_end < hi ? unit_end : hi;
+    }
+}
+
+void pcpu__units_zero_spans(char *base, const struct pcpu_span *spans, size_t n)
+{
+    if (n == 0)
+        return;
+    size_t unit = pcpu__layout.unit_size;
+    struct scan_ctx x = {base, spans, n};
+    if (pcpu__os_dirty_ranges(base + unit, base + (pcpu__nr_units + (size_t)1) * unit,
+                              zero_in_range, &x) == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pcpu__units_zero(spans[i].cookie, spans[i].bytes);
 }
 
 /* ---- tool marks ----------------------------------------------------------- */

@@ -43,6 +43,26 @@ static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie,
     }
 }
 
+/* One object of a batch: its cookie and length. */
+struct pcpu_span {
+    char *cookie;
+    size_t bytes;
+};
+
+/* Whether freeing an object of this size should wait for a batch: with
+ * many units, or big objects, reading every unit to find the written ones
+ * costs more (page faults on never-touched pages, TLB misses) than asking
+ * the kernel once per batch which pages hold data. */
+static inline bool pcpu__units_batch_wanted(size_t bytes)
+{
+    return pcpu__nr_units > 16 || bytes >= 512;
+}
+
+/* Zero n freed objects of the chunk whose guard starts at base, sorted by
+ * address, in every unit where they may hold data: where the kernel can
+ * say which pages do (PAGEMAP_SCAN), only there; else unit by unit. */
+PCPU_HIDDEN void pcpu__units_zero_spans(char *base, const struct pcpu_span *spans, size_t n);
+
 /* A freed object: zero it (robust mode: poison the units that were
  * written), then mark it freed for the tools. */
 PCPU_HIDDEN void pcpu__units_freed_hooked(void *cookie, size_t bytes);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { N_OBJ = 40000, OBJ_SIZE = 64 };
+enum { N_OBJ = 60000, OBJ_SIZE = 64 }; /* four chunks: one stays spare, one may be held by the batch */
 
 /* Allocate N_OBJ objects of OBJ_SIZE, written in units 0 and 1 only. */
 static void **alloc_touching_two(void)
@@ -39,9 +39,11 @@ static void print_stats(const char *when, const struct pcpu_stats *st)
 
 /* What may stay resident in the two written units once everything is
  * freed: empty populated pages up to the high watermark (frees after the
- * worker's last pass may leave that many without waking it again), plus a
- * few pages still holding objects parked in this thread's cache. */
-enum { EMPTY_POP_HIGH = 32, CACHE_PAGES = 8 };
+ * worker's last pass may leave that many without waking it again), plus
+ * the pages still holding objects parked in this thread's cache or waiting
+ * in its batch of frees to be zeroed (at most 64 KiB per unit, 16 pages:
+ * see PCPU_PENDING_BYTES), which may also keep one more chunk. */
+enum { EMPTY_POP_HIGH = 32, CACHE_PAGES = 8 + 16, BATCH_CHUNKS = 1 };
 
 static size_t slack(const struct pcpu_stats *st)
 {
@@ -72,7 +74,8 @@ static void test_background(void **state)
     while (tu_now() - t0 < 10.0) {
         st = tu_stats();
         if (st.resident_bytes <= st0.resident_bytes + slack(&st) &&
-            st.empty_pop_pages <= EMPTY_POP_HIGH && st.nr_chunks <= st0.nr_chunks + 1) {
+            st.empty_pop_pages <= EMPTY_POP_HIGH &&
+            st.nr_chunks <= st0.nr_chunks + 1 + BATCH_CHUNKS) {
             back = true;
             break;
         }
@@ -132,7 +135,7 @@ static void test_no_reclaim(void **state)
     assert_true(pcpu_reclaim(false) > 0);
     struct pcpu_stats st3 = tu_stats();
     print_stats("reclaim(false)", &st3);
-    assert_true(st3.nr_chunks <= 2);
+    assert_true(st3.nr_chunks <= 2 + BATCH_CHUNKS);
     assert_true(st3.populated_pages < st2.populated_pages);
     assert_true(st3.resident_bytes < st2.resident_bytes);
     assert_valid();

@@ -290,8 +290,10 @@ static void thiscpu_child(void *arg)
     pthread_t t;
     start_sender(&t);
     uint64_t rs = 11;
-    double end = tu_now() + 3.0;
-    for (long i = 0; i < 3000000; i++) {
+    /* Until the handler has run often enough to prove something (a fast
+     * loop finishes its iterations before many signals land), or time is up. */
+    double end = tu_now() + 10.0;
+    for (long i = 0; i < 3000000 || handler_runs < 1000; i++) {
         pcpu_this_inc(sig_int);
         (void)pcpu_this_add_return(sig_int, 2);
         main_int += 3;
