@@ -423,10 +423,11 @@ static const struct pcpu_group_md *group_md(struct pcpu_chunk *c, size_t g)
     return &c->gmd[g];
 }
 
-size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_t align)
+size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_t align,
+                         bool thorough)
 {
     size_t n = piece * count;
-    if (!pcpu__chunk_may_fit(c, n, align))
+    if (thorough ? n > c->contig_bits : !pcpu__chunk_may_fit(c, n, align))
         return SIZE_MAX;
     size_t bb = block_bits();
     size_t carry = SIZE_MAX; /* start of a free run reaching this block */
@@ -464,11 +465,12 @@ size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_
                 goto found;
             carry = SIZE_MAX;
         }
-        if (md->contig >= n && pcpu__run_fits(lo + md->contig_start, md->contig, n, align)) {
+        bool fits = pcpu__run_fits(lo + md->contig_start, md->contig, n, align);
+        if (md->contig >= n && (fits || thorough)) {
             /* Small requests take the first hole that fits (holes get
              * reused); larger ones go straight to the run known to fit
              * instead of walking every small hole before it. */
-            size_t from = n >= 16 ? lo + md->contig_start : lo;
+            size_t from = n >= 16 && fits ? lo + md->contig_start : lo;
             p = pcpu__find_zero_area(c->alloc_map, from, hi, n, align);
             if (p != SIZE_MAX)
                 goto found;

@@ -83,9 +83,13 @@ PCPU_HIDDEN struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t sta
                                                       size_t end_bit);
 PCPU_HIDDEN void pcpu__chunk_free_meta(struct pcpu_chunk *c);
 /* Find a run of piece*count bits aligned to align bits and claim it as count
- * allocations of piece bits; returns the first bit or SIZE_MAX. */
+ * allocations of piece bits; returns the first bit or SIZE_MAX.  The fast
+ * search (thorough false) trusts the hints as the kernel does: a block or
+ * chunk whose longest free run cannot hold the request at that alignment
+ * is skipped, even if a shorter run elsewhere in it could; thorough looks
+ * at every block with a long enough run, for when the fast search failed. */
 PCPU_HIDDEN size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count,
-                                     size_t align);
+                                     size_t align, bool thorough);
 /* One freed object on its way back to its chunk's map. */
 struct pcpu_freed {
     char *cookie;

@@ -298,10 +298,11 @@ static struct pcpu_chunk *create_chunk(size_t start_bit)
 
 /* ---- allocation and release ----------------------------------------------- */
 
-static void *claim_in(struct pcpu_chunk *c, size_t bits, size_t count, size_t align_bits)
+static void *claim_in(struct pcpu_chunk *c, size_t bits, size_t count, size_t align_bits,
+                      bool thorough)
 {
     struct pages_before b = pages_of(c);
-    size_t bit = pcpu__chunk_claim(c, bits, count, align_bits);
+    size_t bit = pcpu__chunk_claim(c, bits, count, align_bits, thorough);
     track(c, b);
     if (bit == SIZE_MAX)
         return NULL;
@@ -325,35 +326,41 @@ void *pcpu__pool_alloc_locked(size_t bits, size_t count, size_t align_bits, bool
     void *p;
     errno = 0;
     struct pcpu_chunk *r = pcpu__pool_anchor.reserved;
-    if (reserved && (p = claim_in(r, bits, count, align_bits))) {
+    if (reserved && ((p = claim_in(r, bits, count, align_bits, false)) ||
+                     (align_bits > 1 && (p = claim_in(r, bits, count, align_bits, true))))) {
         *chunk_out = r;
         return p;
     }
-    for (unsigned int s = fls_size(bits * count); s < pool.nr_slots; s++) {
-        struct pcpu_chunk *c, *next;
-        for (c = pool.slots[s]; c; c = next) {
-            next = c->next;
-            if (!pcpu__chunk_may_fit(c, bits * count, align_bits))
-                continue;
-            p = claim_in(c, bits, count, align_bits);
-            if (p) {
-                *chunk_out = c;
-                return p;
-            }
-            if (errno == ENOMEM)
-                return NULL;
-            if (c->contig_stale) {
-                /* The hint was too high: make it exact so this chunk stops
-                 * being offered requests it cannot take. */
-                pcpu__chunk_refresh_contig(c);
-                relocate(c);
+    /* The hints first; only an aligned request can be turned away by them
+     * while a chunk has room (its longest run at the wrong alignment), so
+     * such a request looks again at every block before a new chunk. */
+    for (int thorough = 0; thorough < 1 + (align_bits > 1); thorough++) {
+        for (unsigned int s = fls_size(bits * count); s < pool.nr_slots; s++) {
+            struct pcpu_chunk *c, *next;
+            for (c = pool.slots[s]; c; c = next) {
+                next = c->next;
+                if (!thorough && !pcpu__chunk_may_fit(c, bits * count, align_bits))
+                    continue;
+                p = claim_in(c, bits, count, align_bits, thorough);
+                if (p) {
+                    *chunk_out = c;
+                    return p;
+                }
+                if (errno == ENOMEM)
+                    return NULL;
+                if (c->contig_stale) {
+                    /* The hint was too high: make it exact so this chunk
+                     * stops being offered requests it cannot take. */
+                    pcpu__chunk_refresh_contig(c);
+                    relocate(c);
+                }
             }
         }
     }
     struct pcpu_chunk *c = create_chunk(0);
     if (!c)
         return NULL;
-    p = claim_in(c, bits, count, align_bits);
+    p = claim_in(c, bits, count, align_bits, false);
     if (!p) {
         int err = errno ? errno : ENOMEM;
         if (pcpu__chunk_is_empty(c))
