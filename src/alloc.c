@@ -148,14 +148,20 @@ static inline __attribute__((always_inline)) void free_impl(void *cookie)
      * objects go straight back. */
     if (likely(tc) && likely(!owner->is_reserved)) {
         if (likely(!pcpu__units_hooked)) {
-            if (likely(!pcpu__units_batch_wanted(bytes))) {
-                /* Small enough to zero now. */
+            /* An object its class cache has room for is likely handed out
+             * again soon: zero it now (with few units that is a read of
+             * each).  Other frees wait in the batch, to be zeroed with
+             * their neighbours where the kernel says pages hold data. */
+            size_t ci = pcpu__tcache_class(bits);
+            if (likely(!pcpu__units_many()) && likely(pcpu__tcache_takes(owner, bit, bits)) &&
+                likely(pcpu__tcache_has_room(tc, ci))) {
                 pcpu__units_zero(cookie, bytes);
-                if (!(likely(pcpu__tcache_takes(owner, bit, bits)) &&
-                      pcpu__tcache_push(tc, pcpu__tcache_class(bits), cookie, owner)))
-                    pcpu__tcache_defer(tc, cookie, owner, bits, true);
-            } else {
+                pcpu__tcache_push(tc, ci, cookie, owner);
+            } else if (pcpu__units_batch_wanted(bytes)) {
                 pcpu__tcache_defer(tc, cookie, owner, bits, false);
+            } else {
+                pcpu__units_zero(cookie, bytes);
+                pcpu__tcache_defer(tc, cookie, owner, bits, true);
             }
             pcpu__usage_count_free(&tc->usage);
             return;

@@ -5,7 +5,6 @@
  * bits), so every access is a relaxed atomic load or store: writers hold
  * the allocator lock, which makes plain read-modify-write sequences safe
  * between them, and relaxed accesses keep lock-free readers well defined.
- * live_map bits are the exception: frees clear them with atomic RMW.
  */
 #include "bitmap.h"
 

@@ -5,9 +5,9 @@
  * alloc_map.  The same offsets are used in every unit, so one map serves
  * all of them.  An allocation of n granules sets n bits in alloc_map, its
  * first granule in start_map and its last in end_map (so a free needs no
- * size and can tell a real start from an interior pointer), and live_map
- * says whether the user holds it (thread caches hold allocations that are
- * in the map but not live).
+ * size and can tell a real start from an interior pointer), and a live
+ * mark (a byte per granule) says whether the user holds it (thread caches
+ * hold allocations that are in the map but not live).
  *
  * Searching a bitmap from the start would cost more as the chunk fills, so
  * every page of the unit (a "block") carries hints: its longest free run,
@@ -141,6 +141,12 @@ static struct pcpu_block_md compute_md(const struct pcpu_chunk *c, size_t b)
     return compute_md_nfree(c, b, len - pcpu__count_set(c->alloc_map, lo, lo + len));
 }
 
+/* One live mark per granule, rounded up to whole words for the scans. */
+static size_t nr_live_bytes(const struct pcpu_chunk *c)
+{
+    return pcpu__words(c->nr_bits) * 64;
+}
+
 struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size_t end_bit)
 {
     size_t words = pcpu__words(nr_bits);
@@ -153,9 +159,8 @@ struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size
     c->start_bit = start_bit;
     c->end_bit = end_bit;
     c->meta_bytes = sizeof(*c);
-    c->live_stride = (words + 7) / 8;
-    uint64_t **maps[] = {&c->alloc_map, &c->start_map, &c->end_map, &c->live_map, &c->populated};
-    size_t counts[] = {words, words, words, c->live_stride * 8, pcpu__words(pages)};
+    uint64_t **maps[] = {&c->alloc_map, &c->start_map, &c->end_map, &c->populated};
+    size_t counts[] = {words, words, words, pcpu__words(pages)};
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
         *maps[i] = pcpu__meta_calloc(counts[i], sizeof(uint64_t));
         if (!*maps[i]) {
@@ -164,6 +169,14 @@ struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size
         }
         c->meta_bytes += counts[i] * sizeof(uint64_t);
     }
+    /* Zeroed pages from the OS for the big ones: only the parts whose
+     * granules are ever handed out become resident. */
+    c->live = pcpu__meta_calloc(nr_live_bytes(c), 1);
+    if (!c->live) {
+        pcpu__chunk_free_meta(c);
+        return NULL;
+    }
+    c->meta_bytes += nr_live_bytes(c);
     c->md = pcpu__meta_calloc(pages, sizeof(*c->md));
     c->nr_groups = (pages + PCPU_GROUP_BLOCKS - 1) / PCPU_GROUP_BLOCKS;
     c->gmd = pcpu__meta_calloc(c->nr_groups, sizeof(*c->gmd));
@@ -199,7 +212,7 @@ void pcpu__chunk_free_meta(struct pcpu_chunk *c)
     pcpu__meta_free(c->alloc_map, words * 8);
     pcpu__meta_free(c->start_map, words * 8);
     pcpu__meta_free(c->end_map, words * 8);
-    pcpu__meta_free(c->live_map, c->live_stride * 8 * 8);
+    pcpu__meta_free(c->live, nr_live_bytes(c));
     pcpu__meta_free(c->populated, pcpu__words(c->nr_pages) * 8);
     pcpu__meta_free(c->md, c->nr_pages * sizeof(*c->md));
     pcpu__meta_free(c->gmd, c->nr_groups * sizeof(*c->gmd));
@@ -746,15 +759,9 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     }
     CHECK(nr == c->nr_alloc, "nr_alloc %zu but %zu allocations in the map", c->nr_alloc, nr);
     CHECK(covered == used, "%zu bits allocated but allocations cover %zu", used, covered);
-    /* Word by word: a bit-by-bit walk made validate too slow to call
-     * after every step of a test. */
-    for (size_t w = 0; w < pcpu__words(c->nr_bits); w++) {
-        uint64_t stray = __atomic_load_n(pcpu__live_word(c, w * 64), __ATOMIC_RELAXED) &
-                         ~c->start_map[w];
-        if (stray)
-            CHECK(false, "live bit %zu is not an allocation start",
-                  w * 64 + (size_t)__builtin_ctzll(stray));
-    }
+    for (size_t bit = 0; bit < c->nr_bits; bit++)
+        if (pcpu__live_test(c, bit) && !pcpu__test_bit(c->start_map, bit))
+            CHECK(false, "live mark %zu is not an allocation start", bit);
     if (c->populated && !c->is_reserved) {
         size_t pop = 0, empty = 0;
         for (size_t pg = 0; pg < c->nr_pages; pg++) {

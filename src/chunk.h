@@ -60,9 +60,8 @@ struct pcpu_chunk {
     uint64_t *alloc_map;  /* 1 = allocated (or hidden)                    */
     uint64_t *start_map;  /* 1 = first granule of an allocation           */
     uint64_t *end_map;    /* 1 = last granule of an allocation            */
-    uint64_t *live_map;   /* 1 = allocation handed to the user; words are
-                             spread out, use pcpu__live_word()           */
-    size_t live_stride;   /* live words between logically adjacent ones   */
+    uint8_t *live;        /* per granule: 1 = the allocation starting here
+                             is handed to the user                       */
     struct pcpu_block_md *md;
     struct pcpu_group_md *gmd;
     uint64_t *gdirty;     /* 1 bit per group: gmd must be recomputed       */
@@ -135,19 +134,17 @@ static inline size_t pcpu__chunk_bit(const struct pcpu_chunk *c, const void *coo
     return (size_t)((const char *)cookie - c->base) / PCPU_GRANULE;
 }
 
-/* The live_map word holding bit.  Frees and thread-cache allocations set
- * and clear live bits with atomic operations from many threads; two
- * threads' caches take neighbouring runs of the map, so logically adjacent
- * words are placed a cache line or more apart (word w at
- * (w % 8) * stride + w / 8) to keep those threads off each other's lines. */
-static inline uint64_t *pcpu__live_word(const struct pcpu_chunk *c, size_t bit)
-{
-    size_t w = bit / 64;
-    return &c->live_map[(w % 8) * c->live_stride + w / 8];
-}
+/* Live marks, one byte per granule: plain (relaxed) loads and stores, no
+ * atomic read-modify-write on the paths where every allocation and free
+ * pays it.  Each byte is written only by the thread that hands the object
+ * out or takes it back, and thread-cache refills take runs of 64 granules
+ * (a cache line of marks) for the small classes, so threads do not share
+ * lines of marks either.  A double free by one thread is always caught; a
+ * double free racing with the first free of the same object in another
+ * thread may not be (that program has a data race on the object). */
 static inline bool pcpu__live_test(const struct pcpu_chunk *c, size_t bit)
 {
-    return (__atomic_load_n(pcpu__live_word(c, bit), __ATOMIC_RELAXED) >> (bit % 64)) & 1;
+    return __atomic_load_n(&c->live[bit], __ATOMIC_RELAXED) != 0;
 }
 /* Mark the allocation at bit handed to the user.  Release: a thread-cache
  * pop (its count decrement) before it must be visible first, so that a
@@ -155,17 +152,17 @@ static inline bool pcpu__live_test(const struct pcpu_chunk *c, size_t bit)
  * child would flush a live object). */
 static inline void pcpu__live_set(const struct pcpu_chunk *c, size_t bit)
 {
-    uint64_t old = __atomic_fetch_or(pcpu__live_word(c, bit), 1ull << (bit % 64),
-                                     __ATOMIC_RELEASE);
-    pcpu_assert_internal(!(old & (1ull << (bit % 64))));
-    (void)old;
+    pcpu_assert_internal(!pcpu__live_test(c, bit));
+    __atomic_store_n(&c->live[bit], 1, __ATOMIC_RELEASE);
 }
 /* Take the allocation at bit back from the user; false if it was not live
  * (a double free, or not an allocation start). */
 static inline bool pcpu__live_clear(const struct pcpu_chunk *c, size_t bit)
 {
-    uint64_t mask = 1ull << (bit % 64);
-    return __atomic_fetch_and(pcpu__live_word(c, bit), ~mask, __ATOMIC_RELAXED) & mask;
+    if (unlikely(!pcpu__live_test(c, bit)))
+        return false;
+    __atomic_store_n(&c->live[bit], 0, __ATOMIC_RELAXED);
+    return true;
 }
 
 /* Length in bits of the allocation starting at bit; the common small case

@@ -198,8 +198,8 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
     struct pcpu_chunk *c;
     pcpu__pool_lock();
     if ((64 % bits) == 0) {
-        /* One run that fills whole live_map words, so no other thread's
-         * objects share a word (and its atomic updates) with this batch. */
+        /* One run that fills whole cache lines of live marks, so no other
+         * thread's objects share a line of marks with this batch. */
         size_t count = 64 / bits < PCPU_TCACHE_BATCH ? PCPU_TCACHE_BATCH : 64 / bits;
         if (count > PCPU_TCACHE_CAP)
             count = PCPU_TCACHE_CAP;

@@ -104,7 +104,8 @@ PCPU_HIDDEN void pcpu__tcache_process(struct pcpu_tcache *tc);
  * class cache (exact class size, natural alignment, not reserved). */
 static inline bool pcpu__tcache_takes(const struct pcpu_chunk *c, size_t bit, size_t bits)
 {
-    return pcpu__tcache_exact(bits) && !c->is_reserved && bit % pcpu__natural_bits(bits) == 0;
+    return pcpu__tcache_exact(bits) && !c->is_reserved &&
+           (bit & (pcpu__natural_bits(bits) - 1)) == 0; /* a power of two: no division */
 }
 
 /* Pop an object of class ci (the cache must hold one). */
@@ -112,6 +113,11 @@ static inline struct pcpu_tcache_entry pcpu__tcache_pop(struct pcpu_tcache *tc, 
 {
     struct pcpu_tcache_class *cls = &tc->cls[ci];
     return cls->e[--cls->count];
+}
+
+static inline bool pcpu__tcache_has_room(const struct pcpu_tcache *tc, size_t ci)
+{
+    return tc->cls[ci].count < pcpu__tcache_cap(pcpu__tcache_class_bits(ci));
 }
 
 /* Park a freed, zeroed object of class ci if its cache has room. */

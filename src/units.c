@@ -180,9 +180,27 @@ void pcpu__units_zero_spans(char *base, const struct pcpu_span *spans, size_t n)
         return;
     size_t unit = pcpu__layout.unit_size;
     struct scan_ctx x = {base, spans, n};
-    if (pcpu__os_dirty_ranges(base + unit, base + (pcpu__nr_units + (size_t)1) * unit,
-                              zero_in_range, &x) == 0)
-        return;
+    unsigned int nr = pcpu__nr_units;
+    if (nr > 16) {
+        /* One walk over the whole chunk: the kernel skips what nobody
+         * touched in big steps, and there are too many units to ask one by
+         * one. */
+        if (pcpu__os_dirty_ranges(base + unit, base + (nr + (size_t)1) * unit, zero_in_range,
+                                  &x) == 0)
+            return;
+    } else {
+        /* Few units: only the pages the batch covers, unit by unit. */
+        size_t lo = (size_t)(spans[0].cookie - base) & ~(pcpu__page_size - 1);
+        size_t hi = (size_t)(spans[n - 1].cookie - base) + spans[n - 1].bytes;
+        unsigned int u = 0;
+        for (; u < nr; u++) {
+            char *unit_base = base + (size_t)(pcpu__layout.ai->unit_pos[u] + 1) * unit;
+            if (pcpu__os_dirty_ranges(unit_base + lo, unit_base + hi, zero_in_range, &x) != 0)
+                break;
+        }
+        if (u == nr)
+            return;
+    }
     for (size_t i = 0; i < n; i++)
         pcpu__units_zero(spans[i].cookie, spans[i].bytes);
 }

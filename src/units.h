@@ -31,15 +31,28 @@ static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie,
         pcpu__units_zero_large(cookie, bytes);
         return;
     }
+    /* Objects are whole granules: 4, 8, 12 or 16 bytes here, each read and
+     * cleared with fixed-size moves (a variable-length copy would go
+     * through memory and a library call). */
     unsigned int n = pcpu__nr_units;
     for (unsigned int i = 0; i < n; i++) {
         char *p = (char *)cookie + pcpu__cpu_offsets[i];
-        uint64_t a = 0, b = 0;
-        memcpy(&a, p, bytes < 8 ? bytes : 8);
-        if (bytes > 8)
-            memcpy(&b, p + 8, bytes - 8);
-        if (a | b)
-            memset(p, 0, bytes);
+        uint64_t a = 0, b = 0, z = 0;
+        uint32_t w = 0, zw = 0;
+        if (bytes >= 8)
+            memcpy(&a, p, 8);
+        if (bytes == 16)
+            memcpy(&b, p + 8, 8);
+        else if (bytes % 8)
+            memcpy(&w, p + bytes - 4, 4);
+        if (!(a | b | w))
+            continue;
+        if (bytes >= 8)
+            memcpy(p, &z, 8);
+        if (bytes == 16)
+            memcpy(p + 8, &z, 8);
+        else if (bytes % 8)
+            memcpy(p + bytes - 4, &zw, 4);
     }
 }
 
@@ -53,9 +66,13 @@ struct pcpu_span {
  * many units, or big objects, reading every unit to find the written ones
  * costs more (page faults on never-touched pages, TLB misses) than asking
  * the kernel once per batch which pages hold data. */
+static inline bool pcpu__units_many(void)
+{
+    return pcpu__nr_units > 16;
+}
 static inline bool pcpu__units_batch_wanted(size_t bytes)
 {
-    return pcpu__nr_units > 16 || bytes >= 512;
+    return pcpu__units_many() || bytes >= 512;
 }
 
 /* Zero n freed objects of the chunk whose guard starts at base, sorted by
