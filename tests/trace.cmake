@@ -73,8 +73,11 @@ if(NOT sos OR NOT archives)
 endif()
 
 if(PCPU_TRACE_TEST STREQUAL "usdt_notes")
-  if(NOT PCPU_READELF)
-    find_program(PCPU_READELF readelf)
+  # GNU readelf's layout (a clang build's CMAKE_READELF is llvm-readelf,
+  # which prints the notes differently).
+  find_program(GNU_READELF readelf)
+  if(GNU_READELF)
+    set(PCPU_READELF ${GNU_READELF})
   endif()
   foreach(lib ${sos} ${archives})
     run("readelf -n ${lib}" ${PCPU_READELF} -n ${lib})
