@@ -25,9 +25,13 @@
  * Each probe is one nop instruction at its site plus an ELF note
  * (.note.stapsdt, listed by `readelf -n`) that tells the tracer where the
  * nop is and where to find the arguments (registers or constants the code
- * has at hand anyway).  Untraced, the nop is all it costs; a tracer
- * attaching turns it into a breakpoint.  No semaphores: no argument here
- * costs anything to compute.
+ * has at hand anyway); a tracer attaching turns the nop into a breakpoint.
+ * No semaphores: no argument here costs anything to compute.  Untraced,
+ * the probes on the thread-cache fast path cost 4 instructions per
+ * pcpu_alloc() (the nops, the alloc/alloc_fail test, keeping align in a
+ * register) and 1 per pcpu_free(), and no time that measures: alloc.percpu.8
+ * in percpu-bench, 30 interleaved runs each, median 40.3 ns per pair with
+ * the probes, 40.0 ns without (run-to-run spread 24-49 ns).
  *
  * Without <sys/sdt.h> (Debian: systemtap-sdt-dev; CMake defines
  * PCPU_HAVE_SDT when it finds it) every probe compiles to nothing.
