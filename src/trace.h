@@ -54,16 +54,16 @@
 #define pcpu_trace_alloc_result(cookie, size, align, reserved)                 \
     do {                                                                       \
         if (cookie)                                                            \
-            PCPU__PROBE4(alloc, (cookie), (size), (align), (int)(reserved));    \
+            PCPU__PROBE4(alloc, (cookie), (size), (align), (int)(reserved));   \
         else                                                                   \
-            PCPU__PROBE3(alloc_fail, (size), (align), (int)(reserved));         \
+            PCPU__PROBE3(alloc_fail, (size), (align), (int)(reserved));        \
     } while (0)
 
 /* A NULL cookie is no free (as the kernel's free_percpu() does not trace it). */
 #define pcpu_trace_free(cookie)                                                \
     do {                                                                       \
         if (cookie)                                                            \
-            PCPU__PROBE1(free, (cookie));                                       \
+            PCPU__PROBE1(free, (cookie));                                      \
     } while (0)
 
 #define pcpu_trace_create_chunk(base) PCPU__PROBE1(create_chunk, (base))
