@@ -6,12 +6,13 @@
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
-PACKAGES   := cmake gcc g++ make pkg-config libcmocka-dev gnuplot-nox clang libclang-rt-14-dev
+PACKAGES   := cmake gcc g++ make pkg-config libcmocka-dev gnuplot-nox clang libclang-rt-14-dev \
+              systemtap-sdt-dev bpftrace doxygen man-db
 FUZZ_SECONDS ?= 60
 
 CROSS_PACKAGES := gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
 
-.PHONY: all run test deps build sanitize tsan fuzz coverage cross install clean
+.PHONY: all run test deps build docs sanitize tsan fuzz coverage cross install clean
 
 all: build
 
@@ -33,6 +34,12 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The man pages (build/docs/man: man3, man7), generated from
+# include/percpu.h by Doxygen; also part of `make build`.
+docs: deps
+	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
+	cmake --build $(BUILD) --target docs
 
 run: build
 	@if [ -x $(BUILD)/bench/percpu-bench ]; then \

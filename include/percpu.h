@@ -54,7 +54,7 @@ extern "C" {
 #endif
 
 #define PCPU_VERSION_MAJOR 0
-#define PCPU_VERSION_MINOR 1
+#define PCPU_VERSION_MINOR 2
 
 /* Largest number of units (CPUs) a chunk can have. */
 #define PCPU_MAX_CPUS 8192

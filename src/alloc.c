@@ -25,6 +25,7 @@
 #include "reclaim.h"
 #include "tcache.h"
 #include "topology.h"
+#include "trace.h"
 #include "units.h"
 #include "usage.h"
 #include "validate.h"
@@ -210,6 +211,7 @@ void *pcpu_alloc(size_t size, size_t align)
     pcpu__enter("pcpu_alloc");
     void *r = alloc_impl(size, align);
     pcpu__leave();
+    pcpu_trace_alloc_result(r, size, align, 0);
     return r;
 }
 
@@ -218,12 +220,14 @@ void *pcpu_alloc_reserved(size_t size, size_t align)
     pcpu__enter("pcpu_alloc_reserved");
     void *r = alloc_reserved_impl(size, align);
     pcpu__leave();
+    pcpu_trace_alloc_result(r, size, align, 1);
     return r;
 }
 
 void pcpu_free(void *cookie)
 {
     pcpu__enter("pcpu_free");
+    pcpu_trace_free(cookie);
     free_impl(cookie);
     pcpu__leave();
 }

@@ -31,6 +31,7 @@
 #include "lookup.h"
 #include "os.h"
 #include "topology.h"
+#include "trace.h"
 #include "units.h"
 
 struct pcpu_pool_anchor pcpu__pool_anchor;
@@ -196,6 +197,7 @@ static int populate(struct pcpu_chunk *c, size_t page, size_t n)
         return -1;
     }
     pool.st.nr_populate++;
+    pcpu_trace_populate(c->base, page, n);
     struct pages_before b = pages_of(c);
     for (size_t p = page; p < page + n; p++)
         pcpu__chunk_set_populated(c, p, true);
@@ -207,6 +209,7 @@ static void depopulate(struct pcpu_chunk *c, size_t page, size_t n)
 {
     pool.ops->depopulate(c, page, n);
     pool.st.nr_depopulate++;
+    pcpu_trace_depopulate(c->base, page, n);
     struct pages_before b = pages_of(c);
     for (size_t p = page; p < page + n; p++)
         pcpu__chunk_set_populated(c, p, false);
@@ -254,6 +257,7 @@ static int populate_range(struct pcpu_chunk *c, size_t bit, size_t n)
 
 static void destroy_chunk(struct pcpu_chunk *c)
 {
+    pcpu_trace_destroy_chunk(c->base);
     slot_unlink(c);
     list_remove(c);
     pcpu__lookup_remove(c);
@@ -287,6 +291,7 @@ static struct pcpu_chunk *create_chunk(size_t start_bit)
         errno = ENOMEM;
         return NULL;
     }
+    pcpu_trace_create_chunk(c->base);
     list_append(c);
     pool.st.nr_chunks++;
     pool.st.nr_chunk_create++;
@@ -515,6 +520,7 @@ void pcpu__pool_exit_locked(bool keep_first_range, char **old_first, size_t *old
     __atomic_store_n(&pcpu__pool_anchor.first, NULL, __ATOMIC_RELEASE);
     if (first && keep_first_range) {
         /* Like destroy_chunk(), but the range stays reserved. */
+        pcpu_trace_destroy_chunk(first->base);
         slot_unlink(first);
         list_remove(first);
         pcpu__lookup_remove(first);

@@ -1,7 +1,8 @@
 /*
  * install_smoke.c - a program built outside the tree against an installed
  * percpu (tests/install.cmake): compiled with only
- * `pkg-config --cflags --libs percpu`, it uses the allocator, a static
+ * `pkg-config --cflags --libs percpu`, or by the outside CMake project
+ * tests/install_project with find_package(percpu), it uses the allocator, a static
  * per-CPU variable and this-CPU operations from several threads, checks
  * the sums, and prints which shared library it really ran against.
  */
