@@ -16,6 +16,7 @@
 #include <errno.h>
 
 #include "os.h"
+#include "units.h"
 
 static int km_create_chunk(struct pcpu_chunk *c)
 {
@@ -49,10 +50,7 @@ static int km_populate(struct pcpu_chunk *c, size_t page, size_t n)
 
 static void km_depopulate(struct pcpu_chunk *c, size_t page, size_t n)
 {
-    for (unsigned int u = 0; u < pcpu__layout.ai->nr_units; u++) {
-        char *p = c->base + (size_t)(u + 1) * pcpu__layout.unit_size + page * pcpu__page_size;
-        (void)pcpu__os_discard(p, n * pcpu__page_size);
-    }
+    pcpu__units_discard(c->base, page * pcpu__page_size, n * pcpu__page_size);
 }
 
 static int km_verify(const struct pcpu_alloc_info *ai)

@@ -778,8 +778,46 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     return problems;
 }
 
+static int freed_cmp(const void *a, const void *b)
+{
+    const struct pcpu_freed *x = a, *y = b;
+    if (x->chunk != y->chunk)
+        return (uintptr_t)x->chunk < (uintptr_t)y->chunk ? -1 : 1;
+    return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
+static bool freed_sorted(const struct pcpu_freed *o, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (freed_cmp(&o[i - 1], &o[i]) > 0)
+            return false;
+    return true;
+}
+
 void pcpu__freed_sort(struct pcpu_freed *o, size_t n)
 {
+    if (n > 32) {
+        /* Batches usually come in runs: objects freed in the order they
+         * were handed out, which a thread cache hands out last-in first-out
+         * from runs taken in address order.  Turning descending runs
+         * around is often all the sorting there is to do. */
+        if (freed_sorted(o, n))
+            return;
+        for (size_t i = 0; i < n;) {
+            size_t j = i + 1;
+            while (j < n && freed_cmp(&o[j - 1], &o[j]) > 0)
+                j++;
+            for (size_t a = i, b = j - 1; a < b; a++, b--) {
+                struct pcpu_freed t = o[a];
+                o[a] = o[b];
+                o[b] = t;
+            }
+            i = j;
+        }
+        if (!freed_sorted(o, n))
+            qsort(o, n, sizeof(*o), freed_cmp);
+        return;
+    }
     for (size_t i = 1; i < n; i++) {
         struct pcpu_freed x = o[i];
         size_t j = i;

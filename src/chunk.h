@@ -97,8 +97,7 @@ struct pcpu_freed {
     bool clean;                 /* zeroed (or poisoned) already */
 };
 
-/* Sort freed objects by chunk, then address (insertion sort: batches are
- * small and come mostly in order already). */
+/* Sort freed objects by chunk, then address. */
 PCPU_HIDDEN void pcpu__freed_sort(struct pcpu_freed *o, size_t n);
 
 /* Release [bit, bit+n), which holds exactly count whole allocations (one

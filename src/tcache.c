@@ -187,7 +187,7 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
     /* Freed objects wait in the pending batch: use them when zeroing them
      * now is cheap (nothing dirty, or a batch big enough to be worth one
      * scan), before taking the lock. */
-    if (tc->nr_pending && (tc->nr_dirty == 0 || tc->nr_pending >= PCPU_PENDING_MAX / 4)) {
+    if (tc->nr_pending && (tc->nr_dirty == 0 || tc->nr_dirty >= PCPU_PENDING_DIRTY)) {
         pcpu__tcache_process(tc);
         if (cls->count)
             return 0;

@@ -67,9 +67,10 @@ struct pcpu_tcache_class {
  * pages (and chunk) from going back to the OS until the batch is
  * processed: at the thread's next allocation that finds its class cache
  * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
-#define PCPU_PENDING_MAX 128u
 #define PCPU_PENDING_CLEAN 16u
-#define PCPU_PENDING_DIRTY 64u
+#define PCPU_PENDING_DIRTY 64u           /* with few units                  */
+#define PCPU_PENDING_DIRTY_MANY 1024u    /* many: one scan costs more       */
+#define PCPU_PENDING_MAX (PCPU_PENDING_DIRTY_MANY + PCPU_PENDING_CLEAN)
 #define PCPU_PENDING_BYTES (64u << 10)
 
 struct pcpu_tcache {
@@ -152,7 +153,9 @@ static inline void pcpu__tcache_defer(struct pcpu_tcache *tc, void *cookie, stru
         tc->dirty_bytes += bits * PCPU_GRANULE;
     }
     if (unlikely(tc->nr_pending - tc->nr_dirty >= PCPU_PENDING_CLEAN ||
-                 tc->nr_dirty >= PCPU_PENDING_DIRTY || tc->dirty_bytes >= PCPU_PENDING_BYTES))
+                 tc->nr_dirty >= (pcpu__units_many() ? PCPU_PENDING_DIRTY_MANY
+                                                      : PCPU_PENDING_DIRTY) ||
+                 tc->dirty_bytes >= PCPU_PENDING_BYTES))
         pcpu__tcache_process(tc);
 }
 

@@ -135,42 +135,85 @@ static void zero_if_needed(char *p, size_t len)
         memset(p, 0, len);
 }
 
-struct scan_ctx {
+/*
+ * Every range of [off_lo, off_hi) (offsets within a unit) of the chunk
+ * whose guard starts at base that may hold data, in every unit, passed to
+ * fn as (start of that unit, offsets [o1, o2)); -1 if the kernel cannot
+ * tell.  With few units each is asked about just that range; with many,
+ * one walk over the whole chunk (the kernel skips untouched parts in big
+ * steps), split here by unit.
+ */
+struct dirty_walk {
+    char *base;
+    size_t off_lo, off_hi;
+    void (*fn)(char *unit_start, size_t o1, size_t o2, void *arg);
+    void *arg;
+};
+
+static void dirty_range(char *lo, char *hi, void *arg)
+{
+    const struct dirty_walk *w = arg;
+    size_t unit = pcpu__layout.unit_size;
+    while (lo < hi) {
+        char *unit_start = w->base + (size_t)(lo - w->base) / unit * unit;
+        char *unit_end = unit_start + unit;
+        size_t o1 = (size_t)(lo - unit_start);
+        size_t o2 = (size_t)((hi < unit_end ? hi : unit_end) - unit_start);
+        if (o1 < w->off_lo)
+            o1 = w->off_lo;
+        if (o2 > w->off_hi)
+            o2 = w->off_hi;
+        if (o1 < o2 && unit_start != w->base)
+            w->fn(unit_start, o1, o2, w->arg);
+        lo = unit_end < hi ? unit_end : hi;
+    }
+}
+
+static int for_each_dirty(char *base, size_t off_lo, size_t off_hi,
+                          void (*fn)(char *unit_start, size_t o1, size_t o2, void *arg),
+                          void *arg)
+{
+    size_t unit = pcpu__layout.unit_size;
+    unsigned int nr = pcpu__nr_units;
+    struct dirty_walk w = {base, off_lo, off_hi, fn, arg};
+    if (nr > 16)
+        return pcpu__os_dirty_ranges(base + unit, base + (nr + (size_t)1) * unit, dirty_range,
+                                     &w);
+    for (unsigned int u = 0; u < nr; u++) {
+        char *unit_start = base + (size_t)(pcpu__layout.ai->unit_pos[u] + 1) * unit;
+        size_t lo = off_lo & ~(pcpu__page_size - 1);
+        if (pcpu__os_dirty_ranges(unit_start + lo, unit_start + off_hi, dirty_range, &w) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+struct spans_ctx {
     char *base;
     const struct pcpu_span *spans;
     size_t n;
 };
 
-/* A range of pages that may hold data, in one or more units: zero the
- * parts of the batch's objects that lie in it. */
-static void zero_in_range(char *lo, char *hi, void *arg)
+/* Zero the parts of the batch's objects in [o1, o2) of one unit. */
+static void zero_spans_in(char *unit_start, size_t o1, size_t o2, void *arg)
 {
-    const struct scan_ctx *x = arg;
-    size_t unit = pcpu__layout.unit_size;
-    while (lo < hi) {
-        size_t pos_plus1 = (size_t)(lo - x->base) / unit;   /* 0 is the guard */
-        char *unit_start = x->base + pos_plus1 * unit;
-        char *unit_end = unit_start + unit;
-        size_t o1 = (size_t)(lo - unit_start);
-        size_t o2 = (size_t)((hi < unit_end ? hi : unit_end) - unit_start);
-        /* First span ending after o1 (spans are sorted and disjoint). */
-        size_t a = 0, b = x->n;
-        while (a < b) {
-            size_t m = (a + b) / 2;
-            size_t end = (size_t)(x->spans[m].cookie - x->base) + x->spans[m].bytes;
-            if (end <= o1)
-                a = m + 1;
-            else
-                b = m;
-        }
-        for (size_t i = a; i < x->n; i++) {
-            size_t s = (size_t)(x->spans[i].cookie - x->base), e = s + x->spans[i].bytes;
-            if (s >= o2)
-                break;
-            size_t zs = s > o1 ? s : o1, ze = e < o2 ? e : o2;
-            zero_if_needed(unit_start + zs, ze - zs);
-        }
-        lo = unit_end < hi ? unit_end : hi;
+    const struct spans_ctx *x = arg;
+    /* First span ending after o1 (spans are sorted and disjoint). */
+    size_t a = 0, b = x->n;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        size_t end = (size_t)(x->spans[m].cookie - x->base) + x->spans[m].bytes;
+        if (end <= o1)
+            a = m + 1;
+        else
+            b = m;
+    }
+    for (size_t i = a; i < x->n; i++) {
+        size_t s = (size_t)(x->spans[i].cookie - x->base), e = s + x->spans[i].bytes;
+        if (s >= o2)
+            break;
+        size_t zs = s > o1 ? s : o1, ze = e < o2 ? e : o2;
+        zero_if_needed(unit_start + zs, ze - zs);
     }
 }
 
@@ -178,31 +221,31 @@ void pcpu__units_zero_spans(char *base, const struct pcpu_span *spans, size_t n)
 {
     if (n == 0)
         return;
-    size_t unit = pcpu__layout.unit_size;
-    struct scan_ctx x = {base, spans, n};
-    unsigned int nr = pcpu__nr_units;
-    if (nr > 16) {
-        /* One walk over the whole chunk: the kernel skips what nobody
-         * touched in big steps, and there are too many units to ask one by
-         * one. */
-        if (pcpu__os_dirty_ranges(base + unit, base + (nr + (size_t)1) * unit, zero_in_range,
-                                  &x) == 0)
-            return;
-    } else {
-        /* Few units: only the pages the batch covers, unit by unit. */
-        size_t lo = (size_t)(spans[0].cookie - base) & ~(pcpu__page_size - 1);
-        size_t hi = (size_t)(spans[n - 1].cookie - base) + spans[n - 1].bytes;
-        unsigned int u = 0;
-        for (; u < nr; u++) {
-            char *unit_base = base + (size_t)(pcpu__layout.ai->unit_pos[u] + 1) * unit;
-            if (pcpu__os_dirty_ranges(unit_base + lo, unit_base + hi, zero_in_range, &x) != 0)
-                break;
-        }
-        if (u == nr)
-            return;
-    }
+    struct spans_ctx x = {base, spans, n};
+    size_t lo = (size_t)(spans[0].cookie - base);
+    size_t hi = (size_t)(spans[n - 1].cookie - base) + spans[n - 1].bytes;
+    if (for_each_dirty(base, lo, hi, zero_spans_in, &x) == 0)
+        return;
     for (size_t i = 0; i < n; i++)
         pcpu__units_zero(spans[i].cookie, spans[i].bytes);
+}
+
+static void discard_in(char *unit_start, size_t o1, size_t o2, void *arg)
+{
+    (void)arg;
+    size_t ps = pcpu__page_size;
+    o1 &= ~(ps - 1);
+    o2 = (o2 + ps - 1) & ~(ps - 1);
+    (void)pcpu__os_discard(unit_start + o1, o2 - o1);
+}
+
+void pcpu__units_discard(char *base, size_t off, size_t len)
+{
+    if (for_each_dirty(base, off, off + len, discard_in, NULL) == 0)
+        return;
+    size_t unit = pcpu__layout.unit_size;
+    for (unsigned int u = 0; u < pcpu__nr_units; u++)
+        (void)pcpu__os_discard(base + (size_t)(u + 1) * unit + off, len);
 }
 
 /* ---- tool marks ----------------------------------------------------------- */

@@ -80,6 +80,11 @@ static inline bool pcpu__units_batch_wanted(size_t bytes)
  * say which pages do (PAGEMAP_SCAN), only there; else unit by unit. */
 PCPU_HIDDEN void pcpu__units_zero_spans(char *base, const struct pcpu_span *spans, size_t n);
 
+/* Give [off, off+len) (page-aligned offsets within a unit) of the chunk
+ * whose guard starts at base back to the OS in every unit where it holds
+ * data; it reads zero afterwards. */
+PCPU_HIDDEN void pcpu__units_discard(char *base, size_t off, size_t len);
+
 /* A freed object: zero it (robust mode: poison the units that were
  * written), then mark it freed for the tools. */
 PCPU_HIDDEN void pcpu__units_freed_hooked(void *cookie, size_t bytes);

@@ -166,8 +166,6 @@ static void test_fault_populate(void **state)
         void *p = pcpu_alloc(big, 0);
         int err = errno;
         pcpu_fault_inject(0);
-        if (tu_backend() == PCPU_BACKEND_VM && nth == 1)
-            assert_null(p); /* new pages needed: the first unit's call fails */
         if (!p) {
             assert_int_equal(err, ENOMEM);
             struct pcpu_stats st1 = tu_stats();
@@ -234,11 +232,11 @@ static void test_fault_random(void **state)
             fail_msg("step %d: %d problems", step, problems);
     }
     printf("# %d allocations, %d failed by injection\n", done, failed);
-    /* km chunks need no populate calls, and an allocation that hits a
-     * fault is retried once after this thread's cache is given back, so
-     * there most injected faults are absorbed. */
-    if (tu_backend() == PCPU_BACKEND_VM)
-        assert_true(failed > 0);
+    /* Populating makes no system call on either backend (memory is
+     * mapped with the chunk), and an allocation that hits a fault is
+     * retried once after this thread's cache is given back, so most
+     * injected faults are absorbed: only chunk creation can fail here, and
+     * every failure above was a clean ENOMEM. */
     for (int i = 0; i < LIVE; i++)
         if (v[i]) {
             check(v[i], sz[i], i);
