@@ -154,8 +154,15 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  *           is unusable (see pcpu_init());
  *   ENOMEM  the OS refused memory or pcpu_config.max_memory would be
  *           exceeded; the allocator stays fully usable.
- * Sizes up to 256 bytes, and multiples of 64 bytes up to 4 KiB, are served
- * from a per-thread cache without a global lock.
+ * Sizes up to 4 KiB are served from per-thread caches of size classes
+ * without a global lock: the size is rounded up to 4 bytes up to 256
+ * bytes, then to 64 bytes (and those classes are 64-byte aligned), so
+ * such an object holds up to 63 bytes per unit more than asked;
+ * alignments above the class's go through the lock.  Freed objects wait
+ * in a small per-thread batch before their space is reused (at most 64
+ * KiB per unit of not yet zeroed ones), so that frees are zeroed and
+ * given back in bulk; pcpu_reclaim(true) gives the calling thread's back
+ * at once.
  * Thread safety: any thread.  Not async-signal-safe (see the top).
  */
 PCPU__PUBLIC void *pcpu_alloc(size_t size, size_t align);
@@ -305,8 +312,11 @@ PCPU__PUBLIC void pcpu_exit(void);
  * The background worker does this on its own (within about 200 ms of the
  * frees that made memory empty); this is for programs that want it at once
  * and for configurations with PCPU_F_NO_RECLAIM.  Keeps the low watermarks
- * (a few empty populated pages and one empty chunk) unless @all is true.
- * Returns the number of pages given back.  Thread safety: any thread; not
+ * (a few empty populated pages and one empty chunk) unless @all is true;
+ * with @all, the calling thread's cached and waiting freed objects go back
+ * first (other threads' stay theirs: each thread's caches and batch of
+ * frees keep what they hold until that thread allocates, fills its batch,
+ * calls this, or exits).  Returns the number of pages given back.  Thread safety: any thread; not
  * async-signal-safe.
  */
 PCPU__PUBLIC size_t pcpu_reclaim(bool all);
@@ -423,8 +433,9 @@ struct pcpu_addr_info {
  * @info: filled in on success.
  *
  * Returns 0, or -1 with errno ENOENT when @addr is in no unit of a live
- * chunk, EINVAL when @info is NULL.  size is the allocation's size rounded
- * up to the 4-byte granule.  Thread safety: any thread.  Not
+ * chunk, EINVAL when @info is NULL.  size is the size the allocation holds:
+ * rounded up to 4 bytes, and up to its size class from 256 bytes to 4 KiB
+ * (see pcpu_alloc()).  Thread safety: any thread.  Not
  * async-signal-safe.
  */
 PCPU__PUBLIC int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info);

@@ -81,7 +81,7 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
     if (unlikely(check_args(size, align, &bits, &align_bits) != 0))
         return NULL;
     size_t ci = pcpu__tcache_class(bits);
-    if (likely(pcpu__tcache_exact(bits) && align_bits <= pcpu__natural_bits(bits) &&
+    if (likely(bits <= PCPU_TCACHE_MAX_BITS && align_bits <= pcpu__tcache_class_align(ci) &&
                pcpu__settings.tcache)) {
         struct pcpu_tcache *tc = pcpu__tcache_mine();
         if (likely(tc)) {
@@ -91,9 +91,10 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
             pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
             pcpu__usage_count_alloc(&tc->usage, size);
             if (unlikely(pcpu__units_hooked)) {
-                pcpu__units_handed_out(e.cookie, bits * PCPU_GRANULE);
+                size_t cbits = pcpu__tcache_class_bits(ci);
+                pcpu__units_handed_out(e.cookie, cbits * PCPU_GRANULE);
                 if (pcpu__settings.robust)
-                    pcpu__validate_around(e.cookie, bits);
+                    pcpu__validate_around(e.cookie, cbits);
             }
             return e.cookie;
         }

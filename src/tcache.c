@@ -194,7 +194,7 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
     }
     size_t bits = pcpu__tcache_class_bits(ci);
     unsigned int batch = pcpu__tcache_cap(bits) / 2;
-    size_t align = pcpu__natural_bits(bits);
+    size_t align = pcpu__tcache_class_align(ci);
     struct pcpu_chunk *c;
     pcpu__pool_lock();
     if ((64 % bits) == 0) {

@@ -2,10 +2,13 @@
  * tcache.h - per-thread caches of small free objects (tcache.c).
  *
  * Size classes: one per granule count up to 256 bytes, then one per 64
- * bytes up to 4 KiB.  Only requests of exactly a class's size use a cache,
- * so every allocation keeps its own size in the map (and in reports).
- * A cached object is allocated in its chunk's map but not live.  Each
- * cache also carries its thread's usage counts (usage.h).
+ * bytes up to 4 KiB.  A request up to 4 KiB takes an object of the
+ * smallest class that holds it (so from 256 bytes on, up to 63 bytes per
+ * unit are not used: the price of never taking the lock for it), unless
+ * it asks for more alignment than the class gives: the 64-byte classes
+ * are 64-byte aligned, the others naturally (at most 16 bytes).  A cached
+ * object is allocated in its chunk's map but not live.  Each cache also
+ * carries its thread's usage counts (usage.h).
  */
 #ifndef PCPU_TCACHE_H
 #define PCPU_TCACHE_H
@@ -22,6 +25,7 @@
 #define PCPU_TCACHE_CAP 32u
 #define PCPU_TCACHE_BATCH 16u
 
+/* An allocation of exactly a class's size (what a cache may hold). */
 static inline bool pcpu__tcache_exact(size_t bits)
 {
     return bits <= PCPU_TCACHE_EXACT_BITS ||
@@ -39,6 +43,11 @@ static inline size_t pcpu__tcache_class_bits(size_t cls)
     if (cls <= PCPU_TCACHE_EXACT_BITS)
         return cls;
     return PCPU_TCACHE_EXACT_BITS + (cls - PCPU_TCACHE_EXACT_BITS) * PCPU_TCACHE_STEP_BITS;
+}
+/* The alignment a class's objects have, in granules. */
+static inline size_t pcpu__tcache_class_align(size_t cls)
+{
+    return cls <= PCPU_TCACHE_EXACT_BITS ? pcpu__natural_bits(cls) : PCPU_TCACHE_STEP_BITS;
 }
 /* Fewer objects of the bigger classes, so a cache pins little memory. */
 static inline unsigned int pcpu__tcache_cap(size_t bits)
@@ -106,7 +115,8 @@ PCPU_HIDDEN void pcpu__tcache_process(struct pcpu_tcache *tc);
 static inline bool pcpu__tcache_takes(const struct pcpu_chunk *c, size_t bit, size_t bits)
 {
     return pcpu__tcache_exact(bits) && !c->is_reserved &&
-           (bit & (pcpu__natural_bits(bits) - 1)) == 0; /* a power of two: no division */
+           /* a power of two: no division */
+           (bit & (pcpu__tcache_class_align(pcpu__tcache_class(bits)) - 1)) == 0;
 }
 
 /* Pop an object of class ci (the cache must hold one). */

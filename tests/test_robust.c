@@ -188,7 +188,7 @@ static void test_leak_report(void **state)
     pcpu_free(leaked[2]);
     char c0[48], c1[48], out[4096];
     snprintf(c0, sizeof(c0), "%p (8 bytes)", leaked[0]);
-    snprintf(c1, sizeof(c1), "%p (1000 bytes)", leaked[1]);
+    snprintf(c1, sizeof(c1), "%p (%zu bytes)", leaked[1], tu_held_size(1000));
     const char *need[] = {"percpu: leak:", c0, c1, "2 allocations", NULL};
     if (!tu_dies_with(leak_and_exit, NULL, need, out, sizeof(out)))
         fail_msg("leak report missing; child said: %s", out);

@@ -101,7 +101,7 @@ static bool says_leak(const char *out, void *cookie, size_t size)
 {
     char line[128];
     snprintf(line, sizeof(line), "percpu: leak: %p (%zu bytes) still allocated at pcpu_exit",
-             cookie, size);
+             cookie, tu_held_size(size));
     return strstr(out, line) != NULL;
 }
 

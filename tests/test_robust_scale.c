@@ -309,7 +309,9 @@ static void test_write_after_free_caught_in_merged_space(void **state)
     skip();
 #endif
     fill_background(512u << 10);
-    struct merged m = {.a_size = 1000, .big = 2400};
+    /* Bigger than the thread caches' classes (4 KiB), so the freed space
+     * goes back to the map where a larger request can take it. */
+    struct merged m = {.a_size = 5000, .big = 12000};
     m.a = pcpu_alloc(m.a_size, 0);
     unsigned char *b = pcpu_alloc(m.a_size, 0);
     assert_non_null(m.a);

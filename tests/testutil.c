@@ -188,3 +188,11 @@ struct pcpu_stats tu_stats(void)
     assert_int_equal(pcpu_stats_get(&st), 0);
     return st;
 }
+
+size_t tu_held_size(size_t size)
+{
+    size_t g = (size + 3) / 4 * 4;
+    if (g <= 256 || g > 4096)
+        return g;
+    return (g + 63) / 64 * 64;
+}

@@ -28,6 +28,11 @@ enum pcpu_backend tu_backend(void);
  * environment; asserts success. */
 void tu_reinit(struct pcpu_config *cfg);
 
+/* The bytes an allocation of size holds in the map, as reports give it:
+ * up to 4 KiB the smallest thread-cache class that holds it (4-byte steps
+ * to 256 bytes, then 64-byte steps), beyond that whole 4-byte granules. */
+size_t tu_held_size(size_t size);
+
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t tu_rand(uint64_t *state);
 
