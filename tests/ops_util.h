@@ -1,0 +1,135 @@
+/*
+ * ops_util.h - helpers shared by the tests of the this-CPU operations and
+ * per-CPU lists (test_ops_*.c, test_list*.c): the mode a test runs in,
+ * pinning, and a watchdog.
+ *
+ * PCPU_TEST_ATOMIC=1 in the environment (tests/ops.cmake) makes
+ * ops_setup_mode() configure fewer units than there are CPUs, which puts
+ * the this-CPU operations and the lists in their atomic fallback; without
+ * it the configuration comes from the environment as for any program
+ * (rseq where the kernel has it, PERCPU_INDEX=cid, glibc's rseq off with
+ * GLIBC_TUNABLES).
+ */
+#ifndef PCPU_OPS_UTIL_H
+#define PCPU_OPS_UTIL_H
+
+#include "testutil.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline bool ops_want_atomic(void)
+{
+    const char *a = getenv("PCPU_TEST_ATOMIC");
+    return a && a[0] == '1';
+}
+
+/* Re-initialise the allocator for the mode under test: atomic (fewer
+ * units than CPUs) when @atomic, else the environment's.  Returns false
+ * (the caller skips) when the machine cannot give that mode. */
+static inline bool ops_setup(bool atomic)
+{
+    struct pcpu_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    if (atomic) {
+        unsigned int n = pcpu_test_possible_cpus();
+        if (n < 2)
+            return false;
+        cfg.nr_cpus = n - 1;
+    }
+    pcpu_test_reinit(&cfg);
+    struct pcpu_stats st = pcpu_test_stats();
+    if (atomic)
+        assert_false(st.rseq);
+    return true;
+}
+
+/* The atomic variant needs two CPUs (one unit fewer than CPUs); say so
+ * and let the program pass without running anything on a smaller box. */
+static inline bool ops_cannot_run(void)
+{
+    if (ops_want_atomic() && pcpu_test_possible_cpus() < 2) {
+        printf("skipped: PCPU_TEST_ATOMIC needs at least two CPUs\n");
+        return true;
+    }
+    return false;
+}
+
+static inline bool ops_setup_mode(void)
+{
+    return ops_setup(ops_want_atomic());
+}
+
+static inline const char *ops_mode_name(void)
+{
+    struct pcpu_stats st = pcpu_test_stats();
+    return st.rseq ? (st.index == PCPU_INDEX_CID ? "rseq, cid" : "rseq, cpu")
+                   : (st.index == PCPU_INDEX_CID ? "atomic, cid" : "atomic, cpu");
+}
+
+/* The first two CPUs this process may run on; false if there are fewer. */
+static inline bool ops_two_cpus(int *a, int *b)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return false;
+    int found = 0;
+    for (int i = 0; i < CPU_SETSIZE && found < 2; i++) {
+        if (CPU_ISSET(i, &set)) {
+            if (found++ == 0)
+                *a = i;
+            else
+                *b = i;
+        }
+    }
+    return found == 2;
+}
+
+static inline void ops_pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof(set), &set), 0);
+}
+
+/* Pin to the CPU the thread is on now; false if that fails. */
+static inline bool ops_pin_here(void)
+{
+    int cpu = sched_getcpu();
+    cpu_set_t set;
+    if (cpu < 0)
+        return false;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+static inline void ops_unpin(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        CPU_SET(i, &set);
+    (void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* Sanitizer builds run 3-10x slower: loops scale their counts by this. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define OPS_SLOW_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define OPS_SLOW_BUILD 1
+#endif
+#endif
+#ifdef OPS_SLOW_BUILD
+#define OPS_SCALE(n) ((n) / 8 ? (n) / 8 : 1)
+#else
+#define OPS_SCALE(n) (n)
+#endif
+
+#endif
