@@ -360,9 +360,15 @@ struct pcpu__slow pcpu__thiscpu_slow(const void *cookie)
         return r;
     }
     bool registered = own_register();
-    pthread_mutex_lock(&tc_lock);
-    enrol_locked();
-    pthread_mutex_unlock(&tc_lock);
+    /* An enrolled thread in atomic mode has nothing to change (its limit
+     * stays 0): no lock then.  Threads whose index is beyond the atomic
+     * limit (CID mode with fewer units than running threads) come here
+     * for every operation, which must stay async-signal-safe. */
+    if (!me.enrolled || mode != PCPU__TC_ATOMIC) {
+        pthread_mutex_lock(&tc_lock);
+        enrol_locked();
+        pthread_mutex_unlock(&tc_lock);
+    }
     if (mode == PCPU__TC_RSEQ) {
         uint32_t idx = read_idx();
         if (!registered || idx >= idx_limit)
