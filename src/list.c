@@ -423,8 +423,10 @@ struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, unsigned int cp
     const void *c = list;
     if (unlikely(__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF))
         c = pcpu__sum_slow(c); /* initialise; a stale static cookie moves */
-    if (unlikely(cpu >= __atomic_load_n(&pcpu__nr_units, __ATOMIC_ACQUIRE)))
-        pcpu__bad_cpu(cpu);
+    unsigned int n = __atomic_load_n(&pcpu__nr_units, __ATOMIC_ACQUIRE);
+    if (unlikely(cpu >= n))
+        pcpu__die("percpu: pcpu_list_pop_all: cpu %u out of range (pcpu_nr_cpus() is %u)",
+                  cpu, n);
     uintptr_t *h = (uintptr_t *)(void *)((char *)(uintptr_t)c + pcpu__cpu_offsets[cpu]);
     uintptr_t got;
     if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ)
