@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@ static unsigned int census(struct pcpu_list *l, struct item *items, unsigned int
         for (struct pcpu_list_node *x = pcpu_list_pop_all(l, cpu); x; x = x->next) {
             struct item *it = item_of(x);
             assert_true(it >= items && it < items + n);
+            if (found == n)
+                fail_msg("more nodes on the lists than exist (a cycle?)");
             if (seen[it->id]++)
                 fail_msg("node %u is on the lists twice", it->id);
             assert_int_equal(atomic_load(&it->owner), 0);
@@ -194,6 +197,114 @@ static void test_misaligned_node_stops(void **state)
     assert_true(pcpu_test_dies_with(push_misaligned, NULL, need, out, sizeof(out)));
 }
 
+/* ---- pop_all against a pop in flight ----------------------------------------- */
+
+/*
+ * A pop that is slow between loading the head and committing its next:
+ * the node's page was dropped (MADV_DONTNEED) after the push, so loading
+ * its next takes a page fault, which does not restart the sequence.  A
+ * thread on another CPU takes that unit's list at the same time.  Without
+ * the fence and the restart of sequences in flight, both would get the
+ * node (the pop commits after the exchange).  Every round ends with the
+ * node in exactly one hand.
+ */
+struct inflight {
+    struct pcpu_list *list;
+    struct pcpu_list_node *node;
+    char *page;
+    size_t page_size;
+    int cpu_pop, cpu_take;
+    _Atomic unsigned int unit;
+    _Atomic long armed;   /* round the popper is in                    */
+    _Atomic long taken;   /* last round the taker is done with         */
+    _Atomic int taker_got; /* the taker got the node in this round      */
+    long rounds;
+    unsigned long both, none, by_pop, by_take;
+};
+
+static void *inflight_taker(void *p)
+{
+    struct inflight *f = p;
+    uint64_t seed = 17;
+    ops_pin_self(f->cpu_take);
+    for (long r = 1; r <= f->rounds; r++) {
+        while (atomic_load(&f->armed) < r)
+            ;
+        unsigned int u = atomic_load(&f->unit);
+        /* a varying head start for the pop, so that the take often lands
+         * while the pop waits for its page */
+        for (unsigned int k = (unsigned int)(pcpu_test_rand(&seed) % 2048); k; k--)
+            __asm__ __volatile__("" ::: "memory");
+        /* take until the popper has finished this round */
+        bool got = false;
+        while (atomic_load(&f->armed) == r) {
+            if (pcpu_list_pop_all(f->list, u)) {
+                got = true;
+                break;
+            }
+        }
+        if (!got && pcpu_list_pop_all(f->list, u))
+            got = true;
+        atomic_store(&f->taker_got, got);
+        atomic_store(&f->taken, r);
+    }
+    return NULL;
+}
+
+static void test_pop_all_meets_pop_in_flight(void **state)
+{
+    (void)state;
+    struct inflight f;
+    memset(&f, 0, sizeof(f));
+    if (!ops_two_cpus(&f.cpu_pop, &f.cpu_take))
+        skip();
+    f.list = PCPU_NEW(struct pcpu_list);
+    assert_non_null(f.list);
+    f.page_size = (size_t)sysconf(_SC_PAGESIZE);
+    f.page = mmap(NULL, f.page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                  -1, 0);
+    assert_true(f.page != MAP_FAILED);
+    f.node = (struct pcpu_list_node *)(void *)f.page;
+    f.rounds = OPS_SCALE(20000);
+    ops_pin_self(f.cpu_pop);
+    atomic_store(&f.unit, (unsigned int)pcpu_this_cpu());
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, inflight_taker, &f), 0);
+    for (long r = 1; r <= f.rounds; r++) {
+        atomic_store(&f.unit, (unsigned int)pcpu_this_cpu());
+        pcpu_this_list_push(f.list, f.node);
+        /* the node's next (NULL) now reads through a page fault */
+        assert_int_equal(madvise(f.page, f.page_size, MADV_DONTNEED), 0);
+        atomic_store(&f.armed, r);
+        struct pcpu_list_node *got = pcpu_this_list_pop(f.list);
+        atomic_store(&f.armed, r + 1);
+        while (atomic_load(&f.taken) < r)
+            ;
+        bool taker = atomic_load(&f.taker_got);
+        if (got && taker)
+            f.both++;
+        else if (!got && !taker) {
+            /* a unit change in CID mode can leave it elsewhere: gather */
+            bool found = false;
+            pcpu_for_each_cpu(cpu) found |= pcpu_list_pop_all(f.list, cpu) != NULL;
+            if (!found)
+                f.none++;
+        } else if (got)
+            f.by_pop++;
+        else
+            f.by_take++;
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    ops_unpin();
+    print_message("%ld rounds: the pop got the node %lu times, pop_all %lu times; both %lu, "
+                  "neither %lu\n",
+                  f.rounds, f.by_pop, f.by_take, f.both, f.none);
+    assert_int_equal(f.both, 0);
+    assert_int_equal(f.none, 0);
+    munmap(f.page, f.page_size);
+    pcpu_free(f.list);
+}
+
 /* ---- the stress ----------------------------------------------------------- */
 
 struct stress {
@@ -206,6 +317,7 @@ struct stress {
     _Atomic unsigned long pops;     /* successful worker pops            */
     _Atomic unsigned long empties;
     unsigned long pop_alls, moved;  /* the pop_all thread's figures      */
+    bool too_long;                  /* a taken chain longer than nr_items */
 };
 
 static void claim(struct stress *s, struct item *it, int me)
@@ -264,7 +376,13 @@ static void *pop_all_main(void *p)
         unsigned int u = (unsigned int)(pcpu_test_rand(&seed) % n);
         struct pcpu_list_node *x = pcpu_list_pop_all(s->list, u);
         s->pop_alls++;
-        while (x) {
+        for (unsigned int k = 0; x; k++) {
+            if (k == s->nr_items) {
+                /* a cycle: nodes were linked twice; stop, and fail */
+                s->too_long = true;
+                atomic_store(&s->workers_left, 0);
+                return NULL;
+            }
             struct pcpu_list_node *next = x->next;
             struct item *it = item_of(x);
             claim(s, it, -1);
@@ -314,6 +432,9 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
     if (with_pop_all)
         assert_int_equal(pthread_join(pa, NULL), 0);
     pthread_attr_destroy(&attr);
+    if (s.too_long)
+        fail_msg("pcpu_list_pop_all() returned a chain longer than the number of nodes "
+                 "(%u): a node was linked twice", nr_items);
     unsigned long touched = 0;
     unsigned int found = census(s.list, s.items, nr_items, &touched);
     print_message("%s: %u threads x %ld: %lu pops, %lu found empty, %lu pop_alls moved %lu "
@@ -441,6 +562,7 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
         assert_int_equal(pthread_join(t[i], NULL), 0);
     assert_int_equal(pthread_join(pa, NULL), 0);
     assert_int_equal(pthread_join(sw, NULL), 0);
+    assert_false(s.too_long);
     bool switched = !pcpu_test_stats().rseq;
     unsigned long touched = 0;
     unsigned int found = census(s.list, s.items, N, &touched);
@@ -484,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_static_list),
         cmocka_unit_test(test_pop_all_out_of_range_stops),
         cmocka_unit_test(test_misaligned_node_stops),
+        cmocka_unit_test(test_pop_all_meets_pop_in_flight),
         cmocka_unit_test(test_200_threads_pop_touch_push_with_pop_all),
         cmocka_unit_test(test_scarce_nodes),
         cmocka_unit_test(test_switch_to_atomics_keeps_every_node),
