@@ -63,10 +63,12 @@ extern "C" {
 #define PCPU__LIKELY(x) __builtin_expect(!!(x), 1)
 #define PCPU__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PCPU__PUBLIC __attribute__((visibility("default")))
+#define PCPU__INLINE inline __attribute__((always_inline))
 #else
 #define PCPU__LIKELY(x) (x)
 #define PCPU__UNLIKELY(x) (x)
 #define PCPU__PUBLIC
+#define PCPU__INLINE inline
 #endif
 
 /* ------------------------------------------------------------------------
@@ -1509,7 +1511,8 @@ void __tsan_release(void *addr);
  * one this-CPU operation (a handler may push while the code it interrupted
  * pushes or pops).
  */
-static inline void pcpu_this_list_push(struct pcpu_list *list, struct pcpu_list_node *node)
+static PCPU__INLINE void pcpu_this_list_push(struct pcpu_list *list,
+                                             struct pcpu_list_node *node)
 {
     const void *c = list;
 #ifndef NDEBUG
@@ -1559,7 +1562,7 @@ static inline void pcpu_this_list_push(struct pcpu_list *list, struct pcpu_list_
  * moment, by anyone, it returns NULL as if the list were empty, and the
  * list is left as it is.
  */
-static inline struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *list)
+static PCPU__INLINE struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *list)
 {
     const void *c = list;
     struct pcpu__list_slow s;
