@@ -63,6 +63,14 @@ static inline bool ops_setup_mode(void)
     return ops_setup(ops_want_atomic());
 }
 
+/* In CID mode the unit of a pinned thread can still change (and change
+ * back) when other threads of the process run: a single-unit check that
+ * fails there is run again rather than failed at once. */
+static inline bool ops_unit_may_move(void)
+{
+    return pcpu_test_stats().index == PCPU_INDEX_CID;
+}
+
 static inline const char *ops_mode_name(void)
 {
     struct pcpu_stats st = pcpu_test_stats();
