@@ -19,10 +19,13 @@
  * resident in the units that are really written, so configuring 256 or
  * 4096 units on a small machine costs address space, not memory.
  *
- * This-CPU operations (pcpu_this_add() and friends) update the calling
- * thread's current unit inside a restartable sequence (rseq), so they are
- * plain loads and stores that the kernel restarts on preemption or
- * migration; where rseq is not available they fall back to atomics.
+ * This-CPU operations (pcpu_this_add() and friends, on integers of 1, 2, 4
+ * and 8 bytes) update the calling thread's current unit inside a
+ * restartable sequence (rseq), so they are plain loads and stores that the
+ * kernel restarts on preemption or migration; where rseq is not available
+ * they fall back to atomics.  Per-CPU lists (pcpu_this_list_push() and
+ * pcpu_this_list_pop(), pcpu_list_pop_all()) are intrusive LIFO lists, one
+ * per unit, built the same way: the free lists and caches of allocators.
  *
  * Thread safety: every function here may be called from any thread unless
  * its comment says otherwise.  Errors are reported with a NULL or -1 return
@@ -30,9 +33,12 @@
  * stops the process with a one-line message naming the pointer.
  *
  * Async-signal safety: the this-CPU operations (pcpu_this_*()), pcpu_ptr(),
- * pcpu_this_ptr(), pcpu_sum(), pcpu_nr_cpus() and pcpu_this_cpu() may be
- * called from a signal handler once the interrupted thread has made one
- * this-CPU operation (the first may set the thread up, which takes locks).
+ * pcpu_this_ptr(), pcpu_sum(), pcpu_nr_cpus(), pcpu_this_cpu() and the
+ * per-CPU list operations (pcpu_this_list_push(), pcpu_this_list_pop(),
+ * pcpu_list_pop_all()) may be called from a signal handler once the
+ * interrupted thread has made one this-CPU operation (the first may set
+ * the thread up, which takes locks).  (What a list pop in a handler
+ * returns in the atomic fallback is said at pcpu_this_list_pop().)
  * Nothing else is: the allocator takes a lock and keeps per-thread caches.
  * A signal handler that calls pcpu_alloc(), pcpu_free() or any other
  * function marked "not async-signal-safe" while its thread was inside one
@@ -572,6 +578,14 @@ extern "C" {
  * has fewer units than CPUs (two CPUs share a unit), or when some thread
  * cannot use rseq, they are relaxed atomic operations on the unit of the
  * CPU the thread was last seen on; the results are the same, only slower.
+ *
+ * Widths: objects of 1, 2, 4 and 8 bytes, every C integer type (bool for
+ * the operations that make sense on it), selected by the object's type.
+ * Each operation is one sequence committed by one unlocked instruction:
+ * add (add, sub, inc, dec), and, or, xadd (the *_return forms), mov
+ * (write), a load then a mov (xchg), and a load and compare then a mov
+ * only when equal (cmpxchg, try_cmpxchg: a failing compare writes
+ * nothing).
  *
  * Memory order: relaxed (like the kernel's this_cpu ops): they order
  * nothing but themselves.  Async-signal-safe once the thread has done one
