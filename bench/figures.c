@@ -484,13 +484,14 @@ static inline bool cas16(struct tagged *p, struct tagged *old, struct tagged nv)
                          : "memory");
     return ok;
 #else
+    /* __sync, not __atomic: compilers inline the 16-byte __sync forms
+     * (aarch64: casp or ldaxp/stlxp) but call libatomic for __atomic */
     unsigned __int128 o = ((unsigned __int128)old->tag << 64) | old->top;
     unsigned __int128 n = ((unsigned __int128)nv.tag << 64) | nv.top;
-    bool ok = __atomic_compare_exchange_n((unsigned __int128 *)(void *)p, &o, n, false,
-                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    old->top = (uintptr_t)o;
-    old->tag = (uintptr_t)(o >> 64);
-    return ok;
+    unsigned __int128 seen = __sync_val_compare_and_swap((unsigned __int128 *)(void *)p, o, n);
+    old->top = (uintptr_t)seen;
+    old->tag = (uintptr_t)(seen >> 64);
+    return seen == o;
 #endif
 }
 

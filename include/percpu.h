@@ -623,8 +623,10 @@ extern "C" {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
 extern const ptrdiff_t __rseq_offset;
 #define PCPU__RSEQ_CS_TP ((char *)(uintptr_t)(__rseq_offset + 8))
+#define PCPU__RSEQ_AREA_TP ((char *)(uintptr_t)__rseq_offset)
 #else
 #define PCPU__RSEQ_CS_TP (pcpu__tc.cs_ptr)
+#define PCPU__RSEQ_AREA_TP (pcpu__tc.cs_ptr - 8)
 #endif
 
 /*
@@ -784,6 +786,9 @@ static inline void *pcpu_this_ptr(const void *cookie)
  * module's destructor clears those pointers; see thiscpu.c).
  */
 #define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL, DISP)                           \
+    PCPU__RSEQ_HEAD_AT(TMPQ, TMPL, FAIL, "", DISP)
+/* The same with [rs] anywhere in the rseq area: rseq_cs at CSD(%[rs]). */
+#define PCPU__RSEQ_HEAD_AT(TMPQ, TMPL, FAIL, CSD, DISP)                   \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
     ".balign 32\n"                                                        \
     "3:\n\t"                                                              \
@@ -795,7 +800,7 @@ static inline void *pcpu_this_ptr(const void *cookie)
     ".popsection\n"                                                       \
     "0:\n\t"                                                              \
     "leaq 3b(%%rip), " TMPQ "\n\t"                                        \
-    "movq " TMPQ ", %%fs:(%[rs])\n"                                       \
+    "movq " TMPQ ", %%fs:" CSD "(%[rs])\n"                                \
     "1:\n\t"                                                              \
     "movl %%fs:" DISP "(%[rs]), " TMPL "\n\t"                             \
     "cmpl %%fs:(%[lim]), " TMPL "\n\t"                                    \
@@ -1496,21 +1501,31 @@ void __tsan_release(void *addr);
 #if PCPU__RSEQ_ASM
 /* A list sequence: as PCPU__SEQ, and a compiler barrier (the node's
  * contents are published or taken with it); volatile, since a push has
- * no output the compiler could see used. */
+ * no output the compiler could see used.  [rs] is the rseq area itself
+ * (rseq_cs at 8, cpu_id at 4, mm_cid at 24): with the barrier the compiler
+ * keeps fewer values live across a loop of list operations, and one
+ * register less saves it spilling the others. */
 #define PCPU__LIST_SEQ(DISP, INSN, OUTS, INS)                             \
-    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "%l[slow]", DISP)    \
-                 INSN "\n2:\n\t" PCPU__RSEQ_TAIL                          \
-                 : PCPU__UNPAREN OUTS                                      \
-                 : PCPU__UNPAREN INS                                       \
-                 : "cc", "memory"                                          \
-                 : slow)
+    __asm__ __volatile__ goto(                                            \
+        PCPU__RSEQ_HEAD_AT("%[tmp]", "%k[tmp]", "%l[slow]", "8", DISP)    \
+        INSN "\n2:\n\t" PCPU__RSEQ_TAIL                                   \
+        : PCPU__UNPAREN OUTS                                              \
+        : PCPU__UNPAREN INS                                               \
+        : "cc", "memory"                                                  \
+        : slow)
 #define PCPU__LIST_SEQ_ANY(INSN, OUTS, INS)                               \
     do {                                                                  \
         if (PCPU__LIKELY(!pcpu__tc.cid))                                  \
-            PCPU__LIST_SEQ(PCPU__DISP_CPU, INSN, OUTS, INS);              \
+            PCPU__LIST_SEQ("4", INSN, OUTS, INS);                         \
         else                                                              \
-            PCPU__LIST_SEQ(PCPU__DISP_CID, INSN, OUTS, INS);              \
+            PCPU__LIST_SEQ("24", INSN, OUTS, INS);                        \
     } while (0)
+#define PCPU__LIST_INPUTS(cookie_)                                        \
+    [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
+    [tc] "r"(&pcpu__tc),                                                  \
+    [lim] "r"(pcpu__thread_limit_off),                                    \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
+    [ck] "r"(cookie_)
 #endif
 
 /**
@@ -1543,7 +1558,7 @@ static PCPU__INLINE void pcpu_this_list_push(struct pcpu_list *list,
                            "movq %[head], (%[node])\n\t"
                            "movq %[node], (%[ck], %[tmp])",
                            ([tmp] "=&r"(tmp), [head] "=&r"(head)),
-                           (PCPU__RSEQ_INPUTS(c), [node] "r"(node)));
+                           (PCPU__LIST_INPUTS(c), [node] "r"(node)));
         return;
     slow:
         c = pcpu__list_push_slow(c, node);
@@ -1591,7 +1606,7 @@ static PCPU__INLINE struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *
                            "movq (%[head]), %[next]\n\t"
                            "movq %[next], (%[ck], %[tmp])",
                            ([tmp] "=&r"(tmp), [head] "=&r"(head), [next] "=&r"(next)),
-                           (PCPU__RSEQ_INPUTS(c)));
+                           (PCPU__LIST_INPUTS(c)));
 #ifdef PCPU__TSAN
         if (head)
             PCPU__TSAN_ACQUIRE(head);
