@@ -368,7 +368,7 @@ static int flag_cpu_ok = 1;
 /* Restart every sequence in flight (or preempted) that may write @unit. */
 static void restart_sequences(unsigned int unit)
 {
-    if (!pcpu__thiscpu_uses_cid()) {
+    if (!__atomic_load_n(&pcpu__tc.cid, __ATOMIC_RELAXED)) { /* CPU mode */
         int cpu = os_cpu_of(unit);
         if (cpu < 0)
             return; /* no CPU maps to this unit: no sequence writes it */

@@ -177,8 +177,7 @@ static void test_pop_all_out_of_range_stops(void **state)
 {
     (void)state;
     const char *need[] = {"pcpu_list_pop_all", "out of range", NULL};
-    char out[512];
-    assert_true(pcpu_test_dies_with(pop_all_out_of_range, NULL, need, out, sizeof(out)));
+    assert_true(ops_dies_with(pop_all_out_of_range, NULL, need));
 }
 
 static void push_misaligned(void *arg)
@@ -193,8 +192,7 @@ static void test_misaligned_node_stops(void **state)
 {
     (void)state;
     const char *need[] = {"not aligned", NULL};
-    char out[512];
-    assert_true(pcpu_test_dies_with(push_misaligned, NULL, need, out, sizeof(out)));
+    assert_true(ops_dies_with(push_misaligned, NULL, need));
 }
 
 /* ---- pop_all against a pop in flight ----------------------------------------- */
@@ -233,7 +231,7 @@ static void *inflight_taker(void *p)
         unsigned int u = atomic_load(&f->unit);
         /* a varying head start for the pop, so that the take often lands
          * while the pop waits for its page */
-        for (unsigned int k = (unsigned int)(pcpu_test_rand(&seed) % 2048); k; k--)
+        for (unsigned int k = (unsigned int)(ops_rand(&seed) % 2048); k; k--)
             __asm__ __volatile__("" ::: "memory");
         /* take until the popper has finished this round */
         bool got = false;
@@ -373,7 +371,7 @@ static void *pop_all_main(void *p)
     uint64_t seed = 99;
     unsigned int n = pcpu_nr_cpus();
     while (atomic_load(&s->workers_left) > 0) {
-        unsigned int u = (unsigned int)(pcpu_test_rand(&seed) % n);
+        unsigned int u = (unsigned int)(ops_rand(&seed) % n);
         struct pcpu_list_node *x = pcpu_list_pop_all(s->list, u);
         s->pop_alls++;
         for (unsigned int k = 0; x; k++) {
@@ -419,7 +417,7 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 * 1024);
-    double t0 = pcpu_test_now();
+    double t0 = ops_now();
     for (unsigned int i = 0; i < nr_workers; i++) {
         args[i] = (struct worker_arg){&s, (int)i + 1};
         assert_int_equal(pthread_create(&t[i], &attr, worker_main, &args[i]), 0);
@@ -441,7 +439,7 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
                   "nodes, %.1f s\n",
                   ops_mode_name(), nr_workers, reps, (unsigned long)atomic_load(&s.pops),
                   (unsigned long)atomic_load(&s.empties), s.pop_alls, s.moved,
-                  pcpu_test_now() - t0);
+                  ops_now() - t0);
     assert_int_equal(atomic_load(&s.dup), 0);
     assert_int_equal(found, nr_items);
     assert_int_equal(touched, atomic_load(&s.pops));
@@ -535,7 +533,7 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
     if (ops_want_atomic())
         skip(); /* atomic from the start */
     ops_setup(false); /* a fresh start in rseq mode */
-    if (!pcpu_test_stats().rseq)
+    if (!ops_stats().rseq)
         skip(); /* no rseq here at all */
     /* The stress with a thread that forces the switch 200 ms in. */
     struct stress s;
@@ -563,7 +561,7 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
     assert_int_equal(pthread_join(pa, NULL), 0);
     assert_int_equal(pthread_join(sw, NULL), 0);
     assert_false(s.too_long);
-    bool switched = !pcpu_test_stats().rseq;
+    bool switched = !ops_stats().rseq;
     unsigned long touched = 0;
     unsigned int found = census(s.list, s.items, N, &touched);
     print_message("switch to atomics %s; %lu pops, %lu pop_alls\n",

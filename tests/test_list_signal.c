@@ -1,5 +1,4 @@
 /* test_list_signal.c - signal handlers that push, pop and take whole lists while the code they interrupted pushes, pops or takes whole lists: no deadlock, no node lost or held twice, in rseq and atomic mode; a handler inside a pop sees exactly the documented results. */
-#include "child_watch.h"
 #include "ops_util.h"
 
 #include <stdatomic.h>
@@ -37,13 +36,9 @@ static void child_mode(bool atomic)
 {
     struct pcpu_config cfg;
     memset(&cfg, 0, sizeof(cfg));
-    const char *x = getenv("PERCPU_INDEX");
-    cfg.backend = pcpu_test_backend();
-    cfg.index = x && !strcmp(x, "cid") ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
     if (atomic)
-        cfg.nr_cpus = pcpu_test_possible_cpus() - 1;
-    pcpu_exit();
-    CHECK(pcpu_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));
+        cfg.nr_cpus = ops_possible_cpus() - 1;
+    CHECK(ops_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));
     struct pcpu_stats st;
     CHECK(pcpu_stats_get(&st) == 0, "stats");
     if (atomic)
@@ -126,7 +121,7 @@ static void handler(int sig)
         handler_empty++;
     }
     if ((handler_runs & 7) == 0) {
-        unsigned int u = (unsigned int)(pcpu_test_rand(&handler_seed) % pcpu_nr_cpus());
+        unsigned int u = (unsigned int)(ops_rand(&handler_seed) % pcpu_nr_cpus());
         handler_taken += push_back_chain(pcpu_list_pop_all(list, u), 4);
     }
     in_handler = 0;
@@ -149,7 +144,7 @@ static void *sender_main(void *arg)
         sent++;
         /* until the handler has run (a pending signal is not queued twice),
          * or for a while if the target is not running */
-        double give_up = pcpu_test_now() + 0.001;
+        double give_up = ops_now() + 0.001;
         do {
             struct pcpu_list_node *n = pcpu_this_list_pop(list);
             if (n) {
@@ -158,7 +153,7 @@ static void *sender_main(void *arg)
                 pcpu_this_list_push(list, n);
             }
         } while (__atomic_load_n(&handler_runs, __ATOMIC_RELAXED) == before &&
-                 !atomic_load(&stop_sender) && pcpu_test_now() < give_up);
+                 !atomic_load(&stop_sender) && ops_now() < give_up);
     }
     return (void *)sent;
 }
@@ -189,7 +184,7 @@ static void busy_child(void *arg)
     unsigned long pops = 0, taken = 0;
     /* At least 2 s and 2000 handler runs; on a busy machine the sender
      * may need longer (up to 20 s), which is no failure. */
-    double start = pcpu_test_now();
+    double start = ops_now();
     for (unsigned long i = 0;; i++) {
         struct pcpu_list_node *n = pcpu_this_list_pop(list);
         if (n) {
@@ -199,11 +194,11 @@ static void busy_child(void *arg)
             pops++;
         }
         if ((i & 63) == 0) {
-            unsigned int u = (unsigned int)(pcpu_test_rand(&seed) % pcpu_nr_cpus());
+            unsigned int u = (unsigned int)(ops_rand(&seed) % pcpu_nr_cpus());
             taken += push_back_chain(pcpu_list_pop_all(list, u), 1);
         }
         if ((i & 1023) == 0) {
-            double t = pcpu_test_now() - start;
+            double t = ops_now() - start;
             if ((t > 2.0 && __atomic_load_n(&handler_runs, __ATOMIC_RELAXED) >= 2000) ||
                 t > 20.0)
                 break;
@@ -250,7 +245,7 @@ static void test_handlers_against_busy_thread(void **state)
 static void test_handlers_against_busy_thread_atomic(void **state)
 {
     (void)state;
-    if (pcpu_test_possible_cpus() < 2)
+    if (ops_possible_cpus() < 2)
         skip();
     bool atomic = true;
     expect_child_ok(busy_child, &atomic, "handlers, atomic mode");
@@ -363,7 +358,7 @@ static void test_handler_inside_pop(void **state)
 static void test_handler_inside_pop_atomic(void **state)
 {
     (void)state;
-    if (pcpu_test_possible_cpus() < 2)
+    if (ops_possible_cpus() < 2)
         skip();
     bool atomic = true;
     expect_child_ok(in_pop_child, &atomic, "handler inside a pop, atomic mode");

@@ -70,7 +70,7 @@ static _Atomic int stop;
 
 #define XCHG(W, field, k)                                                        \
     do {                                                                         \
-        uint##W##_t v = (uint##W##_t)pcpu_test_rand(&seed);                      \
+        uint##W##_t v = (uint##W##_t)ops_rand(&seed);                      \
         w->in[k] += v;                                                           \
         w->out[k] += pcpu_this_xchg(&w->o->field, v);                            \
     } while (0)
@@ -244,7 +244,7 @@ static void test_no_lost_update_under_migration_256_units(void **state)
     struct pcpu_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.nr_cpus = 256;
-    pcpu_test_reinit(&cfg);
+    ops_reinit(&cfg);
     migration_stress(0.5);
     ops_setup_mode();
 }
