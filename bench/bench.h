@@ -7,7 +7,8 @@
  *                   machine description
  *   figures.c       the measured loops: percpu and what users would pick
  *                   instead (thread-locals, atomics, sched_getcpu stripes,
- *                   malloc, padded per-CPU arrays)
+ *                   malloc, padded per-CPU arrays, locked and lock-free
+ *                   lists)
  *   plots.c         gnuplot charts and the chunk-map picture
  *
  * A "figure" is one named measurement at one thread count; a "result" is
@@ -97,6 +98,8 @@ void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* figures.c */
 void figures_inc(void);
+void figures_ops(void);
+void figures_list(void);
 void figures_alloc(void);
 void figures_scale(void);
 void figures_mem(void);

@@ -3,7 +3,9 @@
  *
  * The main job of the project (`make run`).  It measures this-CPU
  * increments against a shared atomic, a thread-local and a sched_getcpu()
- * striped array; per-CPU allocation against malloc and a hand-padded
+ * striped array; other this-CPU operations (xchg, cmpxchg); a per-CPU free
+ * list against a locked list, a tagged Treiber stack and a thread-local
+ * list; per-CPU allocation against malloc and a hand-padded
  * per-CPU array; allocation cost with up to a million live objects; and
  * resident memory against the ideal and the padded layout.  Every timed
  * figure runs on real threads pinned one per CPU, at T=1 and T=all online
@@ -42,7 +44,8 @@ static void usage(FILE *f)
 "  --plots DIR     write SVG (and PNG) charts via gnuplot, and the chunk map\n"
 "                  as chunkmap.txt / chunkmap.svg\n"
 "  --only PREFIX   run only figures whose name starts with PREFIX (inc.,\n"
-"                  alloc., scale., mem.); targets needing others say SKIP\n"
+"                  ops., list., alloc., scale., mem.); targets needing others\n"
+"                  say SKIP\n"
 "  --strict        exit with status 1 when a target is missed\n"
 "  --wall          report wall-clock time per op instead of the threads' CPU\n"
 "                  time (CPU time is the default: on a shared machine it is\n"
@@ -51,6 +54,8 @@ static void usage(FILE *f)
 "  --help          this text\n"
 "\n"
 "Figures: inc.{percpu,atomic_shared,tls,striped_getcpu} (ns/op/thread),\n"
+"ops.percpu.{xchg,cmpxchg} (ns/op/thread),\n"
+"list.{percpu,mutex,treiber,tls}.push_pop (ns per pop+push pair per thread),\n"
 "alloc.{percpu.{8,64,256,4096,mixed},malloc.8,padded.8} (ns per alloc+free\n"
 "pair per thread), scale.percpu.live_{1000,100000,1000000} (T=1),\n"
 "mem.{percpu,padded}.1M_x8 (kB resident for 1M 8-byte objects on every unit).\n"
@@ -92,6 +97,10 @@ struct group {
 };
 static const struct group groups[] = {
     {"inc.", "Increments: ns per op per thread", "inc.tls", "x tls", "inc.percpu", "x percpu"},
+    {"ops.", "Other this-CPU operations: ns per op per thread", "inc.tls", "x inc.tls",
+     "inc.percpu", "x inc"},
+    {"list.", "Lists: ns per pop+push pair per thread", "list.tls.push_pop", "x tls",
+     "list.percpu.push_pop", "x percpu"},
     {"alloc.", "Allocation: ns per alloc+free pair per thread", "alloc.malloc.8", "x malloc8",
      "alloc.percpu.8", "x percpu8"},
     {"scale.", "Scale: T=1, ns per pair with N live 8-byte objects", "scale.percpu.live_1000",
@@ -161,7 +170,7 @@ struct target_result {
     double ratio, limit;
     int state;          /* 1 pass, 0 miss, -1 skipped */
 };
-static struct target_result targets[16];
+static struct target_result targets[24];
 static unsigned int nr_targets;
 
 /* a/b compared with limit: want "<=" or ">=". */
@@ -199,6 +208,12 @@ static int check_targets(void)
     target(buf, "alloc.percpu.8", n, "alloc.malloc.8", n, true, 2);
     snprintf(buf, sizeof(buf), "alloc.percpu.8 T=%u within 1.5x of T=1", n);
     target(buf, "alloc.percpu.8", n, "alloc.percpu.8", 1, true, 1.5);
+    snprintf(buf, sizeof(buf), "list.treiber >= 3x list.percpu push_pop (T=%u)", n);
+    target(buf, "list.treiber.push_pop", n, "list.percpu.push_pop", n, false, 3);
+    target("list.percpu push_pop within 2x of list.tls (T=1)", "list.percpu.push_pop", 1,
+           "list.tls.push_pop", 1, true, 2);
+    snprintf(buf, sizeof(buf), "list.percpu push_pop within 2x of list.tls (T=%u)", n);
+    target(buf, "list.percpu.push_pop", n, "list.tls.push_pop", n, true, 2);
     target("scale: 1M live within 2x of 1k live", "scale.percpu.live_1000000", 1,
            "scale.percpu.live_1000", 1, true, 2);
     /* mem vs ideal: compare against a pseudo-result holding the ideal */
@@ -320,6 +335,8 @@ int main(int argc, char **argv)
     /* memory first, while the allocator is fresh */
     figures_mem();
     figures_inc();
+    figures_ops();
+    figures_list();
     figures_alloc();
     figures_scale();
 

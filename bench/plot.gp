@@ -1,8 +1,9 @@
 # plot.gp - charts of percpu-bench results.
 #
 # Run by percpu-bench --plots DIR as:  gnuplot -e "dir='DIR'; ncpu=N" plot.gp
-# Reads DIR/{inc,alloc,scale,mem}.dat (written by the benchmark) and writes
-# DIR/{inc,alloc,scale,mem}.svg, plus .png when gnuplot has pngcairo.
+# Reads DIR/{inc,ops,list,alloc,scale,mem}.dat (written by the benchmark) and
+# writes DIR/{inc,ops,list,alloc,scale,mem}.svg, plus .png when gnuplot has
+# pngcairo.
 # Bars are medians; error bars span min..max over the repetitions.
 
 if (!exists("dir")) dir = "."
@@ -36,6 +37,23 @@ do for [fmt in fmts] {
     set yrange [0:*]
     plot dir."/inc.dat" using 2:3:4:xtic(1) title "T=1" lc rgb "#3182bd", \
          "" using 5:6:7 title tN lc rgb "#e6550d"
+
+    set output dir."/ops.".fmt
+    set title "This-CPU operations: ns per op per thread (lower is better)"
+    set ylabel "ns per operation"
+    unset logscale y
+    set yrange [0:*]
+    plot dir."/ops.dat" using 2:3:4:xtic(1) title "T=1" lc rgb "#3182bd", \
+         "" using 5:6:7 title tN lc rgb "#e6550d"
+
+    set output dir."/list.".fmt
+    set title "Free list: ns per pop+push pair per thread (lower is better; log scale)"
+    set ylabel "ns per pop+push"
+    set logscale y
+    set yrange [*:*]
+    plot dir."/list.dat" using 2:3:4:xtic(1) title "T=1" lc rgb "#3182bd", \
+         "" using 5:6:7 title tN lc rgb "#e6550d"
+    unset logscale y
 
     set output dir."/alloc.".fmt
     set title "Allocation + free: ns per pair per thread (lower is better; log scale)"

@@ -2,7 +2,8 @@
  * plots.c - charts and the chunk-map picture of percpu-bench.
  *
  * plots_write() writes the figures as small whitespace-separated data files
- * (inc.dat, alloc.dat, scale.dat, mem.dat) and runs gnuplot on plot.gp to
+ * (inc.dat, ops.dat, list.dat, alloc.dat, scale.dat, mem.dat) and runs
+ * gnuplot on plot.gp to
  * turn them into SVG charts (and PNG ones when gnuplot has pngcairo).
  * plot.gp is looked for next to the executable (the build copies it there)
  * and then in the source tree.  Without gnuplot the data files are still
@@ -97,7 +98,12 @@ void plots_write(const char *dir)
                                         "alloc.percpu.256", "alloc.percpu.4096",
                                         "alloc.percpu.mixed", "alloc.malloc.8",
                                         "alloc.padded.8"};
+    static const char *const ops[] = {"inc.percpu", "ops.percpu.xchg", "ops.percpu.cmpxchg"};
+    static const char *const list[] = {"list.percpu.push_pop", "list.tls.push_pop",
+                                       "list.treiber.push_pop", "list.mutex.push_pop"};
     write_pairs(dir, "inc.dat", inc, 4, "inc.");
+    write_pairs(dir, "ops.dat", ops, 3, "");
+    write_pairs(dir, "list.dat", list, 4, "list.");
     write_pairs(dir, "alloc.dat", alloc, 7, "alloc.");
 
     FILE *f = open_in(dir, "scale.dat");
@@ -150,7 +156,7 @@ void plots_write(const char *dir)
     if (rc != 0)
         printf("plots: gnuplot failed (status %d); charts may be missing\n", rc);
     else
-        printf("wrote charts to %s (inc, alloc, scale, mem; chunkmap.svg)\n", dir);
+        printf("wrote charts to %s (inc, ops, list, alloc, scale, mem; chunkmap.svg)\n", dir);
 }
 
 /* ---- chunk map ---------------------------------------------------------- */

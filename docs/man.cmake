@@ -44,6 +44,10 @@ foreach(f ${pages})
     string(REGEX MATCHALL "\\\\fB[A-Za-z_][A-Za-z0-9_]*\\\\fP" bold "${d}")
     if(d MATCHES "^\\.ti -1c\n\\.RI \"enum ")
       set(declared ${bold})
+    elseif(d MATCHES "\\\\fB([A-Za-z_][A-Za-z0-9_]*)\\\\fP \\(")
+      # A function: the bold name before its parameters (a pointer return
+      # type may be bold too, and comes first).
+      set(declared "\\fB${CMAKE_MATCH_1}\\fP")
     else()
       list(GET bold 0 declared)
     endif()

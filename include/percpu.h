@@ -19,10 +19,13 @@
  * resident in the units that are really written, so configuring 256 or
  * 4096 units on a small machine costs address space, not memory.
  *
- * This-CPU operations (pcpu_this_add() and friends) update the calling
- * thread's current unit inside a restartable sequence (rseq), so they are
- * plain loads and stores that the kernel restarts on preemption or
- * migration; where rseq is not available they fall back to atomics.
+ * This-CPU operations (pcpu_this_add() and friends, on integers of 1, 2, 4
+ * and 8 bytes) update the calling thread's current unit inside a
+ * restartable sequence (rseq), so they are plain loads and stores that the
+ * kernel restarts on preemption or migration; where rseq is not available
+ * they fall back to atomics.  Per-CPU lists (pcpu_this_list_push() and
+ * pcpu_this_list_pop(), pcpu_list_pop_all()) are intrusive LIFO lists, one
+ * per unit, built the same way: the free lists and caches of allocators.
  *
  * Thread safety: every function here may be called from any thread unless
  * its comment says otherwise.  Errors are reported with a NULL or -1 return
@@ -30,9 +33,12 @@
  * stops the process with a one-line message naming the pointer.
  *
  * Async-signal safety: the this-CPU operations (pcpu_this_*()), pcpu_ptr(),
- * pcpu_this_ptr(), pcpu_sum(), pcpu_nr_cpus() and pcpu_this_cpu() may be
- * called from a signal handler once the interrupted thread has made one
- * this-CPU operation (the first may set the thread up, which takes locks).
+ * pcpu_this_ptr(), pcpu_sum(), pcpu_nr_cpus(), pcpu_this_cpu() and the
+ * per-CPU list operations (pcpu_this_list_push(), pcpu_this_list_pop(),
+ * pcpu_list_pop_all()) may be called from a signal handler once the
+ * interrupted thread has made one this-CPU operation (the first may set
+ * the thread up, which takes locks).  (What a list pop in a handler
+ * returns in the atomic fallback is said at pcpu_this_list_pop().)
  * Nothing else is: the allocator takes a lock and keeps per-thread caches.
  * A signal handler that calls pcpu_alloc(), pcpu_free() or any other
  * function marked "not async-signal-safe" while its thread was inside one
@@ -63,10 +69,12 @@ extern "C" {
 #define PCPU__LIKELY(x) __builtin_expect(!!(x), 1)
 #define PCPU__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PCPU__PUBLIC __attribute__((visibility("default")))
+#define PCPU__INLINE inline __attribute__((always_inline))
 #else
 #define PCPU__LIKELY(x) (x)
 #define PCPU__UNLIKELY(x) (x)
 #define PCPU__PUBLIC
+#define PCPU__INLINE inline
 #endif
 
 /* ------------------------------------------------------------------------
@@ -582,6 +590,14 @@ extern "C" {
  * cannot use rseq, they are relaxed atomic operations on the unit of the
  * CPU the thread was last seen on; the results are the same, only slower.
  *
+ * Widths: objects of 1, 2, 4 and 8 bytes, every C integer type (bool for
+ * the operations that make sense on it), selected by the object's type.
+ * Each operation is one sequence committed by one unlocked instruction:
+ * add (add, sub, inc, dec), and, or, xadd (the *_return forms), mov
+ * (write), a load then a mov (xchg), and a load and compare then a mov
+ * only when equal (cmpxchg, try_cmpxchg: a failing compare writes
+ * nothing).
+ *
  * Memory order: relaxed (like the kernel's this_cpu ops): they order
  * nothing but themselves.  Async-signal-safe once the thread has done one
  * this-CPU operation (which may register rseq for it and enrols the
@@ -618,8 +634,10 @@ extern "C" {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
 extern const ptrdiff_t __rseq_offset;
 #define PCPU__RSEQ_CS_TP ((char *)(uintptr_t)(__rseq_offset + 8))
+#define PCPU__RSEQ_AREA_TP ((char *)(uintptr_t)__rseq_offset)
 #else
 #define PCPU__RSEQ_CS_TP (pcpu__tc.cs_ptr)
+#define PCPU__RSEQ_AREA_TP (pcpu__tc.cs_ptr - 8)
 #endif
 
 /*
@@ -779,6 +797,9 @@ static inline void *pcpu_this_ptr(const void *cookie)
  * module's destructor clears those pointers; see thiscpu.c).
  */
 #define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL, DISP)                           \
+    PCPU__RSEQ_HEAD_AT(TMPQ, TMPL, FAIL, "", DISP)
+/* The same with [rs] anywhere in the rseq area: rseq_cs at CSD(%[rs]). */
+#define PCPU__RSEQ_HEAD_AT(TMPQ, TMPL, FAIL, CSD, DISP)                   \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
     ".balign 32\n"                                                        \
     "3:\n\t"                                                              \
@@ -790,7 +811,7 @@ static inline void *pcpu_this_ptr(const void *cookie)
     ".popsection\n"                                                       \
     "0:\n\t"                                                              \
     "leaq 3b(%%rip), " TMPQ "\n\t"                                        \
-    "movq " TMPQ ", %%fs:(%[rs])\n"                                       \
+    "movq " TMPQ ", %%fs:" CSD "(%[rs])\n"                                \
     "1:\n\t"                                                              \
     "movl %%fs:" DISP "(%[rs]), " TMPL "\n\t"                             \
     "cmpl %%fs:(%[lim]), " TMPL "\n\t"                                    \
@@ -844,9 +865,17 @@ static inline void *pcpu_this_ptr(const void *cookie)
  * width (a union of the integer types of that width, so it aliases every
  * object the operation can be applied to, signed or not) rather than char:
  * that keeps the library's own pointer-typed state out of its reach, so
- * the compiler does not reload it after every update.  Like the kernel's
- * this_cpu ops, the sequences are not compiler barriers for other memory.
+ * the compiler does not reload it after every update.  (Only the 1-byte
+ * operations cannot have that: every 1-byte type is a character type.)
+ * Like the kernel's this_cpu ops, the sequences are not compiler barriers
+ * for other memory.
  */
+union pcpu__units8 {
+    unsigned char uc[(size_t)1 << 44]; /* char aliases everything anyway */
+};
+union pcpu__units16 {
+    unsigned short us[(size_t)1 << 43];
+};
 union pcpu__units32 {
     unsigned int u[(size_t)1 << 42];
 };
@@ -861,7 +890,7 @@ union pcpu__units64 {
 #endif
 
 /*
- * The width-specific operations; W is 32 or 64, SFX the instruction suffix,
+ * The width-specific operations; W is 8, 16, 32 or 64, SFX the instruction suffix,
  * VC the constraint for an immediate operand.  Each loops only when the
  * mode changes under it (first use, or a switch to atomics).
  */
@@ -939,7 +968,7 @@ static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v)
         PCPU__SEQ_ANY("xadd" SFX " %[old], (%[ck], %[tmp])",                   \
                       ([old] "+r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
                       (PCPU__RSEQ_INPUTS(c))),                                  \
-        return old + v,                                                         \
+        return (uint##W##_t)(old + v),                                          \
         return __atomic_add_fetch(PCPU__AT(W), v, __ATOMIC_RELAXED);)           \
 }                                                                               \
 static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
@@ -961,7 +990,40 @@ static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, 
         __atomic_compare_exchange_n(PCPU__AT(W), &seen, nv, 0, __ATOMIC_RELAXED, \
                                     __ATOMIC_RELAXED);                          \
         return seen;)                                                           \
+}                                                                               \
+static inline uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t nv)     \
+{                                                                               \
+    /* Load, then commit the new value with a plain store (xchg with a         \
+     * memory operand is always locked). */                                     \
+    PCPU__OP_FRAME(                                                             \
+        uint##W##_t old;                                                        \
+        PCPU__SEQ_ANY("mov" SFX " (%[ck], %[tmp]), %[old]\n\t"                 \
+                      "mov" SFX " %[nv], (%[ck], %[tmp])",                     \
+                      ([old] "=&r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
+                      (PCPU__RSEQ_INPUTS(c), [nv] VC(nv))),                     \
+        return old,                                                             \
+        return __atomic_exchange_n(PCPU__AT(W), nv, __ATOMIC_RELAXED);)         \
+}                                                                               \
+static inline void pcpu__this_and##W(const void *c, uint##W##_t v)              \
+{                                                                               \
+    PCPU__OP_FRAME(                                                             \
+        PCPU__SEQ_ANY("and" SFX " %[v], (%[ck], %[tmp])",                      \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
+                      (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
+        return,                                                                 \
+        __atomic_fetch_and(PCPU__AT(W), v, __ATOMIC_RELAXED);)                  \
+}                                                                               \
+static inline void pcpu__this_or##W(const void *c, uint##W##_t v)               \
+{                                                                               \
+    PCPU__OP_FRAME(                                                             \
+        PCPU__SEQ_ANY("or" SFX " %[v], (%[ck], %[tmp])",                       \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
+                      (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
+        return,                                                                 \
+        __atomic_fetch_or(PCPU__AT(W), v, __ATOMIC_RELAXED);)                   \
 }
+PCPU__THIS_RSEQ_OPS(8, "b", "ir")
+PCPU__THIS_RSEQ_OPS(16, "w", "ir")
 PCPU__THIS_RSEQ_OPS(32, "l", "ir")
 PCPU__THIS_RSEQ_OPS(64, "q", "er")
 #pragma GCC diagnostic pop
@@ -989,7 +1051,15 @@ static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, 
         __atomic_compare_exchange_n(PCPU__AT(W), &old, nv, 0, __ATOMIC_RELAXED, \
                                     __ATOMIC_RELAXED);                          \
         return old;)                                                            \
-}
+}                                                                               \
+static inline uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t v)      \
+{ PCPU__OP_FRAME(, , return __atomic_exchange_n(PCPU__AT(W), v, __ATOMIC_RELAXED);) } \
+static inline void pcpu__this_and##W(const void *c, uint##W##_t v)              \
+{ PCPU__OP_FRAME(, , __atomic_fetch_and(PCPU__AT(W), v, __ATOMIC_RELAXED);) }    \
+static inline void pcpu__this_or##W(const void *c, uint##W##_t v)               \
+{ PCPU__OP_FRAME(, , __atomic_fetch_or(PCPU__AT(W), v, __ATOMIC_RELAXED);) }
+PCPU__THIS_ATOMIC_OPS(8)
+PCPU__THIS_ATOMIC_OPS(16)
 PCPU__THIS_ATOMIC_OPS(32)
 PCPU__THIS_ATOMIC_OPS(64)
 #endif
@@ -1011,11 +1081,14 @@ static inline uint##W##_t pcpu__sum##W(const void *c)                           
         c = pcpu__sum_slow(c);                                                  \
     unsigned int n = __atomic_load_n(&pcpu__nr_units, __ATOMIC_ACQUIRE);        \
     for (unsigned int i = 0; i < n; i++)                                        \
-        sum += __atomic_load_n((uint##W##_t *)((char *)(uintptr_t)c +           \
-                                               pcpu__cpu_offsets[i]),           \
-                               __ATOMIC_RELAXED);                               \
+        sum = (uint##W##_t)(sum +                                               \
+              __atomic_load_n((uint##W##_t *)((char *)(uintptr_t)c +            \
+                                              pcpu__cpu_offsets[i]),            \
+                              __ATOMIC_RELAXED));                               \
     return sum;                                                                 \
 }
+PCPU__THIS_READ_OPS(8)
+PCPU__THIS_READ_OPS(16)
 PCPU__THIS_READ_OPS(32)
 PCPU__THIS_READ_OPS(64)
 
@@ -1024,27 +1097,60 @@ PCPU__THIS_READ_OPS(64)
  * the unsigned type of the same width, so signed objects wrap around like
  * the kernel's this_cpu ops instead of overflowing; values are converted to
  * the object's type first, so a negative int added to a long or unsigned
- * long is sign-extended exactly as with "x += v".
+ * long is sign-extended exactly as with "x += v", and an int added to a
+ * char is truncated to the char's width exactly as with "x += v".
+ *
+ * BITS: the operations that make sense on bool too (read, write, xchg,
+ * the compares, and, or); ARITH: the others (add and sub in their forms,
+ * pcpu_sum()).
  */
-#define PCPU__THIS_TYPED(name, T, W)                                            \
-static inline void pcpu__this_add_##name(const void *c, T v)                    \
-{ pcpu__this_add##W(c, (uint##W##_t)v); }                                       \
-static inline void pcpu__this_sub_##name(const void *c, T v)                    \
-{ pcpu__this_add##W(c, (uint##W##_t)0 - (uint##W##_t)v); }                      \
-static inline void pcpu__this_inc_##name(const void *c)                         \
-{ pcpu__this_add##W(c, 1); }                                                    \
-static inline void pcpu__this_dec_##name(const void *c)                         \
-{ pcpu__this_add##W(c, ~(uint##W##_t)0); }                                      \
+#define PCPU__THIS_TYPED_BITS(name, T, W)                                       \
 static inline T pcpu__this_read_##name(const void *c)                           \
 { return (T)pcpu__this_read##W(c); }                                            \
 static inline void pcpu__this_write_##name(const void *c, T v)                  \
 { pcpu__this_write##W(c, (uint##W##_t)v); }                                     \
+static inline T pcpu__this_xchg_##name(const void *c, T v)                      \
+{ return (T)pcpu__this_xchg##W(c, (uint##W##_t)v); }                            \
+static inline void pcpu__this_and_##name(const void *c, T v)                    \
+{ pcpu__this_and##W(c, (uint##W##_t)v); }                                       \
+static inline void pcpu__this_or_##name(const void *c, T v)                     \
+{ pcpu__this_or##W(c, (uint##W##_t)v); }                                        \
 static inline T pcpu__this_cmpxchg_##name(const void *c, T o, T n)              \
 { return (T)pcpu__this_cmpxchg##W(c, (uint##W##_t)o, (uint##W##_t)n); }         \
+static inline bool pcpu__this_try_cmpxchg_##name(const void *c, T *o, T n)      \
+{                                                                               \
+    uint##W##_t want = (uint##W##_t)*o;                                         \
+    uint##W##_t seen = pcpu__this_cmpxchg##W(c, want, (uint##W##_t)n);          \
+    if (PCPU__LIKELY(seen == want))                                             \
+        return true;                                                            \
+    *o = (T)seen;                                                               \
+    return false;                                                               \
+}
+#define PCPU__THIS_TYPED_ARITH(name, T, W)                                      \
+static inline void pcpu__this_add_##name(const void *c, T v)                    \
+{ pcpu__this_add##W(c, (uint##W##_t)v); }                                       \
+static inline void pcpu__this_sub_##name(const void *c, T v)                    \
+{ pcpu__this_add##W(c, (uint##W##_t)((uint##W##_t)0 - (uint##W##_t)v)); }       \
+static inline void pcpu__this_inc_##name(const void *c)                         \
+{ pcpu__this_add##W(c, 1); }                                                    \
+static inline void pcpu__this_dec_##name(const void *c)                         \
+{ pcpu__this_add##W(c, (uint##W##_t)~(uint##W##_t)0); }                         \
 static inline T pcpu__this_add_return_##name(const void *c, T v)                \
 { return (T)pcpu__this_add_return##W(c, (uint##W##_t)v); }                      \
+static inline T pcpu__this_sub_return_##name(const void *c, T v)                \
+{                                                                               \
+    return (T)pcpu__this_add_return##W(                                         \
+        c, (uint##W##_t)((uint##W##_t)0 - (uint##W##_t)v));                     \
+}                                                                               \
+static inline T pcpu__this_inc_return_##name(const void *c)                     \
+{ return (T)pcpu__this_add_return##W(c, 1); }                                   \
+static inline T pcpu__this_dec_return_##name(const void *c)                     \
+{ return (T)pcpu__this_add_return##W(c, (uint##W##_t)~(uint##W##_t)0); }        \
 static inline T pcpu__sum_##name(const void *c)                                 \
 { return (T)pcpu__sum##W(c); }
+#define PCPU__THIS_TYPED(name, T, W)                                            \
+    PCPU__THIS_TYPED_BITS(name, T, W)                                           \
+    PCPU__THIS_TYPED_ARITH(name, T, W)
 
 #if __SIZEOF_LONG__ == 8
 #define PCPU__LONG_BITS 64
@@ -1052,6 +1158,12 @@ static inline T pcpu__sum_##name(const void *c)                                 
 #define PCPU__LONG_BITS 32
 #endif
 #define PCPU__THIS_TYPED_(name, T, W) PCPU__THIS_TYPED(name, T, W)
+PCPU__THIS_TYPED_BITS(bool, bool, 8)
+PCPU__THIS_TYPED(char, char, 8)
+PCPU__THIS_TYPED(schar, signed char, 8)
+PCPU__THIS_TYPED(uchar, unsigned char, 8)
+PCPU__THIS_TYPED(short, short, 16)
+PCPU__THIS_TYPED(ushort, unsigned short, 16)
 PCPU__THIS_TYPED(int, int, 32)
 PCPU__THIS_TYPED(uint, unsigned int, 32)
 PCPU__THIS_TYPED_(long, long, PCPU__LONG_BITS)
@@ -1061,48 +1173,89 @@ PCPU__THIS_TYPED(ullong, unsigned long long, 64)
 
 #ifndef __cplusplus
 /*
- * Dispatch on the type of *cookie.  Any other type (char, short, float,
- * pointers, structs, void) has no association and fails to compile.
+ * Dispatch on the type of *cookie.  Any other type (float, pointers,
+ * structs, void; bool for the arithmetic) has no association and fails to
+ * compile.  The intN_t/uintN_t types are among these (int8_t is signed
+ * char, uint16_t unsigned short, and so on).
  */
-#define PCPU__THIS_GENERIC(cookie, op)                                          \
-    _Generic(*(cookie),                                                         \
+#define PCPU__GENERIC_INTS(op)                                                  \
+        char: pcpu__##op##_char,                                                \
+        signed char: pcpu__##op##_schar,                                        \
+        unsigned char: pcpu__##op##_uchar,                                      \
+        short: pcpu__##op##_short,                                              \
+        unsigned short: pcpu__##op##_ushort,                                    \
         int: pcpu__##op##_int,                                                  \
         unsigned int: pcpu__##op##_uint,                                        \
         long: pcpu__##op##_long,                                                \
         unsigned long: pcpu__##op##_ulong,                                      \
         long long: pcpu__##op##_llong,                                          \
-        unsigned long long: pcpu__##op##_ullong)
+        unsigned long long: pcpu__##op##_ullong
+#define PCPU__THIS_GENERIC(cookie, op) _Generic(*(cookie), PCPU__GENERIC_INTS(op))
+/* The same, bool included. */
+#define PCPU__THIS_GENERIC_B(cookie, op)                                        \
+    _Generic(*(cookie), bool: pcpu__##op##_bool, PCPU__GENERIC_INTS(op))
+
+/*
+ * Every operation below: thread-safe (any thread, also concurrently with
+ * others on the same cookie; no update is lost) and async-signal-safe once
+ * the calling thread has made one this-CPU operation.  With rseq each is
+ * one restartable sequence committed by one unlocked instruction; without,
+ * one relaxed atomic operation on the current unit's copy.
+ */
 
 /**
  * pcpu_this_add - add @v to the calling thread's current unit's copy.
- * @cookie: cookie of a 4- or 8-byte integer (int, unsigned, long, unsigned
- *          long, long long, unsigned long long and the intN_t/uintN_t of
- *          those sizes); any other type fails to compile.
+ * @cookie: cookie of an integer object of 1, 2, 4 or 8 bytes (char,
+ *          signed char, unsigned char, short, unsigned short, int,
+ *          unsigned, long, unsigned long, long long, unsigned long long and
+ *          the intN_t/uintN_t of those sizes); any other type, bool
+ *          included, fails to compile.
  * @v:      converted to the object's type first; the sum wraps around.
  *
  * With rseq: a restartable sequence committed by one add instruction (no
  * lock prefix).  Without: an atomic add on the current unit.  The same
  * holds for every pcpu_this_*() below.  Thread safety: any thread, also
  * concurrently with others on the same cookie; no update is lost.
+ * Async-signal-safe (see above).
  */
 #define pcpu_this_add(cookie, v) PCPU__THIS_GENERIC(cookie, this_add)((cookie), (v))
-/** pcpu_this_sub - subtract @v from the current unit's copy (wraps). */
+/** pcpu_this_sub - subtract @v from the current unit's copy (wraps).
+ * Async-signal-safe. */
 #define pcpu_this_sub(cookie, v) PCPU__THIS_GENERIC(cookie, this_sub)((cookie), (v))
-/** pcpu_this_inc - add 1 to the current unit's copy. */
+/** pcpu_this_inc - add 1 to the current unit's copy.  Async-signal-safe. */
 #define pcpu_this_inc(cookie) PCPU__THIS_GENERIC(cookie, this_inc)((cookie))
-/** pcpu_this_dec - subtract 1 from the current unit's copy. */
+/** pcpu_this_dec - subtract 1 from the current unit's copy.
+ * Async-signal-safe. */
 #define pcpu_this_dec(cookie) PCPU__THIS_GENERIC(cookie, this_dec)((cookie))
 /**
  * pcpu_this_read - the current unit's copy, as the object's type.
  * A relaxed load; the thread may have moved on by the time it returns.
+ * Also on bool objects.  Async-signal-safe.
  */
-#define pcpu_this_read(cookie) PCPU__THIS_GENERIC(cookie, this_read)((cookie))
+#define pcpu_this_read(cookie) PCPU__THIS_GENERIC_B(cookie, this_read)((cookie))
 /**
  * pcpu_this_write - store @v in the current unit's copy.
  * With rseq the store lands on the unit of the CPU that executes it, so it
- * is ordered with the other threads' this-CPU updates of that unit.
+ * is ordered with the other threads' this-CPU updates of that unit.  Also
+ * on bool objects.  Async-signal-safe.
  */
-#define pcpu_this_write(cookie, v) PCPU__THIS_GENERIC(cookie, this_write)((cookie), (v))
+#define pcpu_this_write(cookie, v) PCPU__THIS_GENERIC_B(cookie, this_write)((cookie), (v))
+/**
+ * pcpu_this_xchg - store @v in the current unit's copy and return the value
+ * it replaced, as the object's type.
+ * With rseq: a load and a plain store that commits (an xchg instruction
+ * with a memory operand would be locked).  Also on bool objects.
+ * Async-signal-safe.
+ */
+#define pcpu_this_xchg(cookie, v) PCPU__THIS_GENERIC_B(cookie, this_xchg)((cookie), (v))
+/**
+ * pcpu_this_and - the current unit's copy &= @v (no result; read it if
+ * needed).  @v is converted to the object's type first.  Also on bool
+ * objects.  Async-signal-safe.
+ */
+#define pcpu_this_and(cookie, v) PCPU__THIS_GENERIC_B(cookie, this_and)((cookie), (v))
+/** pcpu_this_or - the current unit's copy |= @v.  As pcpu_this_and(). */
+#define pcpu_this_or(cookie, v) PCPU__THIS_GENERIC_B(cookie, this_or)((cookie), (v))
 /**
  * pcpu_this_cmpxchg - if the current unit's copy equals @old, store @new.
  * Returns the value seen (equal to @old exactly when @new was stored), as
@@ -1110,22 +1263,51 @@ PCPU__THIS_TYPED(ullong, unsigned long long, 64)
  * A compare that fails writes nothing (with rseq: load, compare, and a
  * plain store only when equal), so another thread may update the same
  * unit through pcpu_ptr() with atomics without ever losing an update --
- * a lock taken with this and released from another CPU works.
+ * a lock taken with this and released from another CPU works.  (Updates
+ * that always write -- add, xchg, and, or -- race with such remote
+ * atomics, as in the kernel: only this thread's CPU is excluded.)
+ * Also on bool objects.  Async-signal-safe.
  */
 #define pcpu_this_cmpxchg(cookie, old, new)                                     \
-    PCPU__THIS_GENERIC(cookie, this_cmpxchg)((cookie), (old), (new))
+    PCPU__THIS_GENERIC_B(cookie, this_cmpxchg)((cookie), (old), (new))
+/**
+ * pcpu_this_try_cmpxchg - if the current unit's copy equals *@oldp, store
+ * @new and return true; else store the value seen in *@oldp and return
+ * false (the kernel's this_cpu_try_cmpxchg).
+ * @oldp: pointer to a variable of the object's type (not a cookie).
+ *
+ * One sequence, as pcpu_this_cmpxchg(); a failing compare writes nothing
+ * to the object.  The usual loop:
+ *      long old = pcpu_this_read(c);
+ *      while (!pcpu_this_try_cmpxchg(c, &old, old * 2))
+ *          ;
+ * Also on bool objects.  Async-signal-safe.
+ */
+#define pcpu_this_try_cmpxchg(cookie, oldp, new)                                \
+    PCPU__THIS_GENERIC_B(cookie, this_try_cmpxchg)((cookie), (oldp), (new))
 /**
  * pcpu_this_add_return - add @v to the current unit's copy and return the
  * new value of that copy (not the sum over units), as the object's type.
+ * Async-signal-safe.
  */
 #define pcpu_this_add_return(cookie, v)                                         \
     PCPU__THIS_GENERIC(cookie, this_add_return)((cookie), (v))
+/** pcpu_this_sub_return - subtract @v, return the copy's new value.
+ * Async-signal-safe. */
+#define pcpu_this_sub_return(cookie, v)                                         \
+    PCPU__THIS_GENERIC(cookie, this_sub_return)((cookie), (v))
+/** pcpu_this_inc_return - add 1, return the copy's new value.
+ * Async-signal-safe. */
+#define pcpu_this_inc_return(cookie) PCPU__THIS_GENERIC(cookie, this_inc_return)((cookie))
+/** pcpu_this_dec_return - subtract 1, return the copy's new value.
+ * Async-signal-safe. */
+#define pcpu_this_dec_return(cookie) PCPU__THIS_GENERIC(cookie, this_dec_return)((cookie))
 /**
  * pcpu_sum - the sum of every unit's copy (units 0 .. pcpu_nr_cpus()-1), as
  * the object's type (wrapping around like the updates).
  * Relaxed loads, one unit after the other: while other threads update, the
  * result is some mix of before and after, exact once they have stopped.
- * Thread safety: any thread.
+ * Not for bool.  Thread safety: any thread.  Async-signal-safe.
  */
 #define pcpu_sum(cookie) PCPU__THIS_GENERIC(cookie, sum)((cookie))
 
@@ -1133,26 +1315,49 @@ PCPU__THIS_TYPED(ullong, unsigned long long, 64)
 } /* extern "C" */
 extern "C++" {
 /* Supported object types (cv-qualifiers ignored); others have no
- * definition and fail to compile. */
+ * definition and fail to compile, and bool has only the operations that
+ * make sense for it. */
 template <class T> struct pcpu__int;
 template <class T> struct pcpu__int<const T> : pcpu__int<T> {};
 template <class T> struct pcpu__int<volatile T> : pcpu__int<T> {};
 template <class T> struct pcpu__int<const volatile T> : pcpu__int<T> {};
-#define PCPU__CXX_INT(T, name)                                                  \
-    template <> struct pcpu__int<T> {                                           \
-        typedef T type;                                                         \
+#define PCPU__CXX_BITS(T, name)                                                 \
+        static T read(const void *c) { return pcpu__this_read_##name(c); }      \
+        static void write(const void *c, T v) { pcpu__this_write_##name(c, v); } \
+        static T xchg(const void *c, T v) { return pcpu__this_xchg_##name(c, v); } \
+        static void and_(const void *c, T v) { pcpu__this_and_##name(c, v); }   \
+        static void or_(const void *c, T v) { pcpu__this_or_##name(c, v); }     \
+        static T cmpxchg(const void *c, T o, T n)                               \
+        { return pcpu__this_cmpxchg_##name(c, o, n); }                          \
+        static bool try_cmpxchg(const void *c, T *o, T n)                       \
+        { return pcpu__this_try_cmpxchg_##name(c, o, n); }
+#define PCPU__CXX_ARITH(T, name)                                                \
         static void add(const void *c, T v) { pcpu__this_add_##name(c, v); }    \
         static void sub(const void *c, T v) { pcpu__this_sub_##name(c, v); }    \
         static void inc(const void *c) { pcpu__this_inc_##name(c); }            \
         static void dec(const void *c) { pcpu__this_dec_##name(c); }            \
-        static T read(const void *c) { return pcpu__this_read_##name(c); }      \
-        static void write(const void *c, T v) { pcpu__this_write_##name(c, v); } \
-        static T cmpxchg(const void *c, T o, T n)                               \
-        { return pcpu__this_cmpxchg_##name(c, o, n); }                          \
         static T add_return(const void *c, T v)                                 \
         { return pcpu__this_add_return_##name(c, v); }                          \
-        static T sum(const void *c) { return pcpu__sum_##name(c); }             \
+        static T sub_return(const void *c, T v)                                 \
+        { return pcpu__this_sub_return_##name(c, v); }                          \
+        static T inc_return(const void *c) { return pcpu__this_inc_return_##name(c); } \
+        static T dec_return(const void *c) { return pcpu__this_dec_return_##name(c); } \
+        static T sum(const void *c) { return pcpu__sum_##name(c); }
+#define PCPU__CXX_INT(T, name)                                                  \
+    template <> struct pcpu__int<T> {                                           \
+        typedef T type;                                                         \
+        PCPU__CXX_BITS(T, name)                                                 \
+        PCPU__CXX_ARITH(T, name)                                                \
     };
+template <> struct pcpu__int<bool> {
+    typedef bool type;
+    PCPU__CXX_BITS(bool, bool)
+};
+PCPU__CXX_INT(char, char)
+PCPU__CXX_INT(signed char, schar)
+PCPU__CXX_INT(unsigned char, uchar)
+PCPU__CXX_INT(short, short)
+PCPU__CXX_INT(unsigned short, ushort)
 PCPU__CXX_INT(int, int)
 PCPU__CXX_INT(unsigned int, uint)
 PCPU__CXX_INT(long, long)
@@ -1160,6 +1365,8 @@ PCPU__CXX_INT(unsigned long, ulong)
 PCPU__CXX_INT(long long, llong)
 PCPU__CXX_INT(unsigned long long, ullong)
 #undef PCPU__CXX_INT
+#undef PCPU__CXX_BITS
+#undef PCPU__CXX_ARITH
 
 /* As the C macros above; the value arguments are converted to the
  * object's type (they take no part in deduction). */
@@ -1174,17 +1381,292 @@ template <class T> inline typename pcpu__int<T>::type pcpu_this_read(T *c)
 template <class T> inline void pcpu_this_write(T *c, typename pcpu__int<T>::type v)
 { pcpu__int<T>::write(c, v); }
 template <class T>
+inline typename pcpu__int<T>::type pcpu_this_xchg(T *c, typename pcpu__int<T>::type v)
+{ return pcpu__int<T>::xchg(c, v); }
+template <class T> inline void pcpu_this_and(T *c, typename pcpu__int<T>::type v)
+{ pcpu__int<T>::and_(c, v); }
+template <class T> inline void pcpu_this_or(T *c, typename pcpu__int<T>::type v)
+{ pcpu__int<T>::or_(c, v); }
+template <class T>
 inline typename pcpu__int<T>::type pcpu_this_cmpxchg(T *c, typename pcpu__int<T>::type o,
                                                      typename pcpu__int<T>::type n)
 { return pcpu__int<T>::cmpxchg(c, o, n); }
 template <class T>
+inline bool pcpu_this_try_cmpxchg(T *c, typename pcpu__int<T>::type *o,
+                                  typename pcpu__int<T>::type n)
+{ return pcpu__int<T>::try_cmpxchg(c, o, n); }
+template <class T>
 inline typename pcpu__int<T>::type pcpu_this_add_return(T *c, typename pcpu__int<T>::type v)
 { return pcpu__int<T>::add_return(c, v); }
+template <class T>
+inline typename pcpu__int<T>::type pcpu_this_sub_return(T *c, typename pcpu__int<T>::type v)
+{ return pcpu__int<T>::sub_return(c, v); }
+template <class T> inline typename pcpu__int<T>::type pcpu_this_inc_return(T *c)
+{ return pcpu__int<T>::inc_return(c); }
+template <class T> inline typename pcpu__int<T>::type pcpu_this_dec_return(T *c)
+{ return pcpu__int<T>::dec_return(c); }
 template <class T> inline typename pcpu__int<T>::type pcpu_sum(T *c)
 { return pcpu__int<T>::sum(c); }
 } /* extern "C++" */
 extern "C" {
 #endif /* __cplusplus */
+
+/* ------------------------------------------------------------------------
+ * Per-CPU lists
+ * ------------------------------------------------------------------------ */
+/*
+ * An intrusive LIFO list per unit: the building block of per-CPU free
+ * lists and caches (librseq's percpu list, the kernel's per-CPU freelists).
+ * Allocate the list with PCPU_NEW(struct pcpu_list) (or PCPU_DEFINE): it
+ * starts empty in every unit.  Embed a struct pcpu_list_node in your
+ * objects; a node is on at most one list at a time and belongs to the
+ * list while it is on it.
+ *
+ *      struct obj { struct pcpu_list_node node; ... };
+ *      struct pcpu_list *free_objs = PCPU_NEW(struct pcpu_list);
+ *      pcpu_this_list_push(free_objs, &o->node);
+ *      struct pcpu_list_node *n = pcpu_this_list_pop(free_objs);
+ *
+ * push and pop act on the calling thread's current unit and are free of
+ * ABA: a node popped by one thread is never also returned to another,
+ * under preemption, migration and signals.  pcpu_list_pop_all() takes a
+ * whole unit's list from any thread, at any time.
+ *
+ * How: with rseq, push is one restartable sequence (load the head, link
+ * the node to it, commit the node as the new head with one store) and so
+ * is pop (load the head, test for empty, load head->next, commit it):
+ * nothing else can change the unit's head in between, so there is no ABA.
+ * pcpu_list_pop_all() from another CPU first fences the unit (a bit in its
+ * head that the sequences test inside the critical section, sending them
+ * to a slow path that waits until the fence is gone), restarts the
+ * sequences in flight on that unit with membarrier(), then takes the list
+ * with an atomic exchange that also lifts the fence.  Without rseq
+ * (atomic fallback: no rseq, fewer units than CPUs, aarch64) pushes are
+ * lock-free compare-and-swaps and pops of one unit take turns through a
+ * lock bit in its head, so a node cannot be popped and pushed back under a
+ * pop in progress.  See src/list.c.
+ *
+ * Rules:
+ *   - Nodes must be aligned to at least 4 bytes (the natural alignment of
+ *     the struct is that of a pointer; beware of packed structs): the two
+ *     low bits of a head are the fence and the lock.  Builds without
+ *     NDEBUG stop the process on a misaligned node; others corrupt the
+ *     list.
+ *   - The nodes' memory must stay readable while they are on a list (pop
+ *     reads head->next); free a node only after taking it off.
+ *   - Memory order: a push releases the node (what the pushing thread
+ *     wrote to it before the push is visible to the thread that pops it or
+ *     takes it with pcpu_list_pop_all()), a pop acquires it.
+ *   - fork(): in the atomic fallback, a fork() while another thread is in
+ *     the middle of pcpu_this_list_pop() or pcpu_list_pop_all() (between
+ *     two compare-and-swaps) can leave that unit's lock bit set in the
+ *     child, where pops and pcpu_list_pop_all() of that unit then wait
+ *     forever.  (With rseq, fork() waits for a pcpu_list_pop_all() in
+ *     progress, and push and pop hold nothing.)
+ */
+struct pcpu_list_node {
+    struct pcpu_list_node *next;
+};
+struct pcpu_list {
+    struct pcpu_list_node *head;
+};
+
+/* The low bits of a unit's head (see src/list.c): a pcpu_list_pop_all() in
+ * rseq mode has fenced the unit, or a pop of the atomic fallback holds it.
+ * Plain numbers: they are pasted into the sequences. */
+#define PCPU__LIST_FENCE 1
+#define PCPU__LIST_LOCK 2
+#define PCPU__LIST_BITS 3
+
+/* Slow paths (src/list.c).  pcpu__list_push_slow(): NULL when it has
+ * pushed the node, else the cookie with which to run the sequence again.
+ * pcpu__list_pop_slow(): retry NULL when node is the result, else the
+ * cookie with which to run the sequence again. */
+struct pcpu__list_slow {
+    struct pcpu_list_node *node;
+    const void *retry;
+};
+PCPU__PUBLIC const void *pcpu__list_push_slow(const void *cookie, struct pcpu_list_node *node);
+PCPU__PUBLIC struct pcpu__list_slow pcpu__list_pop_slow(const void *cookie);
+PCPU__PUBLIC void pcpu__list_bad_node(const void *node);
+
+/* ThreadSanitizer cannot see the sequences' stores: tell it that a push
+ * publishes the node and a pop takes it. */
+#if defined(__SANITIZE_THREAD__)
+#define PCPU__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PCPU__TSAN 1
+#endif
+#endif
+#ifdef PCPU__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define PCPU__TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define PCPU__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#else
+#define PCPU__TSAN_RELEASE(p) ((void)0)
+#define PCPU__TSAN_ACQUIRE(p) ((void)0)
+#endif
+
+#if PCPU__RSEQ_ASM
+/* A list sequence: as PCPU__SEQ, and a compiler barrier (the node's
+ * contents are published or taken with it); volatile, since a push has
+ * no output the compiler could see used.  [rs] is the rseq area itself
+ * (rseq_cs at 8, cpu_id at 4, mm_cid at 24): with the barrier the compiler
+ * keeps fewer values live across a loop of list operations, and one
+ * register less saves it spilling the others. */
+#define PCPU__LIST_SEQ(DISP, INSN, OUTS, INS)                             \
+    __asm__ __volatile__ goto(                                            \
+        PCPU__RSEQ_HEAD_AT("%[tmp]", "%k[tmp]", "%l[slow]", "8", DISP)    \
+        INSN "\n2:\n\t" PCPU__RSEQ_TAIL                                   \
+        : PCPU__UNPAREN OUTS                                              \
+        : PCPU__UNPAREN INS                                               \
+        : "cc", "memory"                                                  \
+        : slow)
+#define PCPU__LIST_SEQ_ANY(INSN, OUTS, INS)                               \
+    do {                                                                  \
+        if (PCPU__LIKELY(!pcpu__tc.cid))                                  \
+            PCPU__LIST_SEQ("4", INSN, OUTS, INS);                         \
+        else                                                              \
+            PCPU__LIST_SEQ("24", INSN, OUTS, INS);                        \
+    } while (0)
+#define PCPU__LIST_INPUTS(cookie_)                                        \
+    [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
+    [tc] "r"(&pcpu__tc),                                                  \
+    [lim] "r"(pcpu__thread_limit_off),                                    \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
+    [ck] "r"(cookie_)
+#endif
+
+/**
+ * pcpu_this_list_push - push @node onto the current unit's list.
+ * @list: cookie of a struct pcpu_list.
+ * @node: a node on no list, aligned to at least 4 bytes.
+ *
+ * With rseq: one restartable sequence committed by one store; if the unit
+ * is fenced by a pcpu_list_pop_all() at that moment it waits (briefly) for
+ * it.  Without: a compare-and-swap loop, never waiting.
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation (a handler may push while the code it interrupted
+ * pushes or pops).
+ */
+static PCPU__INLINE void pcpu_this_list_push(struct pcpu_list *list,
+                                             struct pcpu_list_node *node)
+{
+    const void *c = list;
+#ifndef NDEBUG
+    if (PCPU__UNLIKELY((uintptr_t)node & PCPU__LIST_BITS))
+        pcpu__list_bad_node(node);
+#endif
+    PCPU__TSAN_RELEASE(node);
+#if PCPU__RSEQ_ASM
+    for (;;) {
+        uintptr_t tmp, head;
+        PCPU__LIST_SEQ_ANY("movq (%[ck], %[tmp]), %[head]\n\t"
+                           "testb $" PCPU__STR(PCPU__LIST_BITS) ", %b[head]\n\t"
+                           "jnz %l[slow]\n\t"
+                           "movq %[head], (%[node])\n\t"
+                           "movq %[node], (%[ck], %[tmp])",
+                           ([tmp] "=&r"(tmp), [head] "=&r"(head)),
+                           (PCPU__LIST_INPUTS(c), [node] "r"(node)));
+        return;
+    slow:
+        c = pcpu__list_push_slow(c, node);
+        if (!c)
+            return;
+    }
+#else
+    while ((c = pcpu__list_push_slow(c, node)) != NULL)
+        ;
+#endif
+}
+
+/**
+ * pcpu_this_list_pop - take the first node of the current unit's list.
+ * @list: cookie of a struct pcpu_list.
+ *
+ * Returns the node, or NULL when the current unit's list is empty (other
+ * units' lists may not be: this looks at one unit only).
+ * With rseq: one restartable sequence (load the head, test for empty, load
+ * its next, commit that as the head with one store); if the unit is fenced
+ * by a pcpu_list_pop_all() at that moment it waits (briefly) for it.
+ * Without: the pops of one unit take turns (a lock bit in the head, held
+ * for two loads and a compare-and-swap) while pushes go on.
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.  Signal handlers: with rseq a handler may pop
+ * while the code it interrupted pushes or pops, like any other thread.  In
+ * the atomic fallback a pop in a handler that interrupted a pop or
+ * pcpu_list_pop_all() of the same thread never waits for a lock bit (the
+ * interrupted code might hold it): if that unit's lock is held at that
+ * moment, by anyone, it returns NULL as if the list were empty, and the
+ * list is left as it is.
+ */
+static PCPU__INLINE struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *list)
+{
+    const void *c = list;
+    struct pcpu__list_slow s;
+#if PCPU__RSEQ_ASM
+    for (;;) {
+        uintptr_t tmp, head, next;
+        PCPU__LIST_SEQ_ANY("movq (%[ck], %[tmp]), %[head]\n\t"
+                           "testb $" PCPU__STR(PCPU__LIST_BITS) ", %b[head]\n\t"
+                           "jnz %l[slow]\n\t"
+                           "testq %[head], %[head]\n\t"
+                           "jz 2f\n\t"
+                           "movq (%[head]), %[next]\n\t"
+                           "movq %[next], (%[ck], %[tmp])",
+                           ([tmp] "=&r"(tmp), [head] "=&r"(head), [next] "=&r"(next)),
+                           (PCPU__LIST_INPUTS(c)));
+#ifdef PCPU__TSAN
+        if (head)
+            PCPU__TSAN_ACQUIRE(head);
+#endif
+        return (struct pcpu_list_node *)head;
+    slow:
+        s = pcpu__list_pop_slow(c);
+        if (!s.retry)
+            return s.node;
+        c = s.retry;
+    }
+#else
+    for (;;) {
+        s = pcpu__list_pop_slow(c);
+        if (!s.retry)
+            return s.node;
+        c = s.retry;
+    }
+#endif
+}
+
+/**
+ * pcpu_list_pop_all - take the whole list of unit @cpu.
+ * @list: cookie of a struct pcpu_list.
+ * @cpu:  unit index, 0 <= cpu < pcpu_nr_cpus() (checked: out of range
+ *        stops the process with a message).
+ *
+ * Returns the old head of that unit's list (NULL-terminated through next),
+ * or NULL if it was empty; the unit's list is then empty.  May run on any
+ * thread at any time, concurrently with pushes and pops on that unit from
+ * any thread and with other pcpu_list_pop_all() calls: every node ends up
+ * either in the returned chain or still on the list (or popped by exactly
+ * one pop), never in two places.
+ *
+ * Cost: with rseq, an empty unit costs one load; otherwise the unit is
+ * fenced and membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) restarts the
+ * sequences in flight -- aimed at the unit's CPU where the kernel supports
+ * it (MEMBARRIER_CMD_FLAG_CPU, Linux 5.10+) in PCPU_INDEX_CPU mode, at
+ * every CPU running the process in PCPU_INDEX_CID mode (a unit is not a
+ * CPU there) -- so microseconds, not nanoseconds.  Signals are blocked
+ * while the unit is fenced, and calls on the same (list, unit) take turns.
+ * Without rseq: a compare-and-swap, after the unit's pops in progress.
+ * Thread safety: any thread.  Async-signal-safe (in the atomic fallback a
+ * call in a signal handler that interrupted a pop or pcpu_list_pop_all()
+ * of the same thread returns NULL instead of waiting when the unit's lock
+ * bit is held, as pcpu_this_list_pop() does).  Not counted as a this-CPU
+ * operation for the async-signal-safety rule of the others.
+ */
+PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, unsigned int cpu);
 
 #ifdef __cplusplus
 }

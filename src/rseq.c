@@ -106,7 +106,8 @@ static __thread struct pcpu_rseq_area own_rseq __attribute__((tls_model("initial
     .cpu_id = UINT32_MAX,
     .mm_cid = UINT32_MAX,
 };
-enum { REG_NONE, REG_DONE, REG_FAILED };
+/* REG_BORROWED: someone else (glibc) registered the area for this thread. */
+enum { REG_NONE, REG_DONE, REG_FAILED, REG_BORROWED };
 static __thread unsigned char own_state __attribute__((tls_model("initial-exec")));
 
 /* A thread as the library knows it once enrolled (see the top). */
@@ -262,12 +263,19 @@ static void close_limits_locked(void)
  * is not registered yet.  Returns false if that failed. */
 static bool own_register(void)
 {
-    if (!use_own || own_state == REG_DONE)
+    if (!use_own || own_state == REG_DONE || own_state == REG_BORROWED)
         return true;
     if (own_state == REG_FAILED)
         return false;
     struct pcpu_rseq_area *area = own_area();
+    /* EBUSY: this very area is registered already (glibc registers new
+     * threads' areas itself once one of its threads has an area
+     * registered), with the same signature: that is all we need. */
     if (sys_rseq(area, 0) != 0) {
+        if (errno == EBUSY && __atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED) < UINT32_MAX - 1) {
+            own_state = REG_BORROWED;
+            return true;
+        }
         own_state = REG_FAILED;
         return false;
     }
@@ -349,9 +357,15 @@ struct pcpu__slow pcpu__rseq_slow(const void *cookie)
         return r;
     }
     bool registered = own_register();
-    pthread_mutex_lock(&tc_lock);
-    enrol_locked();
-    pthread_mutex_unlock(&tc_lock);
+    /* An enrolled thread in atomic mode has nothing to change (its limit
+     * stays 0): no lock then.  Threads whose index is beyond the atomic
+     * limit (CID mode with fewer units than running threads) come here
+     * for every operation, which must stay async-signal-safe. */
+    if (!me.enrolled || mode != PCPU__TC_ATOMIC) {
+        pthread_mutex_lock(&tc_lock);
+        enrol_locked();
+        pthread_mutex_unlock(&tc_lock);
+    }
     if (mode == PCPU__TC_RSEQ) {
         uint32_t idx = read_idx();
         if (!registered || idx >= idx_limit)
