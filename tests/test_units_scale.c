@@ -16,7 +16,8 @@
  *   - a process that already uses most of vm.max_map_count still gets
  *     per-CPU memory.
  * Times are printed for information only (percpu-bench measures them);
- * nothing here asserts on time.
+ * nothing here asserts on time (only the CTest TIMEOUT in
+ * tests/CMakeLists.txt catches frees that cost O(units configured)).
  */
 #include "testutil.h"
 #include "pcpu_child.h"
