@@ -241,6 +241,14 @@ enum pcpu_backend {
  *   threads on a 256-CPU box touches 4 units instead of up to 256, so
  *   memory and pcpu_sum() stay small.  Falls back to CPU ids where the
  *   kernel does not provide mm_cid.
+ *
+ * The restartable sequences read the index word from a place fixed for the
+ * whole process (so that no operation tests the mode): the first
+ * configuration that opens them fixes it (PERCPU_INDEX decides it before
+ * any program code runs; a pcpu_init() before the first operation may
+ * still change it).  If pcpu_exit() and pcpu_init() later pick the other
+ * mode, this-CPU operations are done as atomics on the right unit from
+ * then on (correct, slower; pcpu_stats.rseq says false).
  */
 enum pcpu_index {
     PCPU_INDEX_CPU,
