@@ -9,6 +9,7 @@
  *                   instead (thread-locals, atomics, sched_getcpu stripes,
  *                   malloc, padded per-CPU arrays, locked and lock-free
  *                   lists)
+ *   figures_units.c cost vs configured units, one child process per count
  *   plots.c         gnuplot charts and the chunk-map picture
  *
  * A "figure" is one named measurement at one thread count; a "result" is
@@ -22,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BENCH_MAX_RESULTS 128
+#define BENCH_MAX_RESULTS 192
 #define BENCH_MAX_REPS 64
 
 /* Options of one run. */
@@ -57,6 +58,7 @@ struct result {
     double rss_kb;          /* VmRSS delta, kB                           */
     double pcpu_resident_kb; /* pcpu_stats resident_bytes delta, kB      */
     double pcpu_metadata_kb; /* pcpu_stats metadata_bytes delta, kB      */
+    unsigned int units;     /* units.* figures: nr_cpus configured; else 0 */
     const char *source;     /* how value was measured                    */
 };
 extern struct result results[BENCH_MAX_RESULTS];
@@ -114,6 +116,13 @@ void figures_mem(void);
  * pass to chunkmap_demo_free). */
 void *chunkmap_demo_state(void);
 void chunkmap_demo_free(void *h);
+
+/* figures_units.c */
+void figures_units(void);            /* runs the children, adds results */
+int units_child(unsigned int nr_units); /* --units-child N: one child's run */
+const struct result *result_find_units(const char *name, unsigned int units);
+void units_table(void);
+void units_plot_data(FILE *f);
 
 /* plots.c */
 void plots_write(const char *dir);      /* gnuplot charts of the results */
