@@ -76,7 +76,7 @@ struct pcpu_tcache_class {
  * pages (and chunk) from going back to the OS until the batch is
  * processed: at the thread's next allocation that finds its class cache
  * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
-#define PCPU_PENDING_CLEAN 16u
+#define PCPU_PENDING_CLEAN 64u
 #define PCPU_PENDING_DIRTY 64u           /* with few units                  */
 #define PCPU_PENDING_DIRTY_MANY 1024u    /* many: one scan costs more       */
 #define PCPU_PENDING_MAX (PCPU_PENDING_DIRTY_MANY + PCPU_PENDING_CLEAN)
