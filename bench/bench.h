@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BENCH_MAX_RESULTS 64
+#define BENCH_MAX_RESULTS 128
 #define BENCH_MAX_REPS 64
 
 /* Options of one run. */
@@ -86,10 +86,16 @@ struct loop {
 unsigned int online_cpus(void);           /* CPUs this process may run on */
 int online_cpu(unsigned int i);           /* i-th of them                 */
 double now_ns(void);
+double thread_cpu_ns(void);               /* the calling thread's CPU time */
 void stats_of(double *v, unsigned int n, double *median, double *min,
               double *max, double *rmad);
 /* Measure @l with @threads pinned threads; adds and returns the result. */
 struct result *measure(struct loop *l, unsigned int threads);
+/* Measure @nl loops (at most 12) together with @threads threads, their
+ * repetitions interleaved (loop 0 rep 1, loop 1 rep 1, ..., loop 0 rep 2,
+ * ...) so that ratios between them are same-time ratios; adds one result
+ * per loop, in order. */
+void measure_group(struct loop **ls, unsigned int nl, unsigned int threads);
 long vm_rss_kb(void);
 void machine_json(FILE *f);
 void machine_print(FILE *f);
@@ -101,6 +107,7 @@ void figures_inc(void);
 void figures_ops(void);
 void figures_list(void);
 void figures_alloc(void);
+void figures_bulk(void);
 void figures_scale(void);
 void figures_mem(void);
 /* Leave the allocator in a varied state worth drawing (returns a handle to

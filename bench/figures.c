@@ -5,6 +5,11 @@
  *
  *   inc.*    one increment of a counter, ns per op per thread:
  *            percpu          pcpu_this_inc() on a pcpu_alloc'd long
+ *            rseq_min        the floor of any rseq design: a hand-written
+ *                            sequence that arms rseq_cs, loads the index
+ *                            (cpu_id, or mm_cid in cid mode), loads the
+ *                            unit's offset from a table, adds and commits;
+ *                            nothing else (x86_64 with glibc's rseq area)
  *            atomic_shared   one shared counter, atomic add (lock xadd)
  *            tls             a __thread long, plain increment kept in
  *                            memory by an empty asm (cannot be removed)
@@ -93,6 +98,20 @@ static void measure_1_n(struct loop *l)
         measure(l, nthreads_all());
 }
 
+/* The same for @n loops measured together, repetitions interleaved, so
+ * that the ratios between them are taken at the same time. */
+static void measure_1_n_together(struct loop *loops, size_t n)
+{
+    struct loop *sel[12];
+    unsigned int k = 0;
+    for (size_t i = 0; i < n && k < 12; i++)
+        if (name_selected(loops[i].name))
+            sel[k++] = &loops[i];
+    measure_group(sel, k, 1);
+    if (nthreads_all() > 1)
+        measure_group(sel, k, nthreads_all());
+}
+
 /* ======================================================================
  * Increments
  * ====================================================================== */
@@ -170,6 +189,87 @@ static void inc_tls_check(const struct loop *l, uint64_t total)
     tls_total = 0;
 }
 
+/*
+ * inc.rseq_min: the least an rseq increment can do.  The unit offsets come
+ * from a table of the benchmark's own (one 64-byte line per index), like
+ * the library's, so the difference between this and inc.percpu is what
+ * the library adds to the sequence: its limit check and the choice of the
+ * index word.
+ */
+#if defined(__x86_64__) && defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#define HAVE_RSEQ_MIN 1
+extern const ptrdiff_t __rseq_offset;
+
+struct rmin_line {
+    _Alignas(64) long v;
+    char pad[56];
+};
+static struct rmin_line rmin_lines[PCPU_MAX_CPUS];
+static intptr_t rmin_offs[PCPU_MAX_CPUS];
+
+/* DISP: the index word's offset in struct rseq (cpu_id 4, mm_cid 24). */
+#define RMIN_LOOP(NAME, DISP)                                                 \
+static void NAME(void *s, uint64_t n)                                         \
+{                                                                             \
+    (void)s;                                                                  \
+    char *rs = (char *)(uintptr_t)__rseq_offset;                              \
+    for (uint64_t i = 0; i < n; i++) {                                        \
+        uintptr_t tmp;                                                        \
+        __asm__ __volatile__(                                                 \
+            ".pushsection __rseq_cs, \"aw\"\n\t"                              \
+            ".balign 32\n"                                                    \
+            "3:\n\t"                                                          \
+            ".long 0, 0\n\t"                                                  \
+            ".quad 1f, 2f - 1f, 4f\n\t"                                       \
+            ".popsection\n"                                                   \
+            "0:\n\t"                                                          \
+            "leaq 3b(%%rip), %[tmp]\n\t"                                      \
+            "movq %[tmp], %%fs:8(%[rs])\n"                                    \
+            "1:\n\t"                                                          \
+            "movl %%fs:" #DISP "(%[rs]), %k[tmp]\n\t"                         \
+            "movq (%[tab], %[tmp], 8), %[tmp]\n\t"                            \
+            "addq $1, (%[base], %[tmp])\n"                                    \
+            "2:\n\t"                                                          \
+            ".pushsection __rseq_failure, \"ax\"\n\t"                         \
+            ".long 0x53053053\n"                                              \
+            "4:\n\t"                                                          \
+            "jmp 0b\n\t"                                                      \
+            ".popsection\n"                                                   \
+            : [tmp] "=&r"(tmp), "+m"(rmin_lines)                              \
+            : [rs] "r"(rs), [tab] "r"(rmin_offs), [base] "r"(rmin_lines)      \
+            : "cc");                                                          \
+    }                                                                         \
+}
+RMIN_LOOP(inc_rseq_min_cpu_run, 4)
+RMIN_LOOP(inc_rseq_min_cid_run, 24)
+
+/* The thread's rseq area must be registered: one library operation does
+ * that wherever glibc did not. */
+static void *inc_rseq_min_setup(const struct loop *l, unsigned int tid)
+{
+    (void)l;
+    (void)tid;
+    pcpu_this_inc(inc_cookie);
+    pcpu_this_dec(inc_cookie);
+    return NULL;
+}
+
+static void inc_rseq_min_check(const struct loop *l, uint64_t total)
+{
+    long sum = 0;
+    for (size_t i = 0; i < PCPU_MAX_CPUS; i++) {
+        sum += rmin_lines[i].v;
+        rmin_lines[i].v = 0;
+    }
+    if ((uint64_t)sum != total)
+        fprintf(stderr, "percpu-bench: %s: count %ld, expected %llu: UPDATES LOST\n", l->name,
+                sum, (unsigned long long)total);
+}
+#else
+#define HAVE_RSEQ_MIN 0
+#endif
+
 struct stripe {
     _Alignas(64) long v;
     char pad[56];
@@ -211,7 +311,7 @@ void figures_inc(void)
         die("aligned_alloc");
     memset(stripes, 0, (size_t)nr_stripes * sizeof(*stripes));
 
-    struct loop loops[] = {
+    struct loop loops[6] = {
         {.name = "inc.percpu", .setup = inc_percpu_setup, .run = inc_percpu_run,
          .check = inc_percpu_check},
         {.name = "inc.atomic_shared", .run = inc_atomic_run, .check = inc_atomic_check},
@@ -219,8 +319,20 @@ void figures_inc(void)
          .check = inc_tls_check},
         {.name = "inc.striped_getcpu", .run = inc_striped_run, .check = inc_striped_check},
     };
-    for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++)
-        measure_1_n(&loops[i]);
+    size_t nl = 4;
+#if HAVE_RSEQ_MIN
+    struct pcpu_stats st;
+    if (pcpu_stats_get(&st) == 0 && st.rseq) {
+        for (size_t i = 0; i < PCPU_MAX_CPUS; i++)
+            rmin_offs[i] = (intptr_t)(i * sizeof(rmin_lines[0]));
+        loops[nl++] = (struct loop){
+            .name = "inc.rseq_min", .setup = inc_rseq_min_setup,
+            .run = st.index == PCPU_INDEX_CID ? inc_rseq_min_cid_run : inc_rseq_min_cpu_run,
+            .check = inc_rseq_min_check};
+    }
+#endif
+    /* together: the targets are ratios between these */
+    measure_1_n_together(loops, nl);
     pcpu_free(inc_cookie);
     free(stripes);
 }
@@ -767,8 +879,81 @@ void figures_alloc(void)
         {.name = "alloc.malloc.8", .run = malloc_run},
         {.name = "alloc.padded.8", .run = padded_run},
     };
-    for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++)
-        measure_1_n(&loops[i]);
+    /* The fixed sizes with their baselines, interleaved; the mixed pool on
+     * its own (its live objects would change the others' maps). */
+    struct loop *mixed = &loops[4];
+    struct loop fixed[] = {loops[0], loops[5], loops[6], loops[1], loops[2], loops[3]};
+    measure_1_n_together(fixed, sizeof(fixed) / sizeof(fixed[0]));
+    measure_1_n(mixed);
+}
+
+/* ======================================================================
+ * Bulk: the kernel's bitmap-allocator pattern
+ * ====================================================================== */
+
+#define BULK_OBJECTS 1000000
+
+/*
+ * One repetition allocates BULK_OBJECTS objects of @size, then frees them
+ * in the order they were allocated, timing the two phases apart: free has
+ * to be at least as cheap as allocation, in bulk as one by one.  The
+ * repetitions reuse the populated pages of the ones before (as a program
+ * that does this repeatedly would); the first is a warm-up.
+ */
+static void bulk_measure(size_t size)
+{
+    char an[48], fn[48];
+    snprintf(an, sizeof(an), "alloc.percpu.bulk_%zu", size);
+    snprintf(fn, sizeof(fn), "free.percpu.bulk_%zu", size);
+    if (!name_selected(an) && !name_selected(fn))
+        return;
+    progress("%s and %s, 1 thread", an, fn);
+    void **v = malloc(BULK_OBJECTS * sizeof(void *));
+    if (!v)
+        die("malloc");
+    unsigned int reps = bench_opts.reps;
+    double at[BENCH_MAX_REPS + 1], ft[BENCH_MAX_REPS + 1];
+    double awall[BENCH_MAX_REPS + 1], fwall[BENCH_MAX_REPS + 1];
+    for (unsigned int rep = 0; rep <= reps; rep++) {
+        double w0 = now_ns(), c0 = thread_cpu_ns();
+        for (size_t i = 0; i < BULK_OBJECTS; i++) {
+            v[i] = pcpu_alloc(size, 0);
+            if (__builtin_expect(!v[i], 0))
+                die("pcpu_alloc");
+        }
+        double w1 = now_ns(), c1 = thread_cpu_ns();
+        for (size_t i = 0; i < BULK_OBJECTS; i++)
+            pcpu_free(v[i]);
+        double w2 = now_ns(), c2 = thread_cpu_ns();
+        at[rep] = (c1 - c0) / BULK_OBJECTS;
+        ft[rep] = (c2 - c1) / BULK_OBJECTS;
+        awall[rep] = (w1 - w0) / BULK_OBJECTS;
+        fwall[rep] = (w2 - w1) / BULK_OBJECTS;
+    }
+    free(v);
+    const char *names[2] = {an, fn};
+    double *cpu[2] = {at, ft}, *wall[2] = {awall, fwall};
+    for (int k = 0; k < 2; k++) {
+        struct result *r = result_add(names[k], 1, "ns/op");
+        double x, *val = bench_opts.wall ? wall[k] : cpu[k];
+        double *other = bench_opts.wall ? cpu[k] : wall[k];
+        stats_of(val + 1, reps, &r->value, &r->min, &r->max, &r->rmad);
+        stats_of(other + 1, reps, bench_opts.wall ? &r->cpu : &r->wall, &x, &x, &x);
+        if (bench_opts.wall)
+            r->wall = r->value;
+        else
+            r->cpu = r->value;
+        r->oncpu = r->wall > 0 ? r->cpu / r->wall : 1;
+        r->reps = reps;
+        r->iters = BULK_OBJECTS;
+    }
+    pcpu_reclaim(true);
+}
+
+void figures_bulk(void)
+{
+    bulk_measure(4);
+    bulk_measure(1024);
 }
 
 /* ======================================================================

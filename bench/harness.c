@@ -2,9 +2,10 @@
  * harness.c - pinned worker threads, timing and statistics for percpu-bench.
  *
  * measure() runs one loop on T real threads, thread i pinned to the i-th
- * CPU this process may use.  All threads start each repetition together
- * (a barrier), time their own loop, and the repetition's figure is the
- * mean of the threads' ns per operation.  One untimed warm-up repetition
+ * CPU this process may use; measure_group() runs several, repetitions
+ * interleaved.  All threads start each repetition together (a barrier),
+ * time their own loop, and the repetition's figure is the mean of the
+ * threads' ns per operation.  One untimed warm-up repetition
  * comes first; the reported value is the median of the timed ones, with
  * min, max and the relative median absolute deviation as the spread.
  *
@@ -67,7 +68,7 @@ int online_cpu(unsigned int i)
 }
 
 /* CPU time of the calling thread: what a repetition cost while it ran. */
-static double thread_ns(void)
+double thread_cpu_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -149,18 +150,27 @@ void progress(const char *fmt, ...)
 
 /* ---- one measurement ---------------------------------------------------- */
 
+/*
+ * A group of loops measured together: every thread runs repetition r of
+ * each loop in turn (all threads start each loop together), so the
+ * machine's drift between phases of a run (up to 2x here) hits the
+ * baseline and the subject alike, and their ratio is a same-time ratio.
+ */
+#define GROUP_MAX 12
+
 struct run {
-    struct loop *l;
+    struct loop **ls;
+    unsigned int nl;
     unsigned int threads, reps;    /* reps includes the warm-up          */
     pthread_barrier_t bar;
-    double ns[256][BENCH_MAX_REPS + 1];      /* thread CPU time per op  */
-    double wall[256][BENCH_MAX_REPS + 1];    /* wall-clock time per op  */
+    /* thread CPU time and wall-clock time per op, [thread][loop][rep] */
+    double ns[256][GROUP_MAX][BENCH_MAX_REPS + 1];
+    double wall[256][GROUP_MAX][BENCH_MAX_REPS + 1];
 };
 
 struct worker {
     struct run *run;
     unsigned int tid;
-    int err;
 };
 
 static void pin(int cpu)
@@ -196,72 +206,61 @@ static void *worker_main(void *p)
 {
     struct worker *w = p;
     struct run *r = w->run;
-    struct loop *l = r->l;
+    void *state[GROUP_MAX];
     pin(online_cpu(w->tid));
-    void *state = l->setup ? l->setup(l, w->tid) : NULL;
-    if (w->tid == 0 && !l->iters)
-        l->iters = calibrate(l, state);
-    for (unsigned int rep = 0; rep < r->reps; rep++) {
-        pthread_barrier_wait(&r->bar);
-        double t0 = now_ns(), c0 = thread_ns();
-        l->run(state, l->iters);
-        double t1 = now_ns(), c1 = thread_ns();
-        r->wall[w->tid][rep] = (t1 - t0) / (double)l->iters;
-        r->ns[w->tid][rep] = (c1 - c0) / (double)l->iters;
-        pthread_barrier_wait(&r->bar);
+    for (unsigned int j = 0; j < r->nl; j++) {
+        struct loop *l = r->ls[j];
+        state[j] = l->setup ? l->setup(l, w->tid) : NULL;
+        if (w->tid == 0 && !l->iters)
+            l->iters = calibrate(l, state[j]);
     }
-    if (l->teardown)
-        l->teardown(state);
+    for (unsigned int rep = 0; rep < r->reps; rep++) {
+        for (unsigned int j = 0; j < r->nl; j++) {
+            struct loop *l = r->ls[j];
+            pthread_barrier_wait(&r->bar);
+            double t0 = now_ns(), c0 = thread_cpu_ns();
+            l->run(state[j], l->iters);
+            double t1 = now_ns(), c1 = thread_cpu_ns();
+            r->wall[w->tid][j][rep] = (t1 - t0) / (double)l->iters;
+            r->ns[w->tid][j][rep] = (c1 - c0) / (double)l->iters;
+            pthread_barrier_wait(&r->bar);
+        }
+    }
+    for (unsigned int j = r->nl; j-- > 0;)
+        if (r->ls[j]->teardown)
+            r->ls[j]->teardown(state[j]);
     return NULL;
 }
 
-struct result *measure(struct loop *l, unsigned int threads)
+static void run_threads(struct run *r)
 {
-    static struct run run;          /* big: keep it off the stack */
-    struct run *r = &run;
-    if (threads > 256)
-        threads = 256;
-    r->l = l;
-    r->threads = threads;
-    r->reps = bench_opts.reps + 1;
-    progress("%s, %u thread%s", l->name, threads, threads > 1 ? "s" : "");
-    /* Calibrate alone first if nobody did, so all threads agree on iters:
-     * thread 0 calibrates inside a one-thread run of zero repetitions. */
-    if (!l->iters && threads > 1) {
-        unsigned int reps = r->reps;
-        r->reps = 0;
-        r->threads = 1;
-        pthread_barrier_init(&r->bar, NULL, 1);
-        struct worker w0 = {r, 0, 0};
-        pthread_t t;
-        pthread_create(&t, NULL, worker_main, &w0);
-        pthread_join(t, NULL);
-        pthread_barrier_destroy(&r->bar);
-        r->reps = reps;
-        r->threads = threads;
-    }
-    pthread_barrier_init(&r->bar, NULL, threads);
+    pthread_barrier_init(&r->bar, NULL, r->threads);
     pthread_t tids[256];
     struct worker ws[256];
-    for (unsigned int i = 0; i < threads; i++) {
-        ws[i] = (struct worker){r, i, 0};
+    for (unsigned int i = 0; i < r->threads; i++) {
+        ws[i] = (struct worker){r, i};
         int e = pthread_create(&tids[i], NULL, worker_main, &ws[i]);
         if (e) {
             fprintf(stderr, "percpu-bench: pthread_create: %s\n", strerror(e));
             exit(2);
         }
     }
-    for (unsigned int i = 0; i < threads; i++)
+    for (unsigned int i = 0; i < r->threads; i++)
         pthread_join(tids[i], NULL);
     pthread_barrier_destroy(&r->bar);
+}
 
+/* The figures of loop j of the group, from its timed repetitions. */
+static struct result *group_result(struct run *r, unsigned int j)
+{
+    struct loop *l = r->ls[j];
+    unsigned int threads = r->threads, n = r->reps - 1;
     double per_rep[BENCH_MAX_REPS], wall_rep[BENCH_MAX_REPS];
-    unsigned int n = bench_opts.reps;
     for (unsigned int rep = 0; rep < n; rep++) {
         double s = 0, w = 0;
         for (unsigned int i = 0; i < threads; i++) {
-            s += r->ns[i][rep + 1];           /* skip the warm-up */
-            w += r->wall[i][rep + 1];
+            s += r->ns[i][j][rep + 1];        /* skip the warm-up */
+            w += r->wall[i][j][rep + 1];
         }
         per_rep[rep] = s / threads;
         wall_rep[rep] = w / threads;
@@ -284,6 +283,46 @@ struct result *measure(struct loop *l, unsigned int threads)
         l->check(l, (uint64_t)threads * (n + 1) * l->iters + l->extra_ops);
     l->extra_ops = 0;
     return res;
+}
+
+void measure_group(struct loop **ls, unsigned int nl, unsigned int threads)
+{
+    static struct run run;          /* big: keep it off the stack */
+    struct run *r = &run;
+    if (nl == 0)
+        return;
+    if (nl > GROUP_MAX) {
+        fprintf(stderr, "percpu-bench: more than %d loops in a group\n", GROUP_MAX);
+        exit(2);
+    }
+    if (threads > 256)
+        threads = 256;
+    r->ls = ls;
+    r->nl = nl;
+    for (unsigned int j = 0; j < nl; j++)
+        progress("%s, %u thread%s%s", ls[j]->name, threads, threads > 1 ? "s" : "",
+                 nl > 1 ? " (interleaved)" : "");
+    /* Calibrate alone first if nobody did, so all threads agree on iters:
+     * thread 0 calibrates inside a one-thread run of zero repetitions. */
+    bool uncalibrated = false;
+    for (unsigned int j = 0; j < nl; j++)
+        uncalibrated |= !ls[j]->iters;
+    if (uncalibrated && threads > 1) {
+        r->reps = 0;
+        r->threads = 1;
+        run_threads(r);
+    }
+    r->threads = threads;
+    r->reps = bench_opts.reps + 1;
+    run_threads(r);
+    for (unsigned int j = 0; j < nl; j++)
+        group_result(r, j);
+}
+
+struct result *measure(struct loop *l, unsigned int threads)
+{
+    measure_group(&l, 1, threads);
+    return &results[nr_results - 1];
 }
 
 /* ---- machine ------------------------------------------------------------ */

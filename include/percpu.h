@@ -70,11 +70,18 @@ extern "C" {
 #define PCPU__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PCPU__PUBLIC __attribute__((visibility("default")))
 #define PCPU__INLINE inline __attribute__((always_inline))
+/* after a label: the code that follows is rarely run (laid out apart) */
+#if defined(__clang__)
+#define PCPU__COLD_LABEL ;
+#else
+#define PCPU__COLD_LABEL __attribute__((cold));
+#endif
 #else
 #define PCPU__LIKELY(x) (x)
 #define PCPU__UNLIKELY(x) (x)
 #define PCPU__PUBLIC
 #define PCPU__INLINE inline
+#define PCPU__COLD_LABEL ;
 #endif
 
 /* ------------------------------------------------------------------------
@@ -234,6 +241,14 @@ enum pcpu_backend {
  *   threads on a 256-CPU box touches 4 units instead of up to 256, so
  *   memory and pcpu_sum() stay small.  Falls back to CPU ids where the
  *   kernel does not provide mm_cid.
+ *
+ * The restartable sequences read the index word from a place fixed for the
+ * whole process (so that no operation tests the mode): the first
+ * configuration that opens them fixes it (PERCPU_INDEX decides it before
+ * any program code runs; a pcpu_init() before the first operation may
+ * still change it).  If pcpu_exit() and pcpu_init() later pick the other
+ * mode, this-CPU operations are done as atomics on the right unit from
+ * then on (correct, slower; pcpu_stats.rseq says false).
  */
 enum pcpu_index {
     PCPU_INDEX_CPU,
@@ -665,7 +680,7 @@ struct pcpu__thiscpu_state {
      * the compiler keeps it in a register across a loop of updates; this
      * one it has to reload).  Always valid: set by a constructor. */
     char *cs_ptr;
-    uint32_t cid;           /* the sequences read mm_cid, not cpu_id       */
+    uint32_t cid;           /* the index is mm_cid, not cpu_id             */
     uint32_t pad32_;
     intptr_t pad_[2];       /* offs starts on its own cache line           */
     intptr_t offs[PCPU_MAX_CPUS];
@@ -681,9 +696,17 @@ PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;
  */
 #ifdef PCPU__LIBRARY_BUILD
 PCPU__PUBLIC extern ptrdiff_t pcpu__thread_limit_off;
+PCPU__PUBLIC extern ptrdiff_t pcpu__index_disp;
 #else
+PCPU__PUBLIC extern const ptrdiff_t pcpu__index_disp;
 PCPU__PUBLIC extern const ptrdiff_t pcpu__thread_limit_off;
 #endif
+/* pcpu__index_disp: where the sequences read the thread's index in the
+ * rseq area: cpu_id (4) or mm_cid (24).  const for the
+ * same reason, so that a loop of operations costs no test of the index
+ * mode: the library fixes it before any program code runs (from
+ * PERCPU_INDEX) and changes it only while no sequence can have run; a
+ * configuration that would need it changed later uses atomics instead. */
 
 /*
  * Slow paths.  They take the operation's cookie and hand back the one to
@@ -755,7 +778,7 @@ static inline struct pcpu__slow pcpu__tc_atomic_at(const void *cookie)
  * updates, and this for statistics or data only this thread touches.
  * Thread safety: any thread.
  */
-static inline void *pcpu_this_ptr(const void *cookie)
+static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
 {
     uint32_t lim = __atomic_load_n(&pcpu__tc.ptr_limit, __ATOMIC_ACQUIRE);
     uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
@@ -796,10 +819,10 @@ static inline void *pcpu_this_ptr(const void *cookie)
  * while some thread's rseq_cs still points at one of its descriptors (the
  * module's destructor clears those pointers; see thiscpu.c).
  */
-#define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL, DISP)                           \
-    PCPU__RSEQ_HEAD_AT(TMPQ, TMPL, FAIL, "", DISP)
-/* The same with [rs] anywhere in the rseq area: rseq_cs at CSD(%[rs]). */
-#define PCPU__RSEQ_HEAD_AT(TMPQ, TMPL, FAIL, CSD, DISP)                   \
+#define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL)                                 \
+    PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, "(%[ix])")
+/* The same with the index word at IX (a memory operand, %fs implied). */
+#define PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, IX)                        \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
     ".balign 32\n"                                                        \
     "3:\n\t"                                                              \
@@ -811,9 +834,9 @@ static inline void *pcpu_this_ptr(const void *cookie)
     ".popsection\n"                                                       \
     "0:\n\t"                                                              \
     "leaq 3b(%%rip), " TMPQ "\n\t"                                        \
-    "movq " TMPQ ", %%fs:" CSD "(%[rs])\n"                                \
+    "movq " TMPQ ", %%fs:8(%[rs])\n"                                      \
     "1:\n\t"                                                              \
-    "movl %%fs:" DISP "(%[rs]), " TMPL "\n\t"                             \
+    "movl %%fs:" IX ", " TMPL "\n\t"                                      \
     "cmpl %%fs:(%[lim]), " TMPL "\n\t"                                    \
     "jae " FAIL "\n\t"                                                    \
     "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"
@@ -826,33 +849,21 @@ static inline void *pcpu_this_ptr(const void *cookie)
     "jmp 0b\n\t"                                                          \
     ".popsection\n"
 
-/* The index word, relative to rseq_cs: cpu_id, or mm_cid. */
-#define PCPU__DISP_CPU "-4"
-#define PCPU__DISP_CID "16"
-
 #define PCPU__UNPAREN(...) __VA_ARGS__
 /* One sequence: head, the commit instruction INSN (ending at label 2),
  * tail; OUTS and INS are parenthesised operand lists.  Leaves through the
  * caller's label slow. */
-#define PCPU__SEQ(DISP, INSN, OUTS, INS)                                  \
-    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "%l[slow]", DISP)    \
+#define PCPU__SEQ(INSN, OUTS, INS)                                        \
+    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "%l[slow]")          \
                  INSN "\n2:\n\t" PCPU__RSEQ_TAIL                          \
                  : PCPU__UNPAREN OUTS                                      \
                  : PCPU__UNPAREN INS                                       \
                  : "cc"                                                    \
                  : slow)
-/* The sequence for the index mode: a predictable branch, so the index
- * word's address never waits for a load. */
-#define PCPU__SEQ_ANY(INSN, OUTS, INS)                                    \
-    do {                                                                  \
-        if (PCPU__LIKELY(!pcpu__tc.cid))                                  \
-            PCPU__SEQ(PCPU__DISP_CPU, INSN, OUTS, INS);                   \
-        else                                                              \
-            PCPU__SEQ(PCPU__DISP_CID, INSN, OUTS, INS);                   \
-    } while (0)
 
 #define PCPU__RSEQ_INPUTS(cookie_)                                        \
-    [rs] "r"(PCPU__RSEQ_CS_TP),                                           \
+    [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
+    [ix] "r"(PCPU__RSEQ_AREA_TP + pcpu__index_disp),                      \
     [tc] "r"(&pcpu__tc),                                                  \
     [lim] "r"(pcpu__thread_limit_off),                                    \
     [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
@@ -933,7 +944,7 @@ static inline struct pcpu__slow pcpu__tc_fallback(const void *cookie)
         uintptr_t tmp;                                                          \
         SEQ;                                                                    \
         RESULT;                                                                 \
-    slow:                                                                       \
+    slow: PCPU__COLD_LABEL                                                      \
         s_ = pcpu__tc_fallback(c);                                              \
         c = s_.cookie;                                                          \
         if (s_.off != PCPU__TC_RETRY)                                           \
@@ -942,36 +953,36 @@ static inline struct pcpu__slow pcpu__tc_fallback(const void *cookie)
     ATOMIC
 
 #define PCPU__THIS_RSEQ_OPS(W, SFX, VC)                                         \
-static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \
+static PCPU__INLINE void pcpu__this_add##W(const void *c, uint##W##_t v)              \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ_ANY("add" SFX " %[v], (%[ck], %[tmp])",                      \
+        PCPU__SEQ("add" SFX " %[v], (%[ck], %[tmp])",                      \
                       ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
         __atomic_fetch_add(PCPU__AT(W), v, __ATOMIC_RELAXED);)                  \
 }                                                                               \
-static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            \
+static PCPU__INLINE void pcpu__this_write##W(const void *c, uint##W##_t v)            \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ_ANY("mov" SFX " %[v], (%[ck], %[tmp])",                      \
+        PCPU__SEQ("mov" SFX " %[v], (%[ck], %[tmp])",                      \
                       ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
         __atomic_store_n(PCPU__AT(W), v, __ATOMIC_RELAXED);)                    \
 }                                                                               \
-static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
+static PCPU__INLINE uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
 {                                                                               \
     /* xadd without lock: one instruction, so a commit on this CPU */           \
     PCPU__OP_FRAME(                                                             \
         uint##W##_t old = v;                                                    \
-        PCPU__SEQ_ANY("xadd" SFX " %[old], (%[ck], %[tmp])",                   \
+        PCPU__SEQ("xadd" SFX " %[old], (%[ck], %[tmp])",                   \
                       ([old] "+r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
                       (PCPU__RSEQ_INPUTS(c))),                                  \
         return (uint##W##_t)(old + v),                                          \
         return __atomic_add_fetch(PCPU__AT(W), v, __ATOMIC_RELAXED);)           \
 }                                                                               \
-static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
+static PCPU__INLINE uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
                                                 uint##W##_t nv)                 \
 {                                                                               \
     /* Load, compare, and commit with a plain store only when equal: an        \
@@ -979,7 +990,7 @@ static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, 
      * another CPU's atomic update of this unit made in between. */           \
     PCPU__OP_FRAME(                                                             \
         uint##W##_t seen;                                                       \
-        PCPU__SEQ_ANY("mov" SFX " (%[ck], %[tmp]), %[seen]\n\t"                \
+        PCPU__SEQ("mov" SFX " (%[ck], %[tmp]), %[seen]\n\t"                \
                       "cmp" SFX " %[seen], %[old]\n\t"                          \
                       "jne 2f\n\t"                                              \
                       "mov" SFX " %[nv], (%[ck], %[tmp])",                     \
@@ -991,32 +1002,32 @@ static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, 
                                     __ATOMIC_RELAXED);                          \
         return seen;)                                                           \
 }                                                                               \
-static inline uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t nv)     \
+static PCPU__INLINE uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t nv)     \
 {                                                                               \
     /* Load, then commit the new value with a plain store (xchg with a         \
      * memory operand is always locked). */                                     \
     PCPU__OP_FRAME(                                                             \
         uint##W##_t old;                                                        \
-        PCPU__SEQ_ANY("mov" SFX " (%[ck], %[tmp]), %[old]\n\t"                 \
+        PCPU__SEQ("mov" SFX " (%[ck], %[tmp]), %[old]\n\t"                 \
                       "mov" SFX " %[nv], (%[ck], %[tmp])",                     \
                       ([old] "=&r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
                       (PCPU__RSEQ_INPUTS(c), [nv] VC(nv))),                     \
         return old,                                                             \
         return __atomic_exchange_n(PCPU__AT(W), nv, __ATOMIC_RELAXED);)         \
 }                                                                               \
-static inline void pcpu__this_and##W(const void *c, uint##W##_t v)              \
+static PCPU__INLINE void pcpu__this_and##W(const void *c, uint##W##_t v)              \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ_ANY("and" SFX " %[v], (%[ck], %[tmp])",                      \
+        PCPU__SEQ("and" SFX " %[v], (%[ck], %[tmp])",                      \
                       ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
         __atomic_fetch_and(PCPU__AT(W), v, __ATOMIC_RELAXED);)                  \
 }                                                                               \
-static inline void pcpu__this_or##W(const void *c, uint##W##_t v)               \
+static PCPU__INLINE void pcpu__this_or##W(const void *c, uint##W##_t v)               \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ_ANY("or" SFX " %[v], (%[ck], %[tmp])",                       \
+        PCPU__SEQ("or" SFX " %[v], (%[ck], %[tmp])",                       \
                       ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
@@ -1038,13 +1049,13 @@ PCPU__THIS_RSEQ_OPS(64, "q", "er")
     c = s_.cookie;                                                              \
     ATOMIC
 #define PCPU__THIS_ATOMIC_OPS(W)                                                \
-static inline void pcpu__this_add##W(const void *c, uint##W##_t v)              \
+static PCPU__INLINE void pcpu__this_add##W(const void *c, uint##W##_t v)              \
 { PCPU__OP_FRAME(, , __atomic_fetch_add(PCPU__AT(W), v, __ATOMIC_RELAXED);) }    \
-static inline void pcpu__this_write##W(const void *c, uint##W##_t v)            \
+static PCPU__INLINE void pcpu__this_write##W(const void *c, uint##W##_t v)            \
 { PCPU__OP_FRAME(, , __atomic_store_n(PCPU__AT(W), v, __ATOMIC_RELAXED);) }      \
-static inline uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
+static PCPU__INLINE uint##W##_t pcpu__this_add_return##W(const void *c, uint##W##_t v) \
 { PCPU__OP_FRAME(, , return __atomic_add_fetch(PCPU__AT(W), v, __ATOMIC_RELAXED);) } \
-static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
+static PCPU__INLINE uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, \
                                                 uint##W##_t nv)                 \
 {                                                                               \
     PCPU__OP_FRAME(, ,                                                          \
@@ -1052,11 +1063,11 @@ static inline uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t old, 
                                     __ATOMIC_RELAXED);                          \
         return old;)                                                            \
 }                                                                               \
-static inline uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t v)      \
+static PCPU__INLINE uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t v)      \
 { PCPU__OP_FRAME(, , return __atomic_exchange_n(PCPU__AT(W), v, __ATOMIC_RELAXED);) } \
-static inline void pcpu__this_and##W(const void *c, uint##W##_t v)              \
+static PCPU__INLINE void pcpu__this_and##W(const void *c, uint##W##_t v)              \
 { PCPU__OP_FRAME(, , __atomic_fetch_and(PCPU__AT(W), v, __ATOMIC_RELAXED);) }    \
-static inline void pcpu__this_or##W(const void *c, uint##W##_t v)               \
+static PCPU__INLINE void pcpu__this_or##W(const void *c, uint##W##_t v)               \
 { PCPU__OP_FRAME(, , __atomic_fetch_or(PCPU__AT(W), v, __ATOMIC_RELAXED);) }
 PCPU__THIS_ATOMIC_OPS(8)
 PCPU__THIS_ATOMIC_OPS(16)
@@ -1070,11 +1081,11 @@ PCPU__THIS_ATOMIC_OPS(64)
  * there): it is what marks the static layout as read.
  */
 #define PCPU__THIS_READ_OPS(W)                                                  \
-static inline uint##W##_t pcpu__this_read##W(const void *c)                     \
+static PCPU__INLINE uint##W##_t pcpu__this_read##W(const void *c)                     \
 {                                                                               \
     return __atomic_load_n((uint##W##_t *)pcpu_this_ptr(c), __ATOMIC_RELAXED);  \
 }                                                                               \
-static inline uint##W##_t pcpu__sum##W(const void *c)                           \
+static PCPU__INLINE uint##W##_t pcpu__sum##W(const void *c)                           \
 {                                                                               \
     uint##W##_t sum = 0;                                                        \
     if (PCPU__UNLIKELY(pcpu__tc_mode() == PCPU__TC_OFF))                        \
@@ -1105,19 +1116,19 @@ PCPU__THIS_READ_OPS(64)
  * pcpu_sum()).
  */
 #define PCPU__THIS_TYPED_BITS(name, T, W)                                       \
-static inline T pcpu__this_read_##name(const void *c)                           \
+static PCPU__INLINE T pcpu__this_read_##name(const void *c)                           \
 { return (T)pcpu__this_read##W(c); }                                            \
-static inline void pcpu__this_write_##name(const void *c, T v)                  \
+static PCPU__INLINE void pcpu__this_write_##name(const void *c, T v)                  \
 { pcpu__this_write##W(c, (uint##W##_t)v); }                                     \
-static inline T pcpu__this_xchg_##name(const void *c, T v)                      \
+static PCPU__INLINE T pcpu__this_xchg_##name(const void *c, T v)                      \
 { return (T)pcpu__this_xchg##W(c, (uint##W##_t)v); }                            \
-static inline void pcpu__this_and_##name(const void *c, T v)                    \
+static PCPU__INLINE void pcpu__this_and_##name(const void *c, T v)                    \
 { pcpu__this_and##W(c, (uint##W##_t)v); }                                       \
-static inline void pcpu__this_or_##name(const void *c, T v)                     \
+static PCPU__INLINE void pcpu__this_or_##name(const void *c, T v)                     \
 { pcpu__this_or##W(c, (uint##W##_t)v); }                                        \
-static inline T pcpu__this_cmpxchg_##name(const void *c, T o, T n)              \
+static PCPU__INLINE T pcpu__this_cmpxchg_##name(const void *c, T o, T n)              \
 { return (T)pcpu__this_cmpxchg##W(c, (uint##W##_t)o, (uint##W##_t)n); }         \
-static inline bool pcpu__this_try_cmpxchg_##name(const void *c, T *o, T n)      \
+static PCPU__INLINE bool pcpu__this_try_cmpxchg_##name(const void *c, T *o, T n)      \
 {                                                                               \
     uint##W##_t want = (uint##W##_t)*o;                                         \
     uint##W##_t seen = pcpu__this_cmpxchg##W(c, want, (uint##W##_t)n);          \
@@ -1127,26 +1138,26 @@ static inline bool pcpu__this_try_cmpxchg_##name(const void *c, T *o, T n)      
     return false;                                                               \
 }
 #define PCPU__THIS_TYPED_ARITH(name, T, W)                                      \
-static inline void pcpu__this_add_##name(const void *c, T v)                    \
+static PCPU__INLINE void pcpu__this_add_##name(const void *c, T v)                    \
 { pcpu__this_add##W(c, (uint##W##_t)v); }                                       \
-static inline void pcpu__this_sub_##name(const void *c, T v)                    \
+static PCPU__INLINE void pcpu__this_sub_##name(const void *c, T v)                    \
 { pcpu__this_add##W(c, (uint##W##_t)((uint##W##_t)0 - (uint##W##_t)v)); }       \
-static inline void pcpu__this_inc_##name(const void *c)                         \
+static PCPU__INLINE void pcpu__this_inc_##name(const void *c)                         \
 { pcpu__this_add##W(c, 1); }                                                    \
-static inline void pcpu__this_dec_##name(const void *c)                         \
+static PCPU__INLINE void pcpu__this_dec_##name(const void *c)                         \
 { pcpu__this_add##W(c, (uint##W##_t)~(uint##W##_t)0); }                         \
-static inline T pcpu__this_add_return_##name(const void *c, T v)                \
+static PCPU__INLINE T pcpu__this_add_return_##name(const void *c, T v)                \
 { return (T)pcpu__this_add_return##W(c, (uint##W##_t)v); }                      \
-static inline T pcpu__this_sub_return_##name(const void *c, T v)                \
+static PCPU__INLINE T pcpu__this_sub_return_##name(const void *c, T v)                \
 {                                                                               \
     return (T)pcpu__this_add_return##W(                                         \
         c, (uint##W##_t)((uint##W##_t)0 - (uint##W##_t)v));                     \
 }                                                                               \
-static inline T pcpu__this_inc_return_##name(const void *c)                     \
+static PCPU__INLINE T pcpu__this_inc_return_##name(const void *c)                     \
 { return (T)pcpu__this_add_return##W(c, 1); }                                   \
-static inline T pcpu__this_dec_return_##name(const void *c)                     \
+static PCPU__INLINE T pcpu__this_dec_return_##name(const void *c)                     \
 { return (T)pcpu__this_add_return##W(c, (uint##W##_t)~(uint##W##_t)0); }        \
-static inline T pcpu__sum_##name(const void *c)                                 \
+static PCPU__INLINE T pcpu__sum_##name(const void *c)                                 \
 { return (T)pcpu__sum##W(c); }
 #define PCPU__THIS_TYPED(name, T, W)                                            \
     PCPU__THIS_TYPED_BITS(name, T, W)                                           \
@@ -1512,24 +1523,24 @@ void __tsan_release(void *addr);
 #if PCPU__RSEQ_ASM
 /* A list sequence: as PCPU__SEQ, and a compiler barrier (the node's
  * contents are published or taken with it); volatile, since a push has
- * no output the compiler could see used.  [rs] is the rseq area itself
- * (rseq_cs at 8, cpu_id at 4, mm_cid at 24): with the barrier the compiler
- * keeps fewer values live across a loop of list operations, and one
- * register less saves it spilling the others. */
-#define PCPU__LIST_SEQ(DISP, INSN, OUTS, INS)                             \
+ * no output the compiler could see used.  The barrier makes the compiler
+ * reload values across a loop of list operations, so the index word's
+ * place is an immediate here (a test of the const displacement picks the
+ * sequence) rather than one more register to keep or rebuild. */
+#define PCPU__LIST_SEQ1(DISP, INSN, OUTS, INS)                            \
     __asm__ __volatile__ goto(                                            \
-        PCPU__RSEQ_HEAD_AT("%[tmp]", "%k[tmp]", "%l[slow]", "8", DISP)    \
+        PCPU__RSEQ_HEAD_DISP("%[tmp]", "%k[tmp]", "%l[slow]", DISP "(%[rs])") \
         INSN "\n2:\n\t" PCPU__RSEQ_TAIL                                   \
         : PCPU__UNPAREN OUTS                                              \
         : PCPU__UNPAREN INS                                               \
         : "cc", "memory"                                                  \
         : slow)
-#define PCPU__LIST_SEQ_ANY(INSN, OUTS, INS)                               \
+#define PCPU__LIST_SEQ(INSN, OUTS, INS)                                   \
     do {                                                                  \
-        if (PCPU__LIKELY(!pcpu__tc.cid))                                  \
-            PCPU__LIST_SEQ("4", INSN, OUTS, INS);                         \
+        if (PCPU__LIKELY(pcpu__index_disp == 4))                          \
+            PCPU__LIST_SEQ1("4", INSN, OUTS, INS);                        \
         else                                                              \
-            PCPU__LIST_SEQ("24", INSN, OUTS, INS);                        \
+            PCPU__LIST_SEQ1("24", INSN, OUTS, INS);                       \
     } while (0)
 #define PCPU__LIST_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
@@ -1563,7 +1574,7 @@ static PCPU__INLINE void pcpu_this_list_push(struct pcpu_list *list,
 #if PCPU__RSEQ_ASM
     for (;;) {
         uintptr_t tmp, head;
-        PCPU__LIST_SEQ_ANY("movq (%[ck], %[tmp]), %[head]\n\t"
+        PCPU__LIST_SEQ("movq (%[ck], %[tmp]), %[head]\n\t"
                            "testb $" PCPU__STR(PCPU__LIST_BITS) ", %b[head]\n\t"
                            "jnz %l[slow]\n\t"
                            "movq %[head], (%[node])\n\t"
@@ -1609,7 +1620,7 @@ static PCPU__INLINE struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *
 #if PCPU__RSEQ_ASM
     for (;;) {
         uintptr_t tmp, head, next;
-        PCPU__LIST_SEQ_ANY("movq (%[ck], %[tmp]), %[head]\n\t"
+        PCPU__LIST_SEQ("movq (%[ck], %[tmp]), %[head]\n\t"
                            "testb $" PCPU__STR(PCPU__LIST_BITS) ", %b[head]\n\t"
                            "jnz %l[slow]\n\t"
                            "testq %[head], %[head]\n\t"

@@ -107,7 +107,10 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     /* Only this thread exists in the child: other threads' caches will
-     * never be used or flushed by them, and the worker is gone. */
+     * never be used or flushed by them, and the worker is gone.  The
+     * pagemap descriptor still reads the parent's page tables, where the
+     * child's own writes do not show: it must not decide what to zero. */
+    pcpu__os_fork_child();
     pcpu__rseq_fork_child();
     pcpu__reclaim_forget();
     pcpu__tcache_flush_others_locked();

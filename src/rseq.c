@@ -119,6 +119,15 @@ struct pcpu_thread {
 };
 static __thread struct pcpu_thread me __attribute__((tls_model("initial-exec")));
 ptrdiff_t pcpu__thread_limit_off;
+/* Where in the rseq area the index word is: cpu_id until decided
+ * otherwise. */
+#define DISP_CPU ((ptrdiff_t)PCPU_RSEQ_CPU_ID_OFF)
+#define DISP_CID ((ptrdiff_t)PCPU_RSEQ_MM_CID_OFF)
+ptrdiff_t pcpu__index_disp = DISP_CPU;
+/* Once rseq has been opened with pcpu__index_disp, any thread may hold
+ * its value in a register for good (it is const to the code that reads
+ * it): it never changes again. */
+static bool disp_fixed;
 
 /* tc_lock: modes, limits and the list of enrolled threads. */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -175,6 +184,17 @@ static char *thread_pointer(void)
 static bool glibc_registered(void)
 {
     return &__rseq_size != NULL && &__rseq_offset != NULL && __rseq_size != 0;
+}
+
+/* mm_cid only in areas glibc registered: in an area nobody registered yet
+ * it reads 0, a valid index, where cpu_id reads out of range. */
+static bool cid_possible(void)
+{
+    if (!glibc_registered() || getauxval(AT_RSEQ_FEATURE_SIZE) < PCPU_RSEQ_MM_CID_END)
+        return false;
+    /* glibc before 2.40 says 20 but always allocates and registers the
+     * 32-byte area, so mm_cid is there when the kernel has it. */
+    return __rseq_size >= PCPU_RSEQ_MM_CID_END || __rseq_size == 20;
 }
 
 /* The area the library registers when glibc did not: glibc's own (every
@@ -411,6 +431,12 @@ __attribute__((constructor(101))) static void rseq_early(void)
     pcpu__tc.cs_ptr = (char *)(off + PCPU_RSEQ_CS_OFF);
     pcpu__tc.cid = 0;
     pcpu__thread_limit_off = (char *)&me.limit - thread_pointer();
+    /* The index mode the environment asks for, decided before any code
+     * can read the displacement (pcpu_init() may still change it, up to
+     * the first operation). */
+    const char *ix = getenv("PERCPU_INDEX");
+    if (ix && strcmp(ix, "cid") == 0 && cid_possible())
+        pcpu__index_disp = DISP_CID;
 }
 
 void pcpu__rseq_release(struct pcpu__module *mod)
@@ -472,15 +498,10 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
     intptr_t rseq_off = 0;
     have_idx = false;
     use_own = false;
-    unsigned long feature = getauxval(AT_RSEQ_FEATURE_SIZE);
-    bool cid_ok = feature >= PCPU_RSEQ_MM_CID_END;
+    bool cid_ok = cid_possible();
     if (glibc_registered()) {
         rseq_off = __rseq_offset;
         have_idx = true;
-        /* glibc before 2.40 says 20 but always allocates and registers
-         * the 32-byte area, so mm_cid is there when the kernel has it. */
-        if (__rseq_size < PCPU_RSEQ_MM_CID_END && __rseq_size != 20)
-            cid_ok = false;
     } else if (rseq_syscall_exists()) {
         use_own = true;
         rseq_off = (intptr_t)((char *)own_area() - thread_pointer());
@@ -488,9 +509,13 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
         if (!have_idx)
             use_own = false;
     }
-    /* mm_cid only in areas glibc registered: in an area nobody registered
-     * yet it reads 0, a valid index, where cpu_id reads out of range. */
-    cid_mode = have_idx && index == PCPU_INDEX_CID && cid_ok && glibc_registered();
+    cid_mode = have_idx && index == PCPU_INDEX_CID && cid_ok;
+    ptrdiff_t disp = cid_mode ? DISP_CID : DISP_CPU;
+    /* A re-initialisation that changes the index mode after sequences
+     * ran cannot move the displacement: atomics then (see the header). */
+    bool disp_ok = disp == pcpu__index_disp || !disp_fixed;
+    if (disp_ok)
+        pcpu__index_disp = disp;
 
     /* The index -> offset table: in CID mode the index is the CPU index;
      * in CPU mode it is the OS CPU id, mapped through index_of_os. */
@@ -517,7 +542,7 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
      * unit per CPU, and a way to switch to atomics safely later. */
     bool rseq = false;
 #if PCPU__RSEQ_ASM
-    rseq = have_idx && !ai->units_shared &&
+    rseq = have_idx && disp_ok && !ai->units_shared &&
            syscall(SYS_membarrier, PCPU_MEMBARRIER_REGISTER_RSEQ, 0, 0) == 0;
 #endif
     use_rseq = rseq;
@@ -528,6 +553,8 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
 void pcpu__rseq_start(void)
 {
     pthread_mutex_lock(&tc_lock);
+    if (use_rseq)
+        disp_fixed = true;
     __atomic_store_n(&pcpu__tc.ptr_limit, idx_limit, __ATOMIC_RELEASE);
     __atomic_store_n(&pcpu__tc.rseq_limit, use_rseq ? idx_limit : 0, __ATOMIC_RELEASE);
     __atomic_store_n(&pcpu__tc.atomic_limit, use_rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
