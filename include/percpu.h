@@ -1706,10 +1706,14 @@ PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, un
  */
 
 /* A client sequence: as PCPU__SEQ, with exits of its own besides slow
- * (LABELS) and its own clobbers. */
+ * (the C labels after CLOBBERS) and its own clobbers.  As the list
+ * sequences do, the index word's place is an immediate (a test of the
+ * const displacement picks the sequence), which saves a register: the
+ * counter's sequence needs many. */
 #if PCPU__RSEQ_ASM
-#define PCPU__CLIENT_SEQ(DISP, BODY, OUTS, INS, CLOBBERS, ...)                  \
-    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "%l[slow]", DISP)          \
+#define PCPU__CLIENT_SEQ1(DISP, BODY, OUTS, INS, CLOBBERS, ...)                 \
+    __asm__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%k[tmp]", "%l[slow]",            \
+                                      DISP "(%[rs])")                             \
                  BODY "\n2:\n\t" PCPU__RSEQ_TAIL                                  \
                  : PCPU__UNPAREN OUTS                                             \
                  : PCPU__UNPAREN INS                                              \
@@ -1717,11 +1721,17 @@ PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, un
                  : __VA_ARGS__)
 #define PCPU__CLIENT_SEQ_ANY(BODY, OUTS, INS, CLOBBERS, ...)                    \
     do {                                                                         \
-        if (PCPU__LIKELY(!pcpu__tc.cid))                                         \
-            PCPU__CLIENT_SEQ(PCPU__DISP_CPU, BODY, OUTS, INS, CLOBBERS, __VA_ARGS__); \
+        if (PCPU__LIKELY(pcpu__index_disp == 4))                                 \
+            PCPU__CLIENT_SEQ1("4", BODY, OUTS, INS, CLOBBERS, __VA_ARGS__);      \
         else                                                                     \
-            PCPU__CLIENT_SEQ(PCPU__DISP_CID, BODY, OUTS, INS, CLOBBERS, __VA_ARGS__); \
+            PCPU__CLIENT_SEQ1("24", BODY, OUTS, INS, CLOBBERS, __VA_ARGS__);     \
     } while (0)
+#define PCPU__CLIENT_INPUTS(cookie_)                                            \
+    [rs] "r"(PCPU__RSEQ_AREA_TP),                                                \
+    [tc] "r"(&pcpu__tc),                                                         \
+    [lim] "r"(pcpu__thread_limit_off),                                           \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                       \
+    [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
 #endif
 
 /*
@@ -1745,7 +1755,7 @@ static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *
                              "jne %l[closed]\n\t"
                              "addq %[v], (%[ck], %[tmp])",
                              ([tmp] "=&r"(tmp)),
-                             (PCPU__RSEQ_INPUTS(c), [gate] "m"(*gate), [v] "er"(v)),
+                             (PCPU__CLIENT_INPUTS(c), [gate] "m"(*gate), [v] "er"(v)),
                              ("cc", "memory"), slow, closed);
         return true;
     closed:
@@ -1848,7 +1858,7 @@ static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, in
                                  "movl %[nv], (%[ck], %[tmp])",
                                  ([tmp] "=&r"(tmp), [nv] "=&r"(nv), [t2] "=&r"(t2),
                                   PCPU__RSEQ_MEM(32, ck)),
-                                 (PCPU__RSEQ_INPUTS(ck), [v] "r"((int32_t)v),
+                                 (PCPU__CLIENT_INPUTS(ck), [v] "r"((int32_t)v),
                                   [bias] "r"(bias), [range] "ir"(range)),
                                  ("cc"), slow, fold);
             return;

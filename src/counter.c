@@ -350,7 +350,7 @@ static bool limited_fast(struct pcpu_counter *c, int32_t v, int32_t batch, uint3
                              "movl %[nv], (%[ck], %[tmp])",
                              ([tmp] "=&r"(tmp), [nv] "=&r"(nv), [t2] "=&r"(t2),
                               PCPU__RSEQ_MEM(32, ck)),
-                             (PCPU__RSEQ_INPUTS(ck), [gate] "m"(c->gate), [bit] "ir"(bit),
+                             (PCPU__CLIENT_INPUTS(ck), [gate] "m"(c->gate), [bit] "ir"(bit),
                               [v] "r"(v), [bias] "r"(bias), [range] "ir"(range)),
                              ("cc"), slow, out);
         return true;
