@@ -1709,10 +1709,11 @@ PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, un
  * (the C labels after CLOBBERS) and its own clobbers.  As the list
  * sequences do, the index word's place is an immediate (a test of the
  * const displacement picks the sequence), which saves a register: the
- * counter's sequence needs many. */
+ * counter's sequence needs many.  volatile: a sequence whose outputs
+ * are unused (a reference's get) must still run. */
 #if PCPU__RSEQ_ASM
 #define PCPU__CLIENT_SEQ1(DISP, BODY, OUTS, INS, CLOBBERS, ...)                 \
-    __asm__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%k[tmp]", "%l[slow]",            \
+    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%k[tmp]", "%l[slow]",            \
                                       DISP "(%[rs])")                             \
                  BODY "\n2:\n\t" PCPU__RSEQ_TAIL                                  \
                  : PCPU__UNPAREN OUTS                                             \
