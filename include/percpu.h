@@ -1957,7 +1957,7 @@ PCPU__PUBLIC void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned int
  */
 static PCPU__INLINE void pcpu_counter_add_batch(struct pcpu_counter *c, int64_t v, int32_t batch)
 {
-    if (PCPU__UNLIKELY(batch > c->max_batch || batch < 1))
+    if (PCPU__UNLIKELY(batch > __atomic_load_n(&c->max_batch, __ATOMIC_RELAXED) || batch < 1))
         pcpu__counter_note_batch(c, batch);
     if (PCPU__UNLIKELY(batch < 1))
         batch = 1;
