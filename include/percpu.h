@@ -1815,7 +1815,10 @@ static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *
 struct pcpu_counter {
     int64_t count;       /* the folded value: pcpu_counter_read()      */
     int32_t *counters;   /* per-CPU deltas (a cookie), NULL: no counter */
-    int32_t batch;       /* fold threshold of pcpu_counter_add()       */
+    /* The fold threshold of pcpu_counter_add() (an int32_t value): 64
+     * bits wide so that the compiler knows the sequences' 32-bit stores
+     * cannot change it, and keeps it in a register across a loop of adds. */
+    int64_t batch;
     int32_t max_batch;   /* largest batch an add used: the error bound */
     uint32_t lock;       /* futex word: folds, sum, set, limits        */
     uint32_t gate;       /* PCPU__CTR_GATE_*: limited fast paths closed */
@@ -1980,7 +1983,7 @@ static PCPU__INLINE void pcpu_counter_add_batch(struct pcpu_counter *c, int64_t 
  */
 static PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t v)
 {
-    pcpu__counter_add(c, v, c->batch);
+    pcpu__counter_add(c, v, (int32_t)c->batch);
 }
 
 /**
@@ -1990,7 +1993,7 @@ static PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t v)
  */
 static PCPU__INLINE void pcpu_counter_inc(struct pcpu_counter *c)
 {
-    pcpu__counter_add(c, 1, c->batch);
+    pcpu__counter_add(c, 1, (int32_t)c->batch);
 }
 
 /**
@@ -2000,7 +2003,7 @@ static PCPU__INLINE void pcpu_counter_inc(struct pcpu_counter *c)
  */
 static PCPU__INLINE void pcpu_counter_dec(struct pcpu_counter *c)
 {
-    pcpu__counter_add(c, -1, c->batch);
+    pcpu__counter_add(c, -1, (int32_t)c->batch);
 }
 
 /**

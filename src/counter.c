@@ -418,7 +418,7 @@ bool pcpu_counter_limited_add(struct pcpu_counter *c, int64_t limit, int64_t v)
         return true;
     int saved = errno;
     bool up = v > 0;
-    int32_t batch = c->batch;
+    int32_t batch = (int32_t)c->batch;
     if (v > -(int64_t)batch && v < (int64_t)batch &&
         __atomic_load_n(up ? &c->limit_hi : &c->limit_lo, __ATOMIC_RELAXED) == limit &&
         limited_fast(c, (int32_t)v, batch, up ? GATE_HI : GATE_LO))
