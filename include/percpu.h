@@ -2575,7 +2575,10 @@ PCPU__PUBLIC void pcpu_rwsem_up_write(struct pcpu_rwsem *s);
 
 /**
  * pcpu_rwsem_is_read_locked - true when some reader holds @s (the sum of
- * the readers' counts is not zero; a snapshot, for assertions).
+ * the readers' counts is not zero; a snapshot, for assertions).  In the
+ * atomic fallback a reader that finds a writer counts for a moment before
+ * it backs off, so while a writer holds @s this may say true for an
+ * instant although no reader is inside.
  * Thread safety: any thread.  Async-signal-safe.
  */
 PCPU__PUBLIC bool pcpu_rwsem_is_read_locked(struct pcpu_rwsem *s);
