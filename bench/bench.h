@@ -9,8 +9,9 @@
  *                   instead (thread-locals, atomics, sched_getcpu stripes,
  *                   malloc, padded per-CPU arrays, locked and lock-free
  *                   lists)
- *   figures_clients.c  counters, reference counts and the rw semaphore
+ *   figures_clients.c counters, reference counts and the rw semaphore
  *                   against a shared atomic and pthread_rwlock
+ *   figures_units.c cost vs configured units, one child process per count
  *   plots.c         gnuplot charts and the chunk-map picture
  *
  * A "figure" is one named measurement at one thread count; a "result" is
@@ -24,7 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BENCH_MAX_RESULTS 128
+#define BENCH_MAX_RESULTS 192
 #define BENCH_MAX_REPS 64
 
 /* Options of one run. */
@@ -59,6 +60,7 @@ struct result {
     double rss_kb;          /* VmRSS delta, kB                           */
     double pcpu_resident_kb; /* pcpu_stats resident_bytes delta, kB      */
     double pcpu_metadata_kb; /* pcpu_stats metadata_bytes delta, kB      */
+    unsigned int units;     /* units.* figures: nr_cpus configured; else 0 */
     const char *source;     /* how value was measured                    */
 };
 extern struct result results[BENCH_MAX_RESULTS];
@@ -118,6 +120,13 @@ void figures_clients(void);
  * pass to chunkmap_demo_free). */
 void *chunkmap_demo_state(void);
 void chunkmap_demo_free(void *h);
+
+/* figures_units.c */
+void figures_units(void);            /* runs the children, adds results */
+int units_child(unsigned int nr_units); /* --units-child N: one child's run */
+const struct result *result_find_units(const char *name, unsigned int units);
+void units_table(void);
+void units_plot_data(FILE *f);
 
 /* plots.c */
 void plots_write(const char *dir);      /* gnuplot charts of the results */

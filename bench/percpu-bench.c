@@ -44,8 +44,8 @@ static void usage(FILE *f)
 "  --plots DIR     write SVG (and PNG) charts via gnuplot, and the chunk map\n"
 "                  as chunkmap.txt / chunkmap.svg\n"
 "  --only PREFIX   run only figures whose name starts with PREFIX (inc.,\n"
-"                  ops., list., alloc., free., scale., mem., counter., ref.,\n"
-"                  rwsem.); targets needing\n"
+"                  ops., list., alloc., free., scale., mem., units., counter.,\n"
+"                  ref., rwsem.); targets needing\n"
 "                  others say SKIP\n"
 "  --strict        exit with status 1 when a target is missed\n"
 "  --wall          report wall-clock time per op instead of the threads' CPU\n"
@@ -61,6 +61,8 @@ static void usage(FILE *f)
 "pair per thread), {alloc,free}.percpu.bulk_{4,1024} (T=1, ns per op of 1M\n"
 "allocations then 1M frees in order), scale.percpu.live_{1000,100000,1000000} (T=1),\n"
 "mem.{percpu,padded}.1M_x8 (kB resident for 1M 8-byte objects on every unit),\n"
+"units.{alloc_free.8,free_big,live_1M,free_1M,maps,resident} at 2..4096\n"
+"configured units with 2 touched (one child process per unit count),\n"
 "counter.{percpu,atomic}.add (ns/op/thread), ref.{percpu,atomic}.get_put (ns\n"
 "per get+put pair), rwsem.{percpu,pthread}.read (ns per read lock+unlock).\n"
 "The environment variables PERCPU_BACKEND=vm|km and PERCPU_INDEX=cpu|cid\n"
@@ -208,7 +210,7 @@ struct target_result {
     int state;          /* 1 pass, 0 miss, -1 skipped */
     bool absolute;      /* ratio holds the figure itself, limit its bound */
 };
-static struct target_result targets[48];
+static struct target_result targets[64];
 static unsigned int nr_targets;
 
 /* a/b compared with limit: want "<=" or ">=". */
@@ -252,6 +254,22 @@ static void target_abs(const char *text, const char *a, unsigned int ta, double 
     t->state = ra ? ra->value <= limit : -1;
     t->ratio = ra ? ra->value : 0;
     t->absolute = true;
+}
+
+/* units.* at 4096 units against 2 (or, @absolute, against @limit). */
+static void target_units(const char *text, const char *name, double limit, bool absolute)
+{
+    struct target_result *t = &targets[nr_targets++];
+    const struct result *big = result_find_units(name, 4096), *two = result_find_units(name, 2);
+    snprintf(t->text, sizeof(t->text), "%s", text);
+    t->limit = limit;
+    t->absolute = absolute;
+    if (!big || (!absolute && (!two || two->value <= 0))) {
+        t->state = -1;
+        return;
+    }
+    t->ratio = absolute ? big->value : big->value / two->value;
+    t->state = t->ratio <= limit;
 }
 
 static int check_targets(void)
@@ -303,6 +321,15 @@ static int check_targets(void)
     t->limit = 1.2;
     t->state = m ? m->ratio <= 1.2 : -1;
     t->ratio = m ? m->ratio : 0;
+    /* cost vs units: the most units against two, both touching two */
+    static const char *const unit_timed[] = {"units.alloc_free.8", "units.free_big",
+                                             "units.live_1M", "units.free_1M"};
+    for (size_t i = 0; i < sizeof(unit_timed) / sizeof(unit_timed[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s: 4096 units within 2x of 2", unit_timed[i]);
+        target_units(buf, unit_timed[i], 2.0, false);
+    }
+    target_units("units.maps: 4096 units at most 3 maps per chunk", "units.maps", 3.0, true);
+    target_units("units.resident: 4096 units within 1.1x of 2", "units.resident", 1.1, false);
     target("mem.padded >= 4x mem.percpu", "mem.padded.1M_x8", 1, "mem.percpu.1M_x8", 1, false, 4);
 
     printf("\nTargets (ratios within this run)\n");
@@ -335,6 +362,13 @@ static int write_json(const char *path)
         const struct result *r = &results[i];
         fprintf(f, "    {\"name\": \"%s\", \"threads\": %u, \"value\": %.4f, \"unit\": \"%s\"",
                 r->name, r->threads, r->value, r->unit);
+        if (r->units)
+            fprintf(f, ", \"units\": %u, \"min\": %.4f, \"max\": %.4f, \"rmad\": %.4f, "
+                       "\"reps\": %u, \"source\": \"%s\"}%s\n",
+                    r->units, r->min, r->max, r->rmad, r->reps, r->source,
+                    i + 1 < nr_results ? "," : "");
+        if (r->units)
+            continue;
         if (strcmp(r->unit, "kB") == 0)
             fprintf(f, ", \"ideal\": %.1f, \"ratio\": %.4f, \"source\": \"%s\", "
                        "\"rss_kb\": %.0f, \"pcpu_resident_kb\": %.1f, \"pcpu_metadata_kb\": %.1f",
@@ -374,9 +408,10 @@ int main(int argc, char **argv)
         {"plots", required_argument, NULL, 'p'}, {"only", required_argument, NULL, 'o'},
         {"strict", no_argument, NULL, 's'}, {"quiet", no_argument, NULL, 'q'},
         {"wall", no_argument, NULL, 'w'},
+        {"units-child", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},   {NULL, 0, NULL, 0},
     };
-    unsigned int reps = 0;
+    unsigned int reps = 0, units_of_child = 0;
     double ms = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
@@ -390,6 +425,7 @@ int main(int argc, char **argv)
         case 's': bench_opts.strict = true; break;
         case 'q': bench_opts.quiet = true; break;
         case 'w': bench_opts.wall = true; break;
+        case 'u': units_of_child = (unsigned int)strtoul(optarg, NULL, 0); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -404,6 +440,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "percpu-bench: --reps must be 1..%d\n", BENCH_MAX_REPS);
         return 2;
     }
+    /* one configuration of figures_units(), before anything initialises */
+    if (units_of_child)
+        return units_child(units_of_child);
     if (pcpu_nr_cpus() == 0) {
         perror("percpu-bench: cannot initialise the allocator");
         return 2;
@@ -422,8 +461,10 @@ int main(int argc, char **argv)
     figures_bulk();
     figures_scale();
     figures_clients();
+    figures_units();
 
     print_table();
+    units_table();
     int missed = check_targets();
 
     /* a varied state to draw: full, partly used, empty and unpopulated pages */

@@ -1,8 +1,8 @@
 # plot.gp - charts of percpu-bench results.
 #
 # Run by percpu-bench --plots DIR as:  gnuplot -e "dir='DIR'; ncpu=N" plot.gp
-# Reads DIR/{inc,ops,list,alloc,clients,scale,mem}.dat (written by the benchmark) and
-# writes DIR/{inc,ops,list,alloc,clients,scale,mem}.svg, plus .png when gnuplot has
+# Reads DIR/{inc,ops,list,alloc,clients,scale,units,mem}.dat (written by the benchmark) and
+# writes DIR/{inc,ops,list,alloc,clients,scale,units,mem}.svg, plus .png when gnuplot has
 # pngcairo.
 # Bars are medians; error bars span min..max over the repetitions.
 
@@ -84,6 +84,25 @@ do for [fmt in fmts] {
     unset logscale x
     unset xlabel
     set xrange [*:*]
+
+    set output dir."/units.".fmt
+    set title "Cost vs configured units (2 touched): each figure / its 2-unit figure"
+    set xlabel "units configured (nr_cpus)"
+    set ylabel "x the 2-unit figure (1 = no cost of unused units)"
+    set logscale x 2
+    set xrange [1.5:6000]
+    set yrange [0:*]
+    set style data linespoints
+    plot dir."/units.dat" using 1:2 lw 2 pt 7 title "alloc+free 8 B", \
+         "" using 1:3 lw 2 pt 5 title "free half a unit", \
+         "" using 1:4 lw 2 pt 9 title "alloc, 1M live", \
+         "" using 1:5 lw 2 pt 11 title "free, 1M live", \
+         "" using 1:7 lw 2 pt 13 title "resident", \
+         "" using 1:6 lw 2 pt 3 dt 2 title "maps per chunk (absolute)"
+    unset logscale x
+    unset xlabel
+    set xrange [*:*]
+    set style data histogram
 
     set output dir."/mem.".fmt
     set title sprintf("Resident memory for 1M 8-byte objects written on %d units", ncpu)

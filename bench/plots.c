@@ -2,7 +2,7 @@
  * plots.c - charts and the chunk-map picture of percpu-bench.
  *
  * plots_write() writes the figures as small whitespace-separated data files
- * (inc.dat, ops.dat, list.dat, alloc.dat, scale.dat, mem.dat) and runs
+ * (inc.dat, ops.dat, list.dat, alloc.dat, scale.dat, units.dat, mem.dat) and runs
  * gnuplot on plot.gp to
  * turn them into SVG charts (and PNG ones when gnuplot has pngcairo).
  * plot.gp is looked for next to the executable (the build copies it there)
@@ -125,6 +125,11 @@ void plots_write(const char *dir)
         }
         fclose(f);
     }
+    f = open_in(dir, "units.dat");
+    if (f) {
+        units_plot_data(f);
+        fclose(f);
+    }
     f = open_in(dir, "mem.dat");
     if (f) {
         const struct result *p = result_find("mem.percpu.1M_x8", 1);
@@ -160,7 +165,8 @@ void plots_write(const char *dir)
     if (rc != 0)
         printf("plots: gnuplot failed (status %d); charts may be missing\n", rc);
     else
-        printf("wrote charts to %s (inc, ops, list, alloc, clients, scale, mem; chunkmap.svg)\n", dir);
+        printf("wrote charts to %s (inc, ops, list, alloc, clients, scale, units, mem; "
+               "chunkmap.svg)\n", dir);
 }
 
 /* ---- chunk map ---------------------------------------------------------- */

@@ -172,12 +172,24 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * Sizes up to 4 KiB are served from per-thread caches of size classes
  * without a global lock: the size is rounded up to 4 bytes up to 256
  * bytes, then to 64 bytes (and those classes are 64-byte aligned), so
- * such an object holds up to 63 bytes per unit more than asked;
- * alignments above the class's go through the lock.  Freed objects wait
+ * such an object holds up to 63 bytes per unit more than asked; an
+ * alignment above the class's is served from the cache when a cached
+ * object happens to have it, else through the lock.  Freed objects wait
  * in a small per-thread batch before their space is reused (at most 64
  * KiB per unit of not yet zeroed ones), so that frees are zeroed and
  * given back in bulk; pcpu_reclaim(true) gives the calling thread's back
  * at once.
+ *
+ * Cost with many units: a free zeroes the object only where it may hold
+ * data.  With up to 16 units it reads the object in each unit; with more,
+ * frees wait in the batch (up to 1024 objects per thread) and one
+ * PAGEMAP_SCAN of the chunk's page tables per batch says which units'
+ * pages were written, so the work follows the units touched: measured
+ * here with 2 of 4096 units written, a free costs about 2x what it costs
+ * with 2 units configured (percpu-bench, units.*), not 2000x.  A kernel
+ * without PAGEMAP_SCAN (before 6.7) reads every unit instead.  In a
+ * build of the library with AddressSanitizer every free and allocation
+ * marks the shadow of every configured unit: O(units) per call.
  * Thread safety: any thread.  Not async-signal-safe (see the top).
  */
 PCPU__PUBLIC void *pcpu_alloc(size_t size, size_t align);

@@ -81,23 +81,31 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
     if (unlikely(check_args(size, align, &bits, &align_bits) != 0))
         return NULL;
     size_t ci = pcpu__tcache_class(bits);
-    if (likely(bits <= PCPU_TCACHE_MAX_BITS && align_bits <= pcpu__tcache_class_align(ci) &&
-               pcpu__settings.tcache)) {
+    if (likely(bits <= PCPU_TCACHE_MAX_BITS && pcpu__settings.tcache)) {
         struct pcpu_tcache *tc = pcpu__tcache_mine();
-        if (likely(tc)) {
+        struct pcpu_tcache_entry e;
+        if (unlikely(align_bits > pcpu__tcache_class_align(ci))) {
+            /* More alignment than the class gives: an object of the
+             * cache that has it by chance, else one of the class's size
+             * from the pool (so that freeing it feeds the cache). */
+            if (!tc || !pcpu__tcache_pop_aligned(tc, ci, align_bits, &e))
+                return alloc_slow(size, pcpu__tcache_class_bits(ci), align_bits, false);
+        } else if (likely(tc)) {
             if (unlikely(tc->cls[ci].count == 0) && pcpu__tcache_refill(tc, ci) != 0)
                 return NULL;
-            struct pcpu_tcache_entry e = pcpu__tcache_pop(tc, ci);
-            pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
-            pcpu__usage_count_alloc(&tc->usage, size);
-            if (unlikely(pcpu__units_hooked)) {
-                size_t cbits = pcpu__tcache_class_bits(ci);
-                pcpu__units_handed_out(e.cookie, cbits * PCPU_GRANULE);
-                if (pcpu__settings.robust)
-                    pcpu__validate_around(e.cookie, cbits);
-            }
-            return e.cookie;
+            e = pcpu__tcache_pop(tc, ci);
+        } else {
+            return alloc_slow(size, bits, align_bits, false);
         }
+        pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
+        pcpu__usage_count_alloc(&tc->usage, size);
+        if (unlikely(pcpu__units_hooked)) {
+            size_t cbits = pcpu__tcache_class_bits(ci);
+            pcpu__units_handed_out(e.cookie, cbits * PCPU_GRANULE);
+            if (pcpu__settings.robust)
+                pcpu__validate_around(e.cookie, cbits);
+        }
+        return e.cookie;
     }
     return alloc_slow(size, bits, align_bits, false);
 }

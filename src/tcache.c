@@ -186,8 +186,12 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
     struct pcpu_tcache_class *cls = &tc->cls[ci];
     /* Freed objects wait in the pending batch: use them when zeroing them
      * now is cheap (nothing dirty, or a batch big enough to be worth one
-     * scan), before taking the lock. */
-    if (tc->nr_pending && (tc->nr_dirty == 0 || tc->nr_dirty >= PCPU_PENDING_DIRTY)) {
+     * scan), before taking the lock.  With many units one scan costs tens
+     * of microseconds whatever the batch holds, so a loop that frees and
+     * allocates one object at a time must not pay one per refill. */
+    if (tc->nr_pending &&
+        (tc->nr_dirty == 0 ||
+         tc->nr_dirty >= (pcpu__units_many() ? PCPU_PENDING_DIRTY_MANY : PCPU_PENDING_DIRTY))) {
         pcpu__tcache_process(tc);
         if (cls->count)
             return 0;

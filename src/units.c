@@ -131,6 +131,18 @@ __attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes
  * first only saves writing cache lines that hold zeroes anyway). */
 static void zero_if_needed(char *p, size_t len)
 {
+    if (len <= 32) {
+        /* Most batched objects are a few granules: words, no library call. */
+        uint32_t any = 0, w;
+        for (size_t i = 0; i + 4 <= len; i += 4) {
+            memcpy(&w, p + i, 4);
+            any |= w;
+        }
+        if (any)
+            for (size_t i = 0; i + 4 <= len; i += 4)
+                memset(p + i, 0, 4);
+        return;
+    }
     if (!all_zero(p, len))
         memset(p, 0, len);
 }
