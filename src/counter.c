@@ -86,8 +86,8 @@ static __thread unsigned int lock_depth __attribute__((tls_model("initial-exec")
 int32_t pcpu_counter_batch(void)
 {
     uint64_t b = 2 * (uint64_t)pcpu_nr_cpus();
-    if (b < 32)
-        b = 32;
+    if (b < 256)
+        b = 256;
     if (b > (uint64_t)PCPU_COUNTER_MAX_BATCH)
         b = (uint64_t)PCPU_COUNTER_MAX_BATCH;
     return (int32_t)b;
