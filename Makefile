@@ -90,6 +90,7 @@ cross:
 	  -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS=-Werror
 	cmake --build build-aarch64 -j $(JOBS)
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/examples/count_events
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/examples/server_stats 4 20000
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tools/pcpu-live 100000 64 > /dev/null
 
 install: build

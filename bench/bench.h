@@ -9,6 +9,8 @@
  *                   instead (thread-locals, atomics, sched_getcpu stripes,
  *                   malloc, padded per-CPU arrays, locked and lock-free
  *                   lists)
+ *   figures_clients.c counters, reference counts and the rw semaphore
+ *                   against a shared atomic and pthread_rwlock
  *   figures_units.c cost vs configured units, one child process per count
  *   plots.c         gnuplot charts and the chunk-map picture
  *
@@ -112,6 +114,8 @@ void figures_alloc(void);
 void figures_bulk(void);
 void figures_scale(void);
 void figures_mem(void);
+/* figures_clients.c: counters, reference counts, reader-writer semaphore */
+void figures_clients(void);
 /* Leave the allocator in a varied state worth drawing (returns a handle to
  * pass to chunkmap_demo_free). */
 void *chunkmap_demo_state(void);

@@ -44,7 +44,8 @@ static void usage(FILE *f)
 "  --plots DIR     write SVG (and PNG) charts via gnuplot, and the chunk map\n"
 "                  as chunkmap.txt / chunkmap.svg\n"
 "  --only PREFIX   run only figures whose name starts with PREFIX (inc.,\n"
-"                  ops., list., alloc., free., scale., mem., units.); targets needing\n"
+"                  ops., list., alloc., free., scale., mem., units., counter.,\n"
+"                  ref., rwsem.); targets needing\n"
 "                  others say SKIP\n"
 "  --strict        exit with status 1 when a target is missed\n"
 "  --wall          report wall-clock time per op instead of the threads' CPU\n"
@@ -61,7 +62,9 @@ static void usage(FILE *f)
 "allocations then 1M frees in order), scale.percpu.live_{1000,100000,1000000} (T=1),\n"
 "mem.{percpu,padded}.1M_x8 (kB resident for 1M 8-byte objects on every unit),\n"
 "units.{alloc_free.8,free_big,live_1M,free_1M,maps,resident} at 2..4096\n"
-"configured units with 2 touched (one child process per unit count).\n"
+"configured units with 2 touched (one child process per unit count),\n"
+"counter.{percpu,atomic}.add (ns/op/thread), ref.{percpu,atomic}.get_put (ns\n"
+"per get+put pair), rwsem.{percpu,pthread}.read (ns per read lock+unlock).\n"
 "The environment variables PERCPU_BACKEND=vm|km and PERCPU_INDEX=cpu|cid\n"
 "select the allocator's configuration as for any program.\n",
             BENCH_MAX_REPS);
@@ -118,6 +121,12 @@ static const struct group groups[] = {
      "=alloc", "x alloc", NULL, ""},
     {"scale.", "Scale: T=1, ns per pair with N live 8-byte objects", "scale.percpu.live_1000",
      "x live1k", NULL, ""},
+    {"counter.", "Counters: ns per add per thread", "inc.percpu", "x inc",
+     "counter.atomic.add", "x atomic"},
+    {"ref.", "Reference counts: ns per get+put pair per thread", "ref.atomic.get_put",
+     "x atomic", NULL, ""},
+    {"rwsem.", "Reader-writer semaphore: ns per read lock+unlock per thread",
+     "rwsem.pthread.read", "x pthread", NULL, ""},
     {"mem.", "Memory: T=1, resident kB for 1M 8-byte objects on every unit", NULL, "x ideal",
      "mem.percpu.1M_x8", "x percpu"},
 };
@@ -295,6 +304,16 @@ static int check_targets(void)
                "list.tls.push_pop", true, 2);
     target("scale: 1M live within 1.2x of 1k live", "scale.percpu.live_1000000", 1,
            "scale.percpu.live_1000", 1, true, 1.2);
+    /* the clients (issue 13): against a shared atomic / pthread_rwlock with
+     * every CPU busy, and the counter's add against a plain increment */
+    snprintf(buf, sizeof(buf), "counter.atomic.add >= 4x counter.percpu.add (T=%u)", n);
+    target(buf, "counter.atomic.add", n, "counter.percpu.add", n, false, 4);
+    snprintf(buf, sizeof(buf), "ref.atomic.get_put >= 4x ref.percpu (T=%u)", n);
+    target(buf, "ref.atomic.get_put", n, "ref.percpu.get_put", n, false, 4);
+    snprintf(buf, sizeof(buf), "rwsem.pthread.read >= 4x rwsem.percpu (T=%u)", n);
+    target(buf, "rwsem.pthread.read", n, "rwsem.percpu.read", n, false, 4);
+    target_1_n("counter.percpu.add within 1.5x of inc.percpu (T=%u)", "counter.percpu.add",
+               "inc.percpu", true, 1.5);
     /* mem vs ideal: compare against a pseudo-result holding the ideal */
     const struct result *m = result_find("mem.percpu.1M_x8", 1);
     struct target_result *t = &targets[nr_targets++];
@@ -441,6 +460,7 @@ int main(int argc, char **argv)
     figures_alloc();
     figures_bulk();
     figures_scale();
+    figures_clients();
     figures_units();
 
     print_table();

@@ -1,8 +1,8 @@
 # plot.gp - charts of percpu-bench results.
 #
 # Run by percpu-bench --plots DIR as:  gnuplot -e "dir='DIR'; ncpu=N" plot.gp
-# Reads DIR/{inc,ops,list,alloc,scale,units,mem}.dat (written by the benchmark) and
-# writes DIR/{inc,ops,list,alloc,scale,units,mem}.svg, plus .png when gnuplot has
+# Reads DIR/{inc,ops,list,alloc,clients,scale,units,mem}.dat (written by the benchmark) and
+# writes DIR/{inc,ops,list,alloc,clients,scale,units,mem}.svg, plus .png when gnuplot has
 # pngcairo.
 # Bars are medians; error bars span min..max over the repetitions.
 
@@ -61,6 +61,15 @@ do for [fmt in fmts] {
     set logscale y
     set yrange [*:*]
     plot dir."/alloc.dat" using 2:3:4:xtic(1) title "T=1" lc rgb "#3182bd", \
+         "" using 5:6:7 title tN lc rgb "#e6550d"
+    unset logscale y
+
+    set output dir."/clients.".fmt
+    set title "Counters, refs, rw semaphore: ns per op per thread (lower is better; log scale)"
+    set ylabel "ns per operation"
+    set logscale y
+    set yrange [*:*]
+    plot dir."/clients.dat" using 2:3:4:xtic(1) title "T=1" lc rgb "#3182bd", \
          "" using 5:6:7 title tN lc rgb "#e6550d"
     unset logscale y
 

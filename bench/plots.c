@@ -105,6 +105,10 @@ void plots_write(const char *dir)
     write_pairs(dir, "ops.dat", ops, 3, "");
     write_pairs(dir, "list.dat", list, 4, "list.");
     write_pairs(dir, "alloc.dat", alloc, 7, "alloc.");
+    static const char *const clients[] = {"counter.percpu.add", "counter.atomic.add",
+                                          "ref.percpu.get_put", "ref.atomic.get_put",
+                                          "rwsem.percpu.read", "rwsem.pthread.read"};
+    write_pairs(dir, "clients.dat", clients, 6, "");
 
     FILE *f = open_in(dir, "scale.dat");
     if (f) {
@@ -161,7 +165,8 @@ void plots_write(const char *dir)
     if (rc != 0)
         printf("plots: gnuplot failed (status %d); charts may be missing\n", rc);
     else
-        printf("wrote charts to %s (inc, ops, list, alloc, scale, units, mem; chunkmap.svg)\n", dir);
+        printf("wrote charts to %s (inc, ops, list, alloc, clients, scale, units, mem; "
+               "chunkmap.svg)\n", dir);
 }
 
 /* ---- chunk map ---------------------------------------------------------- */

@@ -1691,6 +1691,916 @@ static PCPU__INLINE struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *
  */
 PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, unsigned int cpu);
 
+/* ------------------------------------------------------------------------
+ * Clients: counters, reference counts, reader-writer semaphores
+ * ------------------------------------------------------------------------ */
+/*
+ * The three abstractions the kernel builds on its per-CPU allocator, built
+ * here on this library's allocator and this-CPU machinery (src/counter.c,
+ * src/ref.c, src/rwsem.c say how each works and why it is correct).
+ *
+ * Their fast paths are restartable sequences of their own, made of the
+ * same parts as the this-CPU operations above, that test a condition and
+ * write the unit only when it holds: "add unless the delta would reach
+ * the batch" (counters), "add unless the object's mode word says atomic"
+ * (references, and readers of the semaphore).  A condition on a word
+ * outside the unit is checked inside the critical section, so whoever
+ * changes that word and then calls
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) knows that every
+ * sequence in flight either committed before the call returned or will
+ * run again and see the new value: that is how a reference count leaves
+ * per-CPU mode and a writer stops new readers, without a cost for them.
+ * Without rseq (the atomic fallback) each has a scheme of its own, said
+ * with its functions.
+ *
+ * The structs are declared so that they can be embedded (or zero-filled
+ * and initialised in place); their fields are not API.
+ */
+
+/* A client sequence: as PCPU__SEQ, with exits of its own besides slow
+ * (the C labels after CLOBBERS) and its own clobbers.  As the list
+ * sequences do, the index word's place is an immediate (a test of the
+ * const displacement picks the sequence), which saves a register: the
+ * counter's sequence needs many.  volatile: a sequence whose outputs
+ * are unused (a reference's get) must still run. */
+#if PCPU__RSEQ_ASM
+#define PCPU__CLIENT_SEQ1(DISP, BODY, OUTS, INS, CLOBBERS, ...)                 \
+    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%k[tmp]", "%l[slow]",            \
+                                      DISP "(%[rs])")                             \
+                 BODY "\n2:\n\t" PCPU__RSEQ_TAIL                                  \
+                 : PCPU__UNPAREN OUTS                                             \
+                 : PCPU__UNPAREN INS                                              \
+                 : PCPU__UNPAREN CLOBBERS                                         \
+                 : __VA_ARGS__)
+#define PCPU__CLIENT_SEQ_ANY(BODY, OUTS, INS, CLOBBERS, ...)                    \
+    do {                                                                         \
+        if (PCPU__LIKELY(pcpu__index_disp == 4))                                 \
+            PCPU__CLIENT_SEQ1("4", BODY, OUTS, INS, CLOBBERS, __VA_ARGS__);      \
+        else                                                                     \
+            PCPU__CLIENT_SEQ1("24", BODY, OUTS, INS, CLOBBERS, __VA_ARGS__);     \
+    } while (0)
+#define PCPU__CLIENT_INPUTS(cookie_)                                            \
+    [rs] "r"(PCPU__RSEQ_AREA_TP),                                                \
+    [tc] "r"(&pcpu__tc),                                                         \
+    [lim] "r"(pcpu__thread_limit_off),                                           \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                       \
+    [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
+#endif
+
+/*
+ * Add @v to the current unit's copy of the unsigned long at @cookie, in
+ * one sequence that first checks that the 32-bit word *@gate is 0.
+ * Returns true when it added; false when *@gate was not 0, or when the
+ * thread cannot use rseq now (the process runs on atomics): then nothing
+ * was written and the caller takes its slow path.  A compiler barrier
+ * (the sequence commits what came before it and what follows stays
+ * after); with x86's ordering the commit is a release store and the gate
+ * load an acquire.
+ */
+static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *gate,
+                                         unsigned long v)
+{
+#if PCPU__RSEQ_ASM
+    const void *c = cookie;
+    for (;;) {
+        uintptr_t tmp;
+        PCPU__CLIENT_SEQ_ANY("cmpl $0, %[gate]\n\t"
+                             "jne %l[closed]\n\t"
+                             "addq %[v], (%[ck], %[tmp])",
+                             ([tmp] "=&r"(tmp)),
+                             (PCPU__CLIENT_INPUTS(c), [gate] "m"(*gate), [v] "er"(v)),
+                             ("cc", "memory"), slow, closed);
+        return true;
+    closed:
+        return false;
+    slow:
+        if (pcpu__tc_fallback(c).off != PCPU__TC_RETRY)
+            return false;
+    }
+#else
+    (void)cookie;
+    (void)gate;
+    (void)v;
+    return false;
+#endif
+}
+
+/* ------------------------------------------------------------------------
+ * Per-CPU counters
+ * ------------------------------------------------------------------------ */
+/*
+ * The kernel's percpu_counter: a 64-bit count that many threads change
+ * without sharing a cache line.  Every unit keeps a local delta (an
+ * int32_t); an add changes only the calling thread's unit, until the
+ * delta would reach the batch: then it folds the delta and the amount into
+ * the shared count, under the counter's lock.  pcpu_counter_read() is
+ * that shared count (one load, approximate); pcpu_counter_sum() adds
+ * every unit's delta to it (exact, walks every unit).
+ *
+ *      struct pcpu_counter requests;
+ *      if (pcpu_counter_init(&requests, 0) != 0)
+ *          return -1;                                 (errno ENOMEM)
+ *      pcpu_counter_inc(&requests);                   (any thread)
+ *      int64_t about = pcpu_counter_read(&requests);
+ *      int64_t exact = pcpu_counter_sum(&requests);
+ *      pcpu_counter_destroy(&requests);
+ *
+ * The error bound: every unit's delta stays strictly between -batch and
+ * batch, for the largest batch any add used on the counter (with rseq an
+ * add is one restartable sequence that stores the new delta only when it
+ * stays inside, so no thread leaves a delta beyond the batch behind on a
+ * unit it migrated away from; without rseq, a compare-and-swap loop that
+ * does the same).  So |read - sum| < batch * pcpu_nr_cpus(): with
+ * pcpu_counter_add() alone, pcpu_counter_batch() * pcpu_nr_cpus().
+ *
+ * Limits (see pcpu_counter_limited_add()): a counter remembers the last
+ * upper and lower limit that pcpu_counter_limited_add() used.  While the
+ * count is far from a limit, increases through it stay per-CPU; near the
+ * limit they take the lock and check the exact sum.
+ *
+ * Costs: an add is a few nanoseconds (a sequence like pcpu_this_add(), a
+ * compare more), plus, once per batch of adds on a unit, a fold under the
+ * lock (a contended cache line).  A counter holds 4 bytes per unit of
+ * per-CPU memory (pcpu_counter_init_many() packs n counters' deltas into
+ * one allocation of 4 * n bytes per unit).
+ */
+struct pcpu_counter {
+    int64_t count;       /* the folded value: pcpu_counter_read()      */
+    int32_t *counters;   /* per-CPU deltas (a cookie), NULL: no counter */
+    /* The fold threshold of pcpu_counter_add() (an int32_t value): 64
+     * bits wide so that the compiler knows the sequences' 32-bit stores
+     * cannot change it, and keeps it in a register across a loop of adds. */
+    int64_t batch;
+    int32_t max_batch;   /* largest batch an add used: the error bound */
+    uint32_t lock;       /* futex word: folds, sum, set, limits        */
+    uint32_t gate;       /* PCPU__CTR_GATE_*: limited fast paths closed */
+    uint32_t flags;      /* PCPU__CTR_*                                */
+    int64_t limit_hi;    /* the limits the gates were opened for       */
+    int64_t limit_lo;
+};
+
+/* The largest batch a counter uses; larger ones are taken as this (the
+ * local deltas then never overflow their 32 bits). */
+#define PCPU_COUNTER_MAX_BATCH ((int32_t)1 << 30)
+
+/* Slow paths (src/counter.c).  pcpu__counter_fold(): the sequence found
+ * that @v would take the unit's delta to the batch; nothing was written.
+ * pcpu__counter_slow(): everything else (an amount outside the batch, a
+ * batch out of range, or the thread cannot run the sequence now): returns
+ * true when the sequence should run again.  pcpu__counter_note_batch():
+ * an add uses a batch larger than any before. */
+PCPU__PUBLIC void pcpu__counter_fold(struct pcpu_counter *c, int32_t v, int32_t batch);
+PCPU__PUBLIC bool pcpu__counter_slow(struct pcpu_counter *c, int64_t v, int32_t batch);
+PCPU__PUBLIC void pcpu__counter_note_batch(struct pcpu_counter *c, int32_t batch);
+
+/* The add of pcpu_counter_add_batch() once @batch is known to be in range
+ * and at most c->max_batch. */
+static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, int32_t batch)
+{
+#if PCPU__RSEQ_ASM
+    if (PCPU__LIKELY(v > -(int64_t)batch && v < (int64_t)batch)) {
+        const void *ck = c->counters;
+        /* |delta + v| < batch  <=>  delta + v + batch - 1 < 2 * batch - 1,
+         * unsigned: one compare. */
+        uint32_t bias = (uint32_t)batch - 1, range = 2 * (uint32_t)batch - 1;
+        for (;;) {
+            uintptr_t tmp;
+            uint32_t nv, t2;
+            PCPU__CLIENT_SEQ_ANY("movl (%[ck], %[tmp]), %[nv]\n\t"
+                                 "addl %[v], %[nv]\n\t"
+                                 "leal (%q[nv], %q[bias]), %[t2]\n\t"
+                                 "cmpl %[range], %[t2]\n\t"
+                                 "jae %l[fold]\n\t"
+                                 "movl %[nv], (%[ck], %[tmp])",
+                                 ([tmp] "=&r"(tmp), [nv] "=&r"(nv), [t2] "=&r"(t2),
+                                  PCPU__RSEQ_MEM(32, ck)),
+                                 (PCPU__CLIENT_INPUTS(ck), [v] "r"((int32_t)v),
+                                  [bias] "r"(bias), [range] "ir"(range)),
+                                 ("cc"), slow, fold);
+            return;
+        fold:
+            pcpu__counter_fold(c, (int32_t)v, batch);
+            return;
+        slow:
+            if (!pcpu__counter_slow(c, v, batch))
+                return;
+        }
+    }
+#endif
+    while (pcpu__counter_slow(c, v, batch))
+        ;
+}
+
+/**
+ * pcpu_counter_init - set up a counter with the value @value.
+ * @c:     the counter (embedded anywhere; zero-filled or not).
+ * @value: its initial value.
+ *
+ * Allocates one int32_t per unit (pcpu_alloc()).  The batch of
+ * pcpu_counter_add() is pcpu_counter_batch().
+ * Returns 0, or -1 with errno ENOMEM (the per-CPU allocation failed; @c
+ * is left as it was and nothing is allocated).
+ * Thread safety: not concurrently with other calls on @c.  Not
+ * async-signal-safe.
+ */
+PCPU__PUBLIC int pcpu_counter_init(struct pcpu_counter *c, int64_t value);
+
+/**
+ * pcpu_counter_init_many - set up @n counters (an array) sharing one
+ * per-CPU allocation.
+ * @c:     an array of @n counters.
+ * @value: the initial value of each.
+ * @n:     how many; their deltas take 4 * @n bytes per unit, at most
+ *         pcpu_max_alloc_size().
+ *
+ * One pcpu_alloc() for all: the deltas of neighbouring counters share
+ * cache lines in each unit, which only the CPU of that unit writes.
+ * Destroy them together with pcpu_counter_destroy_many() (one of them
+ * alone with pcpu_counter_destroy() stops the process with a message).
+ * Returns 0, or -1 with errno:
+ *   EINVAL  @n is 0, or 4 * @n bytes is more than pcpu_alloc() accepts;
+ *   ENOMEM  the per-CPU allocation failed; nothing is allocated and the
+ *           counters are left as they were.
+ * Thread safety: not concurrently with other calls on these counters.
+ * Not async-signal-safe.
+ */
+PCPU__PUBLIC int pcpu_counter_init_many(struct pcpu_counter *c, int64_t value, unsigned int n);
+
+/**
+ * pcpu_counter_destroy - free a counter's per-CPU part.
+ * @c: a counter from pcpu_counter_init(), or a zero-filled one that was
+ *     never initialised (then this does nothing), or one destroyed
+ *     already (nothing either).
+ *
+ * A counter of pcpu_counter_init_many() (of more than one) stops the
+ * process with a message: destroy those with pcpu_counter_destroy_many().
+ * Thread safety: no other call on @c may run during or after it.  Not
+ * async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_counter_destroy(struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_destroy_many - free the per-CPU part of @n counters.
+ * @c: the array given to pcpu_counter_init_many(); also an array of
+ *     counters set up one by one, or zero-filled ones (each is destroyed
+ *     as pcpu_counter_destroy() would).
+ * @n: the number of counters in @c.
+ *
+ * Thread safety: no other call on these counters may run during or after
+ * it.  Not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned int n);
+
+/**
+ * pcpu_counter_add_batch - add @v to @c, folding at @batch.
+ * @c:     an initialised counter.
+ * @v:     any amount; one outside (-@batch, @batch) goes straight to the
+ *         shared count (one atomic add, or under the lock).
+ * @batch: the fold threshold for this add: 1 .. PCPU_COUNTER_MAX_BATCH
+ *         (smaller values are taken as 1, larger as the maximum).  A
+ *         batch larger than the counter's before widens its error bound
+ *         (see the top of this section) from then on.
+ *
+ * No update is ever lost.  Writes no shared cache line unless the calling
+ * unit's delta would reach @batch, when it folds the delta and @v into
+ * the shared count under the counter's lock.
+ * Thread safety: any thread, concurrently with every other call on @c
+ * except init and destroy.  Async-signal-safe once the thread has made one
+ * this-CPU operation: a handler whose thread it interrupted inside a
+ * counter's lock does not wait for the lock (it adds @v to the shared
+ * count directly).
+ */
+static PCPU__INLINE void pcpu_counter_add_batch(struct pcpu_counter *c, int64_t v, int32_t batch)
+{
+    if (PCPU__UNLIKELY(batch > __atomic_load_n(&c->max_batch, __ATOMIC_RELAXED) || batch < 1))
+        pcpu__counter_note_batch(c, batch);
+    if (PCPU__UNLIKELY(batch < 1))
+        batch = 1;
+    if (PCPU__UNLIKELY(batch > PCPU_COUNTER_MAX_BATCH))
+        batch = PCPU_COUNTER_MAX_BATCH;
+    pcpu__counter_add(c, v, batch);
+}
+
+/**
+ * pcpu_counter_add - add @v to @c with the counter's batch
+ * (pcpu_counter_batch()).
+ * @c: an initialised counter.
+ * @v: any amount.
+ *
+ * As pcpu_counter_add_batch(): with rseq, one restartable sequence in the
+ * common case (load the delta, add, store it when it stays inside the
+ * batch); without, a compare-and-swap on the current unit.
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE void pcpu_counter_add(struct pcpu_counter *c, int64_t v)
+{
+    pcpu__counter_add(c, v, (int32_t)c->batch);
+}
+
+/**
+ * pcpu_counter_inc - add 1 to @c (pcpu_counter_add()).
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE void pcpu_counter_inc(struct pcpu_counter *c)
+{
+    pcpu__counter_add(c, 1, (int32_t)c->batch);
+}
+
+/**
+ * pcpu_counter_dec - subtract 1 from @c (pcpu_counter_add()).
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE void pcpu_counter_dec(struct pcpu_counter *c)
+{
+    pcpu__counter_add(c, -1, (int32_t)c->batch);
+}
+
+/**
+ * pcpu_counter_read - the folded value of @c: one load, approximate.
+ * @c: an initialised counter.
+ *
+ * Returns the shared count, which differs from pcpu_counter_sum() by less
+ * than the batch times pcpu_nr_cpus() (see the top of this section).
+ * Thread safety: any thread.  Async-signal-safe.
+ */
+static PCPU__INLINE int64_t pcpu_counter_read(const struct pcpu_counter *c)
+{
+    return __atomic_load_n(&c->count, __ATOMIC_RELAXED);
+}
+
+/**
+ * pcpu_counter_read_positive - pcpu_counter_read(), or 0 when that is
+ * negative (a counter of things that exist may read below 0 for a while).
+ * Thread safety: any thread.  Async-signal-safe.
+ */
+static PCPU__INLINE int64_t pcpu_counter_read_positive(const struct pcpu_counter *c)
+{
+    int64_t v = pcpu_counter_read(c);
+    return v > 0 ? v : 0;
+}
+
+/**
+ * pcpu_counter_sum - the exact value of @c.
+ * @c: an initialised counter.
+ *
+ * The shared count plus every unit's delta, read under the counter's lock
+ * (which holds folds off), so it counts every add that completed before
+ * the call started, and adds that run meanwhile either wholly or not at
+ * all.  Folds nothing.  Costs a walk over pcpu_nr_cpus() units.
+ * Thread safety: any thread.  Not async-signal-safe (it takes the lock;
+ * called from a handler that interrupted its thread inside a counter's
+ * lock it stops the process with a message instead of hanging).
+ */
+PCPU__PUBLIC int64_t pcpu_counter_sum(struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_sum_positive - pcpu_counter_sum(), or 0 when that is
+ * negative.  Thread safety and signals as pcpu_counter_sum().
+ */
+PCPU__PUBLIC int64_t pcpu_counter_sum_positive(struct pcpu_counter *c);
+
+/**
+ * pcpu_counter_set - make the exact value of @c equal to @value.
+ * @c:     an initialised counter.
+ * @value: the new value.
+ *
+ * Under the lock, the shared count takes the difference between @value
+ * and the exact sum, so the units' deltas stay as they are (no unit is
+ * written from another CPU) and the error bound still holds.  Adds that
+ * run meanwhile count either before the set (and are overwritten) or
+ * after it.  Thread safety: any thread.  Not async-signal-safe (as
+ * pcpu_counter_sum()).
+ */
+PCPU__PUBLIC void pcpu_counter_set(struct pcpu_counter *c, int64_t value);
+
+/**
+ * pcpu_counter_compare - compare the exact value of @c with @rhs.
+ * @c:   an initialised counter.
+ * @rhs: the value to compare with.
+ *
+ * Returns -1, 0 or 1 as the value is below, equal to or above @rhs.
+ * Exact, and cheap when it can be: it answers from pcpu_counter_read()
+ * when that is farther from @rhs than the error bound (the counter's
+ * largest batch times pcpu_nr_cpus()), else from pcpu_counter_sum().
+ * Thread safety: any thread.  Not async-signal-safe (it may sum).
+ */
+PCPU__PUBLIC int pcpu_counter_compare(struct pcpu_counter *c, int64_t rhs);
+
+/**
+ * pcpu_counter_limited_add - add @v to @c unless that takes it past @limit.
+ * @c:     an initialised counter.
+ * @limit: for @v > 0 the most the value may be after the add; for @v < 0
+ *         the least.
+ * @v:     the amount (0: nothing to do, returns true).
+ *
+ * Returns true when it added @v, false when the exact value plus @v would
+ * have been above @limit (@v > 0) or below it (@v < 0), and then it
+ * changed nothing.  Exact: when every increase of @c goes through this
+ * with the same @limit, the exact value is never above @limit (a
+ * concurrent pcpu_counter_sum() never sees more); and a call fails only if
+ * the exact value plus @v would have crossed @limit at some moment during
+ * the call.  (Likewise below for decreases with the same lower limit.)
+ * Plain adds that decrease the counter may run concurrently.
+ *
+ * How: while the shared count is farther from the limit than the batch
+ * times pcpu_nr_cpus(), an increase is one restartable sequence on the
+ * calling unit's delta (as pcpu_counter_add(), which also checks a gate
+ * word of the counter inside the sequence); near the limit, the first call
+ * closes that gate -- membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ),
+ * some microseconds -- and from then on calls check the exact sum under
+ * the lock, until the count is far from the limit again.  A new @limit
+ * closes the gate the same way.  Without rseq every call takes the lock
+ * and checks the exact sum.
+ * Thread safety: any thread.  Not async-signal-safe (it may take the lock;
+ * as pcpu_counter_sum()).
+ */
+PCPU__PUBLIC bool pcpu_counter_limited_add(struct pcpu_counter *c, int64_t limit, int64_t v);
+
+/**
+ * pcpu_counter_batch - the default batch: max(256, 2 * pcpu_nr_cpus()).
+ *
+ * The fold threshold of pcpu_counter_add(), as the kernel's
+ * percpu_counter_batch, but with 256 where the kernel has 32: here a
+ * fold takes a futex lock whose cache line two busy CPUs pass back and
+ * forth (some hundred nanoseconds each time), and at 32 adds per fold that
+ * cost dominates (percpu-bench, 2 CPUs adding: ~10 ns per add at 32, ~4
+ * at 256).  The price is a looser pcpu_counter_read() (see the error bound
+ * above); pcpu_counter_add_batch() takes any other batch.  Initialises the
+ * allocator if needed.
+ * Thread safety: any thread.  Not async-signal-safe.
+ */
+PCPU__PUBLIC int32_t pcpu_counter_batch(void);
+
+/* ------------------------------------------------------------------------
+ * Per-CPU reference counts
+ * ------------------------------------------------------------------------ */
+/*
+ * The kernel's percpu_ref: a reference count for an object that many
+ * threads get and put often and that is torn down once.  While the ref is
+ * live it is in per-CPU mode: a get or a put is one restartable sequence
+ * on the calling thread's unit (no shared cache line).  pcpu_ref_kill()
+ * switches it to atomic mode (one shared count) and drops the initial
+ * reference; from then on the count can reach zero, and the put (or kill)
+ * that brings it there calls the release function.
+ *
+ *      struct config { struct pcpu_ref ref; ... };
+ *      static void config_release(struct pcpu_ref *r)
+ *      {
+ *          free(container_of(r, struct config, ref));
+ *      }
+ *      pcpu_ref_init(&cfg->ref, config_release, 0);     (count 1)
+ *      if (pcpu_ref_tryget_live(&cfg->ref)) {           (readers)
+ *          use(cfg);
+ *          pcpu_ref_put(&cfg->ref);
+ *      }
+ *      pcpu_ref_kill(&cfg->ref);                        (retire it)
+ *
+ * The switch: the mode word is checked inside the get/put sequences, so
+ * setting it and then calling membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ)
+ * leaves no per-CPU update in flight (each committed before, or restarts
+ * and sees atomic mode); only then are the units summed into the atomic
+ * count.  In per-CPU mode the atomic count carries a large bias, so gets
+ * and puts that go to it meanwhile (or in the atomic fallback) can never
+ * make it reach zero early.
+ *
+ * Atomic fallback (no rseq: aarch64, fewer units than CPUs, rseq
+ * unavailable): a ref in per-CPU mode does its gets and puts on the atomic
+ * count (with the bias), so every ref behaves as in atomic mode, at the
+ * cost of a shared cache line; the switches and their guarantees are the
+ * same.
+ *
+ * Limitations: in per-CPU mode a put below zero cannot be seen (the sum
+ * is only taken at a switch; then it stops the process).  Without
+ * PCPU_REF_ALLOW_REINIT (or PCPU_REF_INIT_ATOMIC / PCPU_REF_INIT_DEAD,
+ * which imply it) pcpu_ref_kill() frees the per-CPU part, so a
+ * resurrected ref stays in atomic mode.  The count must not reach zero in
+ * per-CPU mode (puts beyond the gets, without kill): a switch that then
+ * finds it zero calls no release.
+ */
+struct pcpu_ref;
+typedef void (*pcpu_ref_func_t)(struct pcpu_ref *ref);
+
+#define PCPU_REF_INIT_ATOMIC 0x1u  /* start in atomic mode (and stay there) */
+#define PCPU_REF_INIT_DEAD 0x2u    /* start dead, count 0 (resurrect/reinit) */
+#define PCPU_REF_ALLOW_REINIT 0x4u /* keep the per-CPU part after kill      */
+
+struct pcpu_ref {
+    uint32_t mode;            /* not 0: atomic mode (the sequences leave)   */
+    uint32_t lock;            /* futex word: mode switches take turns       */
+    unsigned long *pcpu;      /* per-unit counts (a cookie) or NULL          */
+    uint64_t count;           /* the atomic count, bit 63: dead              */
+    pcpu_ref_func_t release;
+    pcpu_ref_func_t confirm;  /* of the kill in progress                     */
+    unsigned int flags;       /* PCPU_REF_* and PCPU__REF_*                  */
+};
+
+/* Slow paths (src/ref.c): the atomic count. */
+PCPU__PUBLIC void pcpu__ref_get_slow(struct pcpu_ref *ref, unsigned long n);
+PCPU__PUBLIC void pcpu__ref_put_slow(struct pcpu_ref *ref, unsigned long n);
+PCPU__PUBLIC bool pcpu__ref_tryget_slow(struct pcpu_ref *ref, bool live);
+
+/**
+ * pcpu_ref_init - set up a reference count: count 1, live, per-CPU mode.
+ * @ref:     the ref (embedded in the object it counts).
+ * @release: called once when the count drops to zero after
+ *           pcpu_ref_kill(), on the thread whose put (or kill) dropped it;
+ *           may free the object.  May be NULL.
+ * @flags:   0, or PCPU_REF_INIT_ATOMIC (atomic mode until
+ *           pcpu_ref_switch_to_percpu()), PCPU_REF_INIT_DEAD (count 0,
+ *           dying: every tryget fails until pcpu_ref_resurrect() or
+ *           pcpu_ref_reinit()), PCPU_REF_ALLOW_REINIT (keep the per-CPU
+ *           part after pcpu_ref_kill(), for pcpu_ref_reinit()).
+ *
+ * Allocates one unsigned long per unit.  Returns 0, or -1 with errno
+ * ENOMEM (nothing allocated).  Thread safety: not concurrently with other
+ * calls on @ref.  Not async-signal-safe.
+ */
+PCPU__PUBLIC int pcpu_ref_init(struct pcpu_ref *ref, pcpu_ref_func_t release, unsigned int flags);
+
+/**
+ * pcpu_ref_exit - free the per-CPU part of @ref.
+ * @ref: a ref from pcpu_ref_init(), killed and released (or never used),
+ *       or zero-filled (nothing to do).
+ *
+ * No get, put or other call on @ref may run during or after it (until
+ * pcpu_ref_init() again).  Not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_ref_exit(struct pcpu_ref *ref);
+
+/**
+ * pcpu_ref_get_many - take @n references.
+ * @ref: the ref; the caller must already hold a reference, or otherwise
+ *       know that the count cannot drop to zero meanwhile.
+ * @n:   how many.
+ *
+ * Per-CPU mode: one restartable sequence on the calling unit (it checks
+ * the mode word inside).  Atomic mode and the atomic fallback: one atomic
+ * add.  Never sleeps.
+ * Thread safety: any thread, also during a mode switch.  Async-signal-safe
+ * once the thread has made one this-CPU operation.
+ */
+static PCPU__INLINE void pcpu_ref_get_many(struct pcpu_ref *ref, unsigned long n)
+{
+    if (PCPU__LIKELY(pcpu__gated_add(ref->pcpu, &ref->mode, n)))
+        return;
+    pcpu__ref_get_slow(ref, n);
+}
+
+/**
+ * pcpu_ref_get - take a reference (pcpu_ref_get_many() of 1).
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE void pcpu_ref_get(struct pcpu_ref *ref)
+{
+    pcpu_ref_get_many(ref, 1);
+}
+
+/**
+ * pcpu_ref_put_many - drop @n references.
+ * @ref: the ref.
+ * @n:   how many (the caller holds them).
+ *
+ * Per-CPU mode: one restartable sequence.  Atomic mode: one atomic
+ * subtraction; if it brings the count to zero, the release function runs
+ * here, on this thread, before this returns (it may free @ref: do not
+ * touch @ref after a put that may have been the last).  Everything this
+ * thread wrote before the put is visible to the release function.  A
+ * count that would drop below zero stops the process with a message
+ * naming @ref.  Never sleeps (the release function may).
+ * Thread safety: any thread, also during a mode switch.  Async-signal-safe
+ * once the thread has made one this-CPU operation (the release function
+ * then runs in the handler, if this put is the last).
+ */
+static PCPU__INLINE void pcpu_ref_put_many(struct pcpu_ref *ref, unsigned long n)
+{
+    PCPU__TSAN_RELEASE(ref);
+    if (PCPU__LIKELY(pcpu__gated_add(ref->pcpu, &ref->mode, (unsigned long)0 - n)))
+        return;
+    pcpu__ref_put_slow(ref, n);
+}
+
+/**
+ * pcpu_ref_put - drop a reference (pcpu_ref_put_many() of 1).
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE void pcpu_ref_put(struct pcpu_ref *ref)
+{
+    pcpu_ref_put_many(ref, 1);
+}
+
+/**
+ * pcpu_ref_tryget - take a reference unless the count has reached zero.
+ * @ref: the ref.
+ *
+ * Returns true when it took one.  In per-CPU mode it always succeeds (the
+ * initial reference is still held); in atomic mode it fails once the
+ * count is zero (a released ref, or one started with
+ * PCPU_REF_INIT_DEAD).  Never sleeps.
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE bool pcpu_ref_tryget(struct pcpu_ref *ref)
+{
+    if (PCPU__LIKELY(pcpu__gated_add(ref->pcpu, &ref->mode, 1)))
+        return true;
+    return pcpu__ref_tryget_slow(ref, false);
+}
+
+/**
+ * pcpu_ref_tryget_live - take a reference unless the ref is dying.
+ * @ref: the ref.
+ *
+ * Returns true when it took one.  Fails once pcpu_ref_kill() has begun
+ * and the ref has left per-CPU mode: certainly from the moment the kill's
+ * confirm function runs (or pcpu_ref_kill() returns) until
+ * pcpu_ref_resurrect() or pcpu_ref_reinit().  Never sleeps.
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE bool pcpu_ref_tryget_live(struct pcpu_ref *ref)
+{
+    if (PCPU__LIKELY(pcpu__gated_add(ref->pcpu, &ref->mode, 1)))
+        return true;
+    return pcpu__ref_tryget_slow(ref, true);
+}
+
+/**
+ * pcpu_ref_kill_and_confirm - mark @ref dying, switch it to atomic mode,
+ * call @confirm, and drop the initial reference.
+ * @ref:     a live ref (killing one twice stops the process with a
+ *           message naming it).
+ * @confirm: NULL, or called once the switch is complete, before this
+ *           returns: from then on every pcpu_ref_tryget_live() fails.
+ *
+ * Waits for the per-CPU updates in flight (membarrier) and sums the
+ * units into the atomic count.  If dropping the initial reference brings
+ * the count to zero, the release function runs here, after @confirm (it
+ * may free @ref).  Without PCPU_REF_ALLOW_REINIT the per-CPU part is
+ * freed.  Gets and puts may run concurrently on any thread; no reference
+ * is lost or counted twice.
+ * Thread safety: any thread; switches of one ref take turns.  May sleep;
+ * not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_ref_kill_and_confirm(struct pcpu_ref *ref, pcpu_ref_func_t confirm);
+
+/**
+ * pcpu_ref_kill - pcpu_ref_kill_and_confirm() without a confirm function.
+ * Thread safety: any thread.  May sleep; not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_ref_kill(struct pcpu_ref *ref);
+
+/**
+ * pcpu_ref_switch_to_atomic_sync - put @ref in atomic mode and keep it
+ * there, returning once the switch is complete.
+ * @ref: the ref.
+ *
+ * Every get and put goes to the atomic count until
+ * pcpu_ref_switch_to_percpu() (resurrect and reinit also leave it atomic).
+ * A ref already in atomic mode stays so.  Does not touch the count:
+ * release is never called from here.
+ * Thread safety: any thread.  May sleep; not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_ref_switch_to_atomic_sync(struct pcpu_ref *ref);
+
+/**
+ * pcpu_ref_switch_to_percpu - let @ref use per-CPU mode again.
+ * @ref: the ref.
+ *
+ * Undoes pcpu_ref_switch_to_atomic_sync() and PCPU_REF_INIT_ATOMIC: a
+ * live ref goes back to per-CPU mode at once; a dying one when it is
+ * resurrected.  A ref whose per-CPU part was freed (killed without
+ * PCPU_REF_ALLOW_REINIT) stays atomic.
+ * Thread safety: any thread.  May sleep (it waits for a switch in
+ * progress); not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_ref_switch_to_percpu(struct pcpu_ref *ref);
+
+/**
+ * pcpu_ref_resurrect - bring a dying ref back to life.
+ * @ref: a ref that was killed (or started with PCPU_REF_INIT_DEAD) and not
+ *       exited; its count may be zero or not (references taken before the
+ *       kill may still be held).  A live ref stops the process with a
+ *       message naming it.
+ *
+ * Takes the initial reference again and switches back to per-CPU mode
+ * (unless the ref is kept atomic, or has no per-CPU part any more).
+ * Thread safety: any thread; gets and puts may run concurrently.  May
+ * sleep; not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_ref_resurrect(struct pcpu_ref *ref);
+
+/**
+ * pcpu_ref_reinit - pcpu_ref_resurrect() for a ref whose count is zero.
+ * @ref: a released ref (with PCPU_REF_ALLOW_REINIT, to be per-CPU again)
+ *       or one started with PCPU_REF_INIT_DEAD.  A count that is not zero
+ *       stops the process with a message naming it.
+ *
+ * The release function may run again at the next kill.
+ * Thread safety: any thread.  May sleep; not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_ref_reinit(struct pcpu_ref *ref);
+
+/**
+ * pcpu_ref_is_zero - true when @ref is in atomic mode with count zero
+ * (released, or started with PCPU_REF_INIT_DEAD and not revived).
+ * Thread safety: any thread.  Async-signal-safe.
+ */
+PCPU__PUBLIC bool pcpu_ref_is_zero(struct pcpu_ref *ref);
+
+/**
+ * pcpu_ref_is_dying - true from the start of pcpu_ref_kill() (or
+ * PCPU_REF_INIT_DEAD) until pcpu_ref_resurrect() or pcpu_ref_reinit().
+ * Thread safety: any thread.  Async-signal-safe.
+ */
+PCPU__PUBLIC bool pcpu_ref_is_dying(struct pcpu_ref *ref);
+
+/* ------------------------------------------------------------------------
+ * Per-CPU reader-writer semaphore
+ * ------------------------------------------------------------------------ */
+/*
+ * The kernel's percpu-rwsem: a reader-writer lock for data that is read
+ * very often and written rarely.  A reader is a this-CPU increment of a
+ * per-unit count, in one restartable sequence that first checks the
+ * writer word: no shared cache line is written while no writer comes.  A
+ * writer sets the writer word, calls
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) so that every reader
+ * sequence in flight has either committed (and is counted) or will see
+ * the word, then sleeps (futex) until the readers' counts sum to zero.
+ * That makes writing expensive (microseconds, more with many readers
+ * inside): use it where writes are rare.
+ *
+ *      static struct pcpu_rwsem cfg_lock;      pcpu_rwsem_init(&cfg_lock);
+ *      pcpu_rwsem_down_read(&cfg_lock);        (readers, any thread)
+ *      ... read the configuration ...
+ *      pcpu_rwsem_up_read(&cfg_lock);
+ *      pcpu_rwsem_down_write(&cfg_lock);       (the rare writer)
+ *      ... change it ...
+ *      pcpu_rwsem_up_write(&cfg_lock);
+ *
+ * Readers that find a writer sleep (futex) until it leaves; a writer
+ * waiting for the readers inside stops new ones, so writers are not
+ * starved.  Writers take turns among themselves (a futex mutex).  Readers
+ * are not queued: when a writer leaves, the readers it held off run, but
+ * a next writer may close the door again before all of them got in, so a
+ * steady stream of writers can delay a reader.
+ *
+ * Atomic fallback (no rseq): a reader increments the current unit's count
+ * with an atomic, then checks the writer word (a full fence between, as
+ * the writer has between setting the word and summing); if a writer is
+ * there it takes the increment back from the same unit, wakes the writer
+ * and waits.
+ */
+struct pcpu_rwsem {
+    unsigned long *readers; /* per-unit reader counts (a cookie)          */
+    uint32_t block;         /* 0: no writer; 1: a writer; 2: and sleepers */
+    uint32_t wseq;          /* futex word: a draining writer sleeps on it */
+    uint32_t wlock;         /* futex mutex between writers                */
+};
+
+/* Slow paths (src/rwsem.c). */
+PCPU__PUBLIC bool pcpu__rwsem_down_read_slow(struct pcpu_rwsem *s, bool wait);
+PCPU__PUBLIC void pcpu__rwsem_wake_writer(struct pcpu_rwsem *s);
+
+/**
+ * pcpu_rwsem_init - set up a semaphore, unlocked.
+ * @s: the semaphore (embedded anywhere).
+ *
+ * Allocates one unsigned long per unit.  Returns 0, or -1 with errno
+ * ENOMEM (nothing allocated).  Thread safety: not concurrently with other
+ * calls on @s.  Not async-signal-safe.
+ */
+PCPU__PUBLIC int pcpu_rwsem_init(struct pcpu_rwsem *s);
+
+/**
+ * pcpu_rwsem_destroy - free the per-CPU part of @s.
+ * @s: an unlocked semaphore from pcpu_rwsem_init(), or a zero-filled one
+ *     (nothing to do).
+ *
+ * No other call on @s may run during or after it.  Not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_rwsem_destroy(struct pcpu_rwsem *s);
+
+/**
+ * pcpu_rwsem_down_read - take @s for reading, sleeping while a writer
+ * holds it or waits for it.
+ * @s: the semaphore.
+ *
+ * With no writer around: one restartable sequence (check the writer word,
+ * increment the unit's count).  Acquire: what a writer wrote before
+ * pcpu_rwsem_up_write() is visible after this returns.  Readers share;
+ * the same thread may not take it again while a writer may be waiting
+ * (that would deadlock, as with any fair rwlock).
+ * Thread safety: any thread.  May sleep; not async-signal-safe.
+ */
+static PCPU__INLINE void pcpu_rwsem_down_read(struct pcpu_rwsem *s)
+{
+    if (PCPU__LIKELY(pcpu__gated_add(s->readers, &s->block, 1))) {
+        PCPU__TSAN_ACQUIRE(s);
+        return;
+    }
+    (void)pcpu__rwsem_down_read_slow(s, true);
+}
+
+/**
+ * pcpu_rwsem_down_read_trylock - take @s for reading unless a writer holds
+ * it or waits for it.
+ * @s: the semaphore.
+ *
+ * Returns true when it took it (with acquire ordering), false at once
+ * otherwise.  Never sleeps.
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE bool pcpu_rwsem_down_read_trylock(struct pcpu_rwsem *s)
+{
+    if (PCPU__LIKELY(pcpu__gated_add(s->readers, &s->block, 1))) {
+        PCPU__TSAN_ACQUIRE(s);
+        return true;
+    }
+    return pcpu__rwsem_down_read_slow(s, false);
+}
+
+/**
+ * pcpu_rwsem_up_read - release a read hold of @s.
+ * @s: the semaphore, held for reading (by this thread or another: the
+ *     hold may be released on another thread or CPU than took it).
+ *
+ * A this-CPU decrement (the counts only matter summed), then a load of
+ * the writer word; if a writer is waiting, a futex wake.  Release: what
+ * the reader did before is visible to the next writer.
+ * Thread safety: any thread.  Async-signal-safe once the thread has made
+ * one this-CPU operation.
+ */
+static PCPU__INLINE void pcpu_rwsem_up_read(struct pcpu_rwsem *s)
+{
+    PCPU__TSAN_RELEASE(s);
+#if defined(__x86_64__)
+    /* The sequence (rseq) is a plain store, in order after the reader's
+     * accesses on x86; the writer's membarrier supplies the fence before
+     * the load below.  The atomic fallback's decrement is locked: a full
+     * fence.  Only the compiler must be kept from moving things across. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    pcpu_this_dec(s->readers);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+#else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    pcpu_this_dec(s->readers);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+    if (PCPU__UNLIKELY(__atomic_load_n(&s->block, __ATOMIC_RELAXED) != 0))
+        pcpu__rwsem_wake_writer(s);
+}
+
+/**
+ * pcpu_rwsem_down_write - take @s for writing, sleeping until every reader
+ * has left and no other writer holds it.
+ * @s: the semaphore.
+ *
+ * New readers wait from the moment this starts waiting for the readers.
+ * Costs a membarrier() (some microseconds) and a wait for the readers
+ * inside.  Acquire: what readers did before their pcpu_rwsem_up_read()
+ * is visible after this returns.
+ * Thread safety: any thread.  May sleep; not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_rwsem_down_write(struct pcpu_rwsem *s);
+
+/**
+ * pcpu_rwsem_down_write_trylock - take @s for writing if no writer holds
+ * it and no reader is inside.
+ * @s: the semaphore.
+ *
+ * Returns true when it took it.  Never sleeps, but costs a membarrier()
+ * (readers that come meanwhile wait for a moment).
+ * Thread safety: any thread.  Not async-signal-safe.
+ */
+PCPU__PUBLIC bool pcpu_rwsem_down_write_trylock(struct pcpu_rwsem *s);
+
+/**
+ * pcpu_rwsem_up_write - release @s held for writing, waking the readers
+ * and the next writer that wait.
+ * @s: the semaphore, held for writing (by any thread).
+ *
+ * Release: everything written before is visible to the readers and the
+ * writer that take it next.
+ * Thread safety: any thread.  Not async-signal-safe.
+ */
+PCPU__PUBLIC void pcpu_rwsem_up_write(struct pcpu_rwsem *s);
+
+/**
+ * pcpu_rwsem_is_read_locked - true when some reader holds @s (the sum of
+ * the readers' counts is not zero; a snapshot, for assertions).  In the
+ * atomic fallback a reader that finds a writer counts for a moment before
+ * it backs off, so while a writer holds @s this may say true for an
+ * instant although no reader is inside.
+ * Thread safety: any thread.  Async-signal-safe.
+ */
+PCPU__PUBLIC bool pcpu_rwsem_is_read_locked(struct pcpu_rwsem *s);
+
 #ifdef __cplusplus
 }
 #endif

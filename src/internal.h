@@ -5,6 +5,7 @@
  * re-entry from signal handlers.  Each module has its own header for the
  * rest; the modules form layers, each calling only those below it:
  *
+ *   clients   counter.c  ref.c  rwsem.c   (public API + clients.h only)
  *   API       alloc.c  init.c  thiscpu.c  validate.c  stats.c
  *   services  tcache.c  statics.c  rseq.c  reclaim.c  usage.c
  *   pool      pool.c                (lock, slots, every chunk, balance)

@@ -1,0 +1,99 @@
+/*
+ * clients_util.h - what the tests of the counters, reference counts and
+ * the reader-writer semaphore share (test_counter.c, test_ref.c,
+ * test_rwsem.c): a mover thread that keeps migrating the workers between
+ * CPUs with sched_setaffinity (as test_ops_stress.c does), so that every
+ * fast path is interrupted and moved in the middle, and a stop flag.
+ */
+#ifndef PCPU_CLIENTS_UTIL_H
+#define PCPU_CLIENTS_UTIL_H
+
+#include "ops_util.h"
+
+#include <stdatomic.h>
+#include <sys/syscall.h>
+
+#define CU_MAX_THREADS 64
+
+struct cu_mover {
+    _Atomic pid_t tids[CU_MAX_THREADS];
+    atomic_bool stop;
+    unsigned long moves;
+    pthread_t thread;
+};
+
+static inline pid_t cu_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* A worker says which slot it is, so the mover can move it. */
+static inline void cu_mover_enrol(struct cu_mover *m, unsigned int slot)
+{
+    atomic_store(&m->tids[slot % CU_MAX_THREADS], cu_gettid());
+}
+
+/* And leaves before it ends (its tid may be reused). */
+static inline void cu_mover_leave(struct cu_mover *m, unsigned int slot)
+{
+    atomic_store(&m->tids[slot % CU_MAX_THREADS], 0);
+}
+
+static inline void *cu_mover_main(void *arg)
+{
+    struct cu_mover *m = arg;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned int seed = 8765;
+    if (ncpu < 1)
+        ncpu = 1;
+    while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
+        for (int i = 0; i < CU_MAX_THREADS; i++) {
+            pid_t tid = atomic_load_explicit(&m->tids[i], memory_order_relaxed);
+            if (!tid)
+                continue;
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            int pick = rand_r(&seed) % (int)(ncpu + 1);
+            if (pick == ncpu)
+                for (int k = 0; k < ncpu; k++)
+                    CPU_SET(k, &set);
+            else
+                CPU_SET(pick, &set);
+            if (sched_setaffinity(tid, sizeof(set), &set) == 0)
+                m->moves++;
+        }
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static inline void cu_mover_start(struct cu_mover *m)
+{
+    memset(m, 0, sizeof(*m));
+    assert_int_equal(pthread_create(&m->thread, NULL, cu_mover_main, m), 0);
+}
+
+static inline unsigned long cu_mover_stop(struct cu_mover *m)
+{
+    atomic_store(&m->stop, true);
+    pthread_join(m->thread, NULL);
+    return m->moves;
+}
+
+static inline int cu_group_setup(void **state)
+{
+    (void)state;
+    ops_setup_mode();
+    print_message("mode: %s\n", ops_mode_name());
+    return 0;
+}
+
+static inline int cu_group_teardown(void **state)
+{
+    (void)state;
+    pcpu_exit();
+    return 0;
+}
+
+#endif
