@@ -138,9 +138,13 @@ static inline bool pcpu__tcache_pop_aligned(struct pcpu_tcache *tc, size_t ci, s
         struct pcpu_tcache_entry e = cls->e[i];
         if (pcpu__chunk_bit(e.chunk, e.cookie) & (align_bits - 1))
             continue;
-        /* The top entry takes its place; the count drops after (fork). */
-        cls->e[i] = cls->e[cls->count - 1];
+        /* The top entry takes its place, after the count dropped: a
+         * fork() between the two leaves the child without the top entry
+         * (leaked there), never with it twice (given back twice). */
+        struct pcpu_tcache_entry top = cls->e[cls->count - 1];
         __atomic_store_n(&cls->count, cls->count - 1, __ATOMIC_RELEASE);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        cls->e[i] = top;
         *out = e;
         return true;
     }
