@@ -162,6 +162,11 @@ static void to_atomic_locked(struct pcpu_ref *ref, const char *fn)
         return;
     __atomic_store_n(&ref->mode, 1, __ATOMIC_SEQ_CST);
     pcpu__clients_flush();
+    /* Every put made in per-CPU mode has finished (the flush restarted
+     * those in flight): what they did before happens before the fold, and
+     * so before a release that the fold makes possible.  ThreadSanitizer
+     * learns it here (see pcpu_ref_put_many). */
+    PCPU__TSAN_ACQUIRE(ref);
     unsigned long sum = 0;
     unsigned int n = pcpu_nr_cpus();
     for (unsigned int cpu = 0; cpu < n; cpu++)
