@@ -4,10 +4,12 @@
  * Size classes: one per granule count up to 256 bytes, then one per 64
  * bytes up to 4 KiB.  A request up to 4 KiB takes an object of the
  * smallest class that holds it (so from 256 bytes on, up to 63 bytes per
- * unit are not used: the price of never taking the lock for it), unless
- * it asks for more alignment than the class gives: the 64-byte classes
- * are 64-byte aligned, the others naturally (at most 16 bytes).  A cached
- * object is allocated in its chunk's map but not live.  Each cache also
+ * unit are not used: the price of never taking the lock for it).  The
+ * 64-byte classes are 64-byte aligned, the others naturally (at most 16
+ * bytes); a request for more alignment takes a cached object of its class
+ * that happens to have it (pcpu__tcache_pop_aligned), else one of the
+ * class's size from the pool under the lock.  A cached object is allocated
+ * in its chunk's map but not live.  Each cache also
  * carries its thread's usage counts (usage.h).
  */
 #ifndef PCPU_TCACHE_H
