@@ -136,7 +136,7 @@ void pcpu__ref_put_slow(struct pcpu_ref *ref, unsigned long n)
         if (cnt < n)
             below_zero(ref, "pcpu_ref_put");
         /* The last reference: release here, on this thread. */
-        pcpu__tsan_acquire(ref);
+        pcpu__tsan_acquire(PCPU__REF_TSAN_SYNC(ref));
         if (ref->release)
             ref->release(ref);
     }
@@ -166,7 +166,7 @@ static void to_atomic_locked(struct pcpu_ref *ref, const char *fn)
      * those in flight): what they did before happens before the fold, and
      * so before a release that the fold makes possible.  ThreadSanitizer
      * learns it here (see pcpu_ref_put_many). */
-    PCPU__TSAN_ACQUIRE(ref);
+    PCPU__TSAN_ACQUIRE(PCPU__REF_TSAN_SYNC(ref));
     unsigned long sum = 0;
     unsigned int n = pcpu_nr_cpus();
     for (unsigned int cpu = 0; cpu < n; cpu++)
