@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NR_THREADS = 4, STEPS = 20000, RING = 256 };
+enum { NR_THREADS = 4, STEPS = TU_STEPS(20000, 4), RING = 256 };
 
 /* A handoff ring per thread: others push objects for it to free. */
 struct ring {

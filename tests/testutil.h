@@ -12,6 +12,23 @@
 
 #include "percpu.h"
 
+/* Sanitizer builds check every access and mark shadow for every unit:
+ * 5-20x slower.  The longest loops run TU_STEPS(n, d) = n/d steps there
+ * (the same seeds and kinds of steps, fewer of them) so that CI's
+ * sanitizer runs stay short; the plain build runs them in full. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SLOW_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_SLOW_BUILD 1
+#endif
+#endif
+#ifdef TU_SLOW_BUILD
+#define TU_STEPS(n, d) ((n) / (d) ? (n) / (d) : 1)
+#else
+#define TU_STEPS(n, d) (n)
+#endif
+
 /* Run fn in a forked child; return 1 if the child died from SIGABRT and
  * its stderr contains every string in need (NULL-terminated list).  The
  * child's stderr is copied into out (if not NULL, at most len bytes). */
