@@ -15,7 +15,9 @@
  * PCPU_PENDING_MAX objects.  Processing the batch zeroes its dirty objects
  * chunk by chunk at once, fills the class caches from it, and gives the
  * rest back to the pool in one lock hold, adjacent objects as one run:
- * so a free costs no more than an allocation, also in bulk.
+ * so a free costs no more than an allocation, also in bulk.  With many
+ * units the small objects of that rest stay in the thread's reserve
+ * instead, for the next refills (see PCPU_RESERVE_MAX).
  *
  * A thread's cache is flushed back to the pool when the thread exits, and
  * dropped by pcpu_exit(); a forked child returns the caches of the threads
@@ -70,6 +72,74 @@ static void clean_pending(struct pcpu_tcache *tc, size_t n)
     tc->dirty_bytes = 0;
 }
 
+/*
+ * Move what the reserve takes of pending[0, n) (clean, sorted when the
+ * batch had anything to zero) into it; the rest stays packed at the front
+ * of pending, and its count is returned.  Taken from the end, so the
+ * reserve's top is the lowest address: refills hand objects out in
+ * address order, and the next batch comes back sorted.
+ */
+static size_t to_reserve(struct pcpu_tcache *tc, size_t n)
+{
+    size_t left = 0, i = n;
+    unsigned int r = tc->nr_reserve;
+    while (i > 0 && r < PCPU_RESERVE_MAX) {
+        struct pcpu_freed *f = &tc->pending[--i];
+        if (f->bits <= PCPU_RESERVE_MAX_BITS &&
+            pcpu__tcache_takes(f->chunk, pcpu__chunk_bit(f->chunk, f->cookie), f->bits)) {
+            tc->reserve[r++] = *f;
+            continue;
+        }
+        /* Kept objects collect at the end for now (i < the slot). */
+        tc->pending[n - 1 - left++] = *f;
+    }
+    /* Entries first, then the count (fork: see pcpu__tcache_process). */
+    __atomic_store_n(&tc->nr_reserve, r, __ATOMIC_RELEASE);
+    /* pending[0, i) was not looked at; pending[n - left, n) is kept. */
+    memmove(&tc->pending[i], &tc->pending[n - left], left * sizeof(tc->pending[0]));
+    return i + left;
+}
+
+/*
+ * Fill class ci's empty cache from the reserve: objects of its size near
+ * the top.  The reserve's count drops below the part looked at before any
+ * object moves, so a fork() in between leaks objects in the child but
+ * never gives one back twice.  true if the cache got any.
+ */
+static bool from_reserve(struct pcpu_tcache *tc, size_t ci)
+{
+    unsigned int top = tc->nr_reserve;
+    if (!top)
+        return false;
+    struct pcpu_tcache_class *cls = &tc->cls[ci];
+    uint32_t bits = (uint32_t)pcpu__tcache_class_bits(ci);
+    unsigned int want = pcpu__tcache_cap(bits) - cls->count;
+    /* Look at most this far down: a refill costs a bounded walk even
+     * when the reserve is full of other sizes. */
+    unsigned int lo = top > 4 * PCPU_TCACHE_CAP ? top - 4 * PCPU_TCACHE_CAP : 0;
+    unsigned int cut = top, found = 0;
+    for (unsigned int i = top; i-- > lo && found < want;)
+        if (tc->reserve[i].bits == bits) {
+            cut = i;
+            found++;
+        }
+    if (!found)
+        return false;
+    __atomic_store_n(&tc->nr_reserve, cut, __ATOMIC_RELEASE);
+    /* Upwards: the highest address is pushed first, so the lowest ends
+     * on top of the class stack; the others close up in place. */
+    unsigned int w = cut;
+    for (unsigned int i = cut; i < top; i++) {
+        struct pcpu_freed f = tc->reserve[i];
+        if (f.bits == bits)
+            (void)pcpu__tcache_push(tc, ci, f.cookie, f.chunk);
+        else
+            tc->reserve[w++] = f;
+    }
+    __atomic_store_n(&tc->nr_reserve, w, __ATOMIC_RELEASE);
+    return true;
+}
+
 /* Give objects back to the pool (lock held), and schedule a balance pass
  * when the pool wants one. */
 static void release_locked(struct pcpu_freed *objs, size_t n)
@@ -96,6 +166,9 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
     size_t returned = tc->nr_pending;
     release_locked(tc->pending, tc->nr_pending);
     tc->nr_pending = 0;
+    returned += tc->nr_reserve;
+    release_locked(tc->reserve, tc->nr_reserve);
+    tc->nr_reserve = 0;
     for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
         struct pcpu_tcache_class *cls = &tc->cls[ci];
         uint32_t bits = (uint32_t)pcpu__tcache_class_bits(ci);
@@ -132,6 +205,8 @@ void pcpu__tcache_process(struct pcpu_tcache *tc)
             continue;
         tc->pending[keep++] = *f;
     }
+    if (keep && pcpu__units_many())
+        keep = to_reserve(tc, keep);
     if (keep) {
         pcpu__pool_lock();
         release_locked(tc->pending, keep);
@@ -184,6 +259,8 @@ struct pcpu_tcache *pcpu__tcache_make(void)
 int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
 {
     struct pcpu_tcache_class *cls = &tc->cls[ci];
+    if (from_reserve(tc, ci))
+        return 0;
     /* Freed objects wait in the pending batch: use them when zeroing them
      * now is cheap (nothing dirty, or a batch big enough to be worth one
      * scan), before taking the lock.  With many units one scan costs tens
@@ -241,7 +318,7 @@ void pcpu__tcache_drop_all_locked(void)
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             tc->cls[ci].count = 0;
-        tc->nr_pending = tc->nr_dirty = 0;
+        tc->nr_pending = tc->nr_dirty = tc->nr_reserve = 0;
         tc->dirty_bytes = 0;
     }
 }
@@ -268,6 +345,7 @@ size_t pcpu__tcache_count_locked(void)
     size_t n = 0;
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         n += __atomic_load_n(&tc->nr_pending, __ATOMIC_RELAXED);
+        n += __atomic_load_n(&tc->nr_reserve, __ATOMIC_RELAXED);
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             n += tc->cls[ci].count;
     }
@@ -299,8 +377,9 @@ int pcpu__tcache_validate_locked(void)
             }
         }
     }
-    for (unsigned int i = 0; i < tc->nr_pending; i++) {
-        const struct pcpu_freed *f = &tc->pending[i];
+    for (unsigned int i = 0; i < tc->nr_pending + tc->nr_reserve; i++) {
+        const struct pcpu_freed *f =
+            i < tc->nr_pending ? &tc->pending[i] : &tc->reserve[i - tc->nr_pending];
         size_t bit = pcpu__chunk_bit(f->chunk, f->cookie);
         struct pcpu_chunk *owner = pcpu__lookup(f->cookie);
         if (!owner || !pcpu__test_bit(f->chunk->start_map, bit) || pcpu__live_test(f->chunk, bit) ||
@@ -326,5 +405,7 @@ void pcpu__tcache_for_each_cached_locked(
         for (unsigned int i = 0; i < tc->nr_pending; i++)
             if (tc->pending[i].clean)
                 fn(tc->pending[i].chunk, tc->pending[i].cookie, tc->pending[i].bits, arg);
+        for (unsigned int i = 0; i < tc->nr_reserve; i++)
+            fn(tc->reserve[i].chunk, tc->reserve[i].cookie, tc->reserve[i].bits, arg);
     }
 }

@@ -84,6 +84,17 @@ struct pcpu_tcache_class {
 #define PCPU_PENDING_MAX (PCPU_PENDING_DIRTY_MANY + PCPU_PENDING_CLEAN)
 #define PCPU_PENDING_BYTES (64u << 10)
 
+/* With many units, zeroing waits for a big batch (one scan of the chunk
+ * each), and a batch is more than a class cache holds.  The clean objects
+ * a batch leaves over stay with the thread, in the reserve, for the next
+ * refills of their classes: a thread that frees and allocates in turn
+ * then never takes the lock, and the pool is not churned by giving a
+ * thousand objects back and taking them again.  Small objects only, so
+ * the reserve holds at most PCPU_RESERVE_MAX * PCPU_RESERVE_MAX_BITS
+ * granules (64 KiB) per unit. */
+#define PCPU_RESERVE_MAX PCPU_PENDING_DIRTY_MANY
+#define PCPU_RESERVE_MAX_BITS 16u
+
 struct pcpu_tcache {
     struct pcpu_tcache *prev, *next; /* all caches, under the lock      */
     struct pcpu_usage usage;         /* this thread's counts            */
@@ -92,6 +103,8 @@ struct pcpu_tcache {
     size_t dirty_bytes;
     struct pcpu_tcache_class cls[PCPU_TCACHE_NR_CLASSES]; /* [0] unused */
     struct pcpu_freed pending[PCPU_PENDING_MAX];
+    unsigned int nr_reserve;         /* clean, small, many units only   */
+    struct pcpu_freed reserve[PCPU_RESERVE_MAX]; /* top: lowest address */
 };
 
 PCPU_HIDDEN extern __thread struct pcpu_tcache *pcpu__my_tcache

@@ -23,6 +23,9 @@
 #include "pcpu_child.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,6 +725,111 @@ static void test_per_cpu_memory_when_process_uses_most_of_max_map_count_4096_uni
                  child_maps_nearly_full, NULL);
 }
 
+/* ---- the thread's reserve (many units) ------------------------------------ */
+
+/*
+ * With many units, the clean small objects a zeroed batch leaves over stay
+ * with the thread for its next allocations (the reserve, tcache.h).  What
+ * went through it must read zero in every written unit; the allocator must
+ * validate with reserves full; a fork() while another thread's reserve is
+ * full must leave the child sound (that thread is gone there: its objects
+ * go back); and a thread's exit gives everything back.
+ */
+#define RESERVE_UNITS 256u
+#define RESERVE_OBJS TU_STEPS(3000u, 4)
+#define RESERVE_ROUNDS 6u
+
+static atomic_uint reserve_errors;
+
+/* Allocate, check zero, scribble in units 0, 1 and the last, free mixed;
+ * returns how many objects read non-zero (and prints the first). */
+static unsigned int reserve_churn(unsigned int seed)
+{
+    static const size_t sizes[] = {4, 8, 12, 16, 24, 32, 48, 64, 100};
+    const unsigned int units[] = {0, 1, RESERVE_UNITS - 1};
+    void **objs = malloc(RESERVE_OBJS * sizeof(*objs));
+    size_t *lens = malloc(RESERVE_OBJS * sizeof(*lens));
+    unsigned int bad = 0;
+    if (!objs || !lens)
+        abort();
+    for (unsigned int r = 0; r < RESERVE_ROUNDS; r++) {
+        for (unsigned int i = 0; i < RESERVE_OBJS; i++) {
+            lens[i] = sizes[(i + r + seed) % (sizeof(sizes) / sizeof(sizes[0]))];
+            objs[i] = pcpu_alloc(lens[i], 0);
+            if (!objs[i]) {
+                fprintf(stderr, "pcpu_alloc(%zu): %s\n", lens[i], strerror(errno));
+                abort();
+            }
+            for (unsigned int j = 0; j < 3; j++) {
+                long at = first_nonzero(objs[i], units[j], lens[i]);
+                if (at >= 0 && bad++ == 0)
+                    fprintf(stderr, "round %u: new object %p of %zu bytes reads non-zero at "
+                            "offset %ld in unit %u\n", r, objs[i], lens[i], at, units[j]);
+                memset(pcpu_ptr(objs[i], units[j]), 0x5a + (int)j, lens[i]);
+            }
+        }
+        for (unsigned int i = 0; i < RESERVE_OBJS; i++)
+            pcpu_free(objs[(i * 7 + r) % RESERVE_OBJS]);
+    }
+    free(objs);
+    free(lens);
+    return bad;
+}
+
+static sem_t reserve_ready, reserve_go;
+
+static void *reserve_thread(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&reserve_errors, reserve_churn(1));
+    sem_post(&reserve_ready);
+    sem_wait(&reserve_go); /* holding its reserve while the parent forks */
+    atomic_fetch_add(&reserve_errors, reserve_churn(2));
+    return NULL;
+}
+
+static void child_after_reserves(void *arg)
+{
+    const size_t *base = arg; /* allocated bytes before any churn */
+    child_check(pcpu_validate() == 0, "pcpu_validate() found problems after fork");
+    child_check(reserve_churn(3) == 0, "objects read non-zero in the child");
+    child_check(pcpu_validate() == 0, "pcpu_validate() found problems after the churn");
+    pcpu_reclaim(true);
+    struct pcpu_stats st = {.size = sizeof(st)};
+    child_check(pcpu_stats_get(&st) == 0, "pcpu_stats_get: %s", strerror(errno));
+    child_check(st.nr_chunks == 1 && st.cached_objects == 0 && st.allocated_bytes == *base,
+                "the child kept %u chunks, %zu cached objects, %zu of %zu bytes allocated "
+                "after freeing all",
+                st.nr_chunks, st.cached_objects, st.allocated_bytes, *base);
+}
+
+static void test_small_frees_kept_by_threads_read_zero_and_go_back_256_units(void **state)
+{
+    (void)state;
+    units_init(RESERVE_UNITS);
+    size_t base = tu_stats().allocated_bytes;
+    atomic_store(&reserve_errors, 0);
+    assert_int_equal(sem_init(&reserve_ready, 0, 0), 0);
+    assert_int_equal(sem_init(&reserve_go, 0, 0), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reserve_thread, NULL), 0);
+    assert_int_equal(reserve_churn(0), 0);
+    sem_wait(&reserve_ready);
+    assert_valid();
+    run_in_child("a fork() while two threads keep reserves", child_after_reserves, &base);
+    sem_post(&reserve_go);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(atomic_load(&reserve_errors), 0);
+    assert_valid();
+    pcpu_reclaim(true);
+    struct pcpu_stats st = tu_stats();
+    assert_int_equal(st.nr_chunks, 1);
+    assert_int_equal(st.cached_objects, 0);
+    assert_int_equal(st.allocated_bytes, base);
+    sem_destroy(&reserve_ready);
+    sem_destroy(&reserve_go);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -736,6 +844,8 @@ int main(void)
             test_chunk_costs_at_most_3_map_lines_however_populated_4096_units, cleanup),
         cmocka_unit_test_teardown(
             test_per_cpu_memory_when_process_uses_most_of_max_map_count_4096_units, cleanup),
+        cmocka_unit_test_teardown(
+            test_small_frees_kept_by_threads_read_zero_and_go_back_256_units, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
