@@ -132,15 +132,25 @@ __attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes
 static void zero_if_needed(char *p, size_t len)
 {
     if (len <= 32) {
-        /* Most batched objects are a few granules: words, no library call. */
-        uint32_t any = 0, w;
-        for (size_t i = 0; i + 4 <= len; i += 4) {
-            memcpy(&w, p + i, 4);
+        /* Most batched objects are a few granules (4 bytes each): 8-byte
+         * words and at most one 4-byte tail, no library call. */
+        uint64_t any = 0, w;
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            memcpy(&w, p + i, 8);
             any |= w;
         }
-        if (any)
-            for (size_t i = 0; i + 4 <= len; i += 4)
+        if (i < len) {
+            uint32_t t;
+            memcpy(&t, p + i, 4);
+            any |= t;
+        }
+        if (any) {
+            for (i = 0; i + 8 <= len; i += 8)
+                memset(p + i, 0, 8);
+            if (i < len)
                 memset(p + i, 0, 4);
+        }
         return;
     }
     if (!all_zero(p, len))
