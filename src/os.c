@@ -282,3 +282,29 @@ void pcpu__meta_free(void *p, size_t bytes)
     atomic_fetch_sub_explicit(&pcpu__meta_bytes, bytes, memory_order_relaxed);
     free(p);
 }
+
+void *pcpu__meta_map(size_t bytes)
+{
+    if (pcpu__os_fault(PCPU_OS_META)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Not calloc: once glibc has freed one block this big it serves the
+     * next from the heap and clears all of it, so every thread would pay
+     * for the whole cache in memory. */
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&pcpu__meta_bytes, bytes, memory_order_relaxed);
+    return p;
+}
+
+void pcpu__meta_unmap(void *p, size_t bytes)
+{
+    if (!p)
+        return;
+    atomic_fetch_sub_explicit(&pcpu__meta_bytes, bytes, memory_order_relaxed);
+    pcpu__os_release(p, bytes);
+}

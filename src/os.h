@@ -36,6 +36,11 @@ PCPU_HIDDEN void pcpu__os_fork_child(void);
 /* Metadata allocations (zeroed); failure injectable. */
 PCPU_HIDDEN void *pcpu__meta_calloc(size_t n, size_t size);
 PCPU_HIDDEN void pcpu__meta_free(void *p, size_t bytes);
+/* Zeroed metadata in a mapping of its own, whose pages cost memory only
+ * once written (a thread cache: sized for many units, mostly untouched
+ * with few); NULL with errno ENOMEM. */
+PCPU_HIDDEN void *pcpu__meta_map(size_t bytes);
+PCPU_HIDDEN void pcpu__meta_unmap(void *p, size_t bytes);
 PCPU_HIDDEN extern atomic_size_t pcpu__meta_bytes;
 
 #endif

@@ -56,7 +56,7 @@ static void clean_pending(struct pcpu_tcache *tc, size_t n)
         return;
     struct pcpu_freed *p = tc->pending;
     pcpu__freed_sort(p, n);
-    struct pcpu_span spans[PCPU_PENDING_MAX];
+    struct pcpu_span *spans = tc->spans;
     for (size_t i = 0; i < n;) {
         struct pcpu_chunk *c = p[i].chunk;
         size_t k = 0, j = i;
@@ -81,13 +81,15 @@ static void clean_pending(struct pcpu_tcache *tc, size_t n)
  */
 static size_t to_reserve(struct pcpu_tcache *tc, size_t n)
 {
-    size_t left = 0, i = n;
+    size_t left = 0, i = n, bytes = tc->reserve_bytes;
     unsigned int r = tc->nr_reserve;
     while (i > 0 && r < PCPU_RESERVE_MAX) {
         struct pcpu_freed *f = &tc->pending[--i];
-        if (f->bits <= PCPU_RESERVE_MAX_BITS &&
+        size_t b = f->bits * PCPU_GRANULE;
+        if (f->bits <= PCPU_RESERVE_MAX_BITS && bytes + b <= PCPU_RESERVE_BYTES &&
             pcpu__tcache_takes(f->chunk, pcpu__chunk_bit(f->chunk, f->cookie), f->bits)) {
             tc->reserve[r++] = *f;
+            bytes += b;
             continue;
         }
         /* Kept objects collect at the end for now (i < the slot). */
@@ -95,6 +97,7 @@ static size_t to_reserve(struct pcpu_tcache *tc, size_t n)
     }
     /* Entries first, then the count (fork: see pcpu__tcache_process). */
     __atomic_store_n(&tc->nr_reserve, r, __ATOMIC_RELEASE);
+    tc->reserve_bytes = bytes;
     /* pending[0, i) was not looked at; pending[n - left, n) is kept. */
     memmove(&tc->pending[i], &tc->pending[n - left], left * sizeof(tc->pending[0]));
     return i + left;
@@ -131,10 +134,12 @@ static bool from_reserve(struct pcpu_tcache *tc, size_t ci)
     unsigned int w = cut;
     for (unsigned int i = cut; i < top; i++) {
         struct pcpu_freed f = tc->reserve[i];
-        if (f.bits == bits)
+        if (f.bits == bits) {
             (void)pcpu__tcache_push(tc, ci, f.cookie, f.chunk);
-        else
+            tc->reserve_bytes -= bits * PCPU_GRANULE;
+        } else {
             tc->reserve[w++] = f;
+        }
     }
     __atomic_store_n(&tc->nr_reserve, w, __ATOMIC_RELEASE);
     return true;
@@ -169,6 +174,7 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
     returned += tc->nr_reserve;
     release_locked(tc->reserve, tc->nr_reserve);
     tc->nr_reserve = 0;
+    tc->reserve_bytes = 0;
     for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
         struct pcpu_tcache_class *cls = &tc->cls[ci];
         uint32_t bits = (uint32_t)pcpu__tcache_class_bits(ci);
@@ -195,7 +201,12 @@ void pcpu__tcache_process(struct pcpu_tcache *tc)
     size_t n = tc->nr_pending;
     __atomic_store_n(&tc->nr_pending, 0, __ATOMIC_RELEASE);
     clean_pending(tc, n);
-    /* Class caches first (no lock), then the rest, packed at the front. */
+    /* With many units small objects go to the reserve first: the refills
+     * that take them back hand them out in address order, so the next
+     * batch needs no sorting. */
+    if (pcpu__units_many())
+        n = to_reserve(tc, n);
+    /* Class caches (no lock), then the rest, packed at the front. */
     size_t keep = 0;
     for (size_t i = 0; i < n; i++) {
         struct pcpu_freed *f = &tc->pending[i];
@@ -205,8 +216,6 @@ void pcpu__tcache_process(struct pcpu_tcache *tc)
             continue;
         tc->pending[keep++] = *f;
     }
-    if (keep && pcpu__units_many())
-        keep = to_reserve(tc, keep);
     if (keep) {
         pcpu__pool_lock();
         release_locked(tc->pending, keep);
@@ -224,7 +233,7 @@ static void thread_exit(void *arg)
     unlink_cache(tc);
     pcpu__pool_unlock();
     pcpu__my_tcache = NULL;
-    pcpu__meta_free(tc, sizeof(*tc));
+    pcpu__meta_unmap(tc, sizeof(*tc));
 }
 
 static void make_key(void)
@@ -238,11 +247,11 @@ struct pcpu_tcache *pcpu__tcache_make(void)
     pthread_once(&tcache_once, make_key);
     if (tcache_key == (pthread_key_t)-1)
         return NULL;
-    struct pcpu_tcache *tc = pcpu__meta_calloc(1, sizeof(*tc));
+    struct pcpu_tcache *tc = pcpu__meta_map(sizeof(*tc));
     if (!tc)
         return NULL;
     if (pthread_setspecific(tcache_key, tc) != 0) {
-        pcpu__meta_free(tc, sizeof(*tc));
+        pcpu__meta_unmap(tc, sizeof(*tc));
         return NULL;
     }
     pcpu__pool_lock();
@@ -270,7 +279,7 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
         (tc->nr_dirty == 0 ||
          tc->nr_dirty >= (pcpu__units_many() ? PCPU_PENDING_DIRTY_MANY : PCPU_PENDING_DIRTY))) {
         pcpu__tcache_process(tc);
-        if (cls->count)
+        if (cls->count || from_reserve(tc, ci))
             return 0;
     }
     size_t bits = pcpu__tcache_class_bits(ci);
@@ -319,7 +328,7 @@ void pcpu__tcache_drop_all_locked(void)
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             tc->cls[ci].count = 0;
         tc->nr_pending = tc->nr_dirty = tc->nr_reserve = 0;
-        tc->dirty_bytes = 0;
+        tc->dirty_bytes = tc->reserve_bytes = 0;
     }
 }
 
@@ -335,7 +344,7 @@ void pcpu__tcache_flush_others_locked(void)
             pcpu__tcache_flush_locked(tc);
         pcpu__usage_detach_locked(&tc->usage);
         unlink_cache(tc);
-        pcpu__meta_free(tc, sizeof(*tc));
+        pcpu__meta_unmap(tc, sizeof(*tc));
     }
 }
 

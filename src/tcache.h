@@ -80,7 +80,12 @@ struct pcpu_tcache_class {
  * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
 #define PCPU_PENDING_CLEAN 64u
 #define PCPU_PENDING_DIRTY 64u           /* with few units                  */
-#define PCPU_PENDING_DIRTY_MANY 1024u    /* many: one scan costs more       */
+/* Many units: one scan of a chunk's page tables costs ~15 us at 4096
+ * units of 1 MiB (4 GiB of address space), whatever the batch holds; 4096
+ * objects make it ~4 ns per free (1024 left it the biggest cost of a
+ * free/allocate pair).  The cache is mapped on its own, so with few
+ * units the untouched part of these arrays costs no memory. */
+#define PCPU_PENDING_DIRTY_MANY 4096u
 #define PCPU_PENDING_MAX (PCPU_PENDING_DIRTY_MANY + PCPU_PENDING_CLEAN)
 #define PCPU_PENDING_BYTES (64u << 10)
 
@@ -88,12 +93,13 @@ struct pcpu_tcache_class {
  * each), and a batch is more than a class cache holds.  The clean objects
  * a batch leaves over stay with the thread, in the reserve, for the next
  * refills of their classes: a thread that frees and allocates in turn
- * then never takes the lock, and the pool is not churned by giving a
- * thousand objects back and taking them again.  Small objects only, so
- * the reserve holds at most PCPU_RESERVE_MAX * PCPU_RESERVE_MAX_BITS
- * granules (64 KiB) per unit. */
+ * then never takes the lock, and the pool is not churned by giving
+ * thousands of objects back and taking them again.  Small objects only
+ * (up to 64 bytes), and at most PCPU_RESERVE_BYTES of them per unit: like
+ * the batch, what waits there keeps its pages from the reclaimer. */
 #define PCPU_RESERVE_MAX PCPU_PENDING_DIRTY_MANY
 #define PCPU_RESERVE_MAX_BITS 16u
+#define PCPU_RESERVE_BYTES (64u << 10)
 
 struct pcpu_tcache {
     struct pcpu_tcache *prev, *next; /* all caches, under the lock      */
@@ -104,7 +110,9 @@ struct pcpu_tcache {
     struct pcpu_tcache_class cls[PCPU_TCACHE_NR_CLASSES]; /* [0] unused */
     struct pcpu_freed pending[PCPU_PENDING_MAX];
     unsigned int nr_reserve;         /* clean, small, many units only   */
+    size_t reserve_bytes;
     struct pcpu_freed reserve[PCPU_RESERVE_MAX]; /* top: lowest address */
+    struct pcpu_span spans[PCPU_PENDING_MAX];    /* scratch of a batch    */
 };
 
 PCPU_HIDDEN extern __thread struct pcpu_tcache *pcpu__my_tcache

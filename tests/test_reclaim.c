@@ -40,10 +40,12 @@ static void print_stats(const char *when, const struct pcpu_stats *st)
 /* What may stay resident in the two written units once everything is
  * freed: empty populated pages up to the high watermark (frees after the
  * worker's last pass may leave that many without waking it again), plus
- * the pages still holding objects parked in this thread's cache or waiting
+ * the pages still holding objects parked in this thread's cache, waiting
  * in its batch of frees to be zeroed (at most 64 KiB per unit, 16 pages:
- * see PCPU_PENDING_BYTES), which may also keep one more chunk. */
-enum { EMPTY_POP_HIGH = 32, CACHE_PAGES = 8 + 16, BATCH_CHUNKS = 1 };
+ * see PCPU_PENDING_BYTES) or kept zeroed in its reserve (with many units:
+ * at most 64 KiB per unit, PCPU_RESERVE_BYTES), which may also keep one
+ * more chunk. */
+enum { EMPTY_POP_HIGH = 32, CACHE_PAGES = 8 + 16 + 16, BATCH_CHUNKS = 1 };
 
 static size_t slack(const struct pcpu_stats *st)
 {
