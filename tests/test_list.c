@@ -454,9 +454,10 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
  * librseq's basic_percpu_ops test: 200 threads, each popping, touching and
  * pushing back a node with sched_yield() in between.  librseq does 100,000
  * rounds per thread; on a 2-CPU machine the 20 million sched_yield() calls
- * alone take over a minute, so the default is 20,000 rounds (4 million
- * pops, about 10 s), fewer threads and rounds in sanitizer builds, and
- * PCPU_TEST_LIST_REPS=100000 runs librseq's count.
+ * alone take over a minute, so the default is 8,000 rounds (1.6 million
+ * pops per variant, ten variants in the suite), fewer threads and rounds
+ * in sanitizer builds, and PCPU_TEST_LIST_REPS=100000 runs librseq's
+ * count.
  */
 static void test_200_threads_pop_touch_push_with_pop_all(void **state)
 {
@@ -466,7 +467,7 @@ static void test_200_threads_pop_touch_push_with_pop_all(void **state)
 #ifdef OPS_SLOW_BUILD
     run_stress(50, reps > 0 ? reps : 5000, 1000, true);
 #else
-    run_stress(200, reps > 0 ? reps : 20000, 1000, true);
+    run_stress(200, reps > 0 ? reps : 8000, 1000, true);
 #endif
 }
 
