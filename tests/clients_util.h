@@ -51,15 +51,7 @@ static inline void *cu_mover_main(void *arg)
             pid_t tid = atomic_load_explicit(&m->tids[i], memory_order_relaxed);
             if (!tid)
                 continue;
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            int pick = rand_r(&seed) % (int)(ncpu + 1);
-            if (pick == ncpu)
-                for (int k = 0; k < ncpu; k++)
-                    CPU_SET(k, &set);
-            else
-                CPU_SET(pick, &set);
-            if (sched_setaffinity(tid, sizeof(set), &set) == 0)
+            if (ops_move_randomly(tid, &seed, ncpu))
                 m->moves++;
         }
         struct timespec ts = {0, 50000};
@@ -79,6 +71,44 @@ static inline unsigned long cu_mover_stop(struct cu_mover *m)
     atomic_store(&m->stop, true);
     pthread_join(m->thread, NULL);
     return m->moves;
+}
+
+/*
+ * Per-CPU memory used up: re-initialise with the smallest memory cap (in
+ * the same index mode) and allocate until pcpu_alloc() fails, 256-byte
+ * objects first, then 8-byte ones for the holes they leave.  The objects
+ * are in e; cu_unexhaust() frees them and restores the test's mode.
+ */
+struct cu_exhausted {
+    void **p;
+    unsigned int n;
+};
+
+static inline struct cu_exhausted cu_exhaust(void)
+{
+    struct pcpu_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    if (ops_want_atomic())
+        cfg.nr_cpus = ops_possible_cpus() - 1;
+    cfg.max_memory = 1;
+    ops_reinit(&cfg);
+    enum { MAXP = 1 << 17 };
+    struct cu_exhausted e = {calloc(MAXP, sizeof(void *)), 0};
+    assert_non_null(e.p);
+    static const size_t sizes[] = {256, sizeof(unsigned long)};
+    for (unsigned int k = 0; k < 2; k++)
+        while (e.n < MAXP && (e.p[e.n] = pcpu_alloc(sizes[k], 0)) != NULL)
+            e.n++;
+    assert_true(e.n < MAXP);
+    return e;
+}
+
+static inline void cu_unexhaust(struct cu_exhausted *e)
+{
+    for (unsigned int i = 0; i < e->n; i++)
+        pcpu_free(e->p[i]);
+    free(e->p);
+    ops_setup_mode();
 }
 
 static inline int cu_group_setup(void **state)

@@ -227,6 +227,22 @@ static inline bool ops_pin_here(void)
     return sched_setaffinity(0, sizeof(set), &set) == 0;
 }
 
+/* Move thread tid to a random single one of ncpu CPUs, or let it run on
+ * all of them (one pick in ncpu + 1): the migrations the stress tests
+ * force on their workers.  true if the kernel took it. */
+static inline bool ops_move_randomly(pid_t tid, unsigned int *seed, long ncpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int pick = rand_r(seed) % (int)(ncpu + 1);
+    if (pick == ncpu)
+        for (int k = 0; k < ncpu; k++)
+            CPU_SET(k, &set);
+    else
+        CPU_SET(pick, &set);
+    return sched_setaffinity(tid, sizeof(set), &set) == 0;
+}
+
 static inline void ops_unpin(void)
 {
     cpu_set_t set;

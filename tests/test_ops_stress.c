@@ -137,15 +137,7 @@ static void *mover_main(void *arg)
             pid_t tid = ws[i].tid;
             if (!tid)
                 continue;
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            int pick = rand_r(&seed) % (int)(ncpu + 1);
-            if (pick == ncpu)
-                for (int k = 0; k < ncpu; k++)
-                    CPU_SET(k, &set);
-            else
-                CPU_SET(pick, &set);
-            if (sched_setaffinity(tid, sizeof(set), &set) == 0)
+            if (ops_move_randomly(tid, &seed, ncpu))
                 moves++;
         }
         struct timespec ts = {0, 20000};

@@ -419,41 +419,17 @@ static void test_kill_twice_stops(void **state)
 static void test_init_enomem(void **state)
 {
     (void)state;
-    struct pcpu_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    if (ops_want_atomic())
-        cfg.nr_cpus = ops_possible_cpus() - 1;
-    cfg.max_memory = 1;
-    ops_reinit(&cfg);
-    enum { MAXP = 1 << 16 };
-    void **p = calloc(MAXP, sizeof(*p));
-    assert_non_null(p);
-    unsigned int n = 0;
-    while (n < MAXP && (p[n] = pcpu_alloc(256, 0)) != NULL)
-        n++;
-    assert_true(n < MAXP);
+    struct cu_exhausted e = cu_exhaust();
     uint64_t before = ops_stats().nr_cur_alloc;
     struct pcpu_ref r, zero;
     memset(&r, 0, sizeof(r));
     memset(&zero, 0, sizeof(zero));
     errno = 0;
-    /* 256-byte holes are gone; an 8-byte object may still fit in one's
-     * tail, so fill those too */
-    void *small[4096];
-    unsigned int ns = 0;
-    while (ns < 4096 && (small[ns] = pcpu_alloc(sizeof(unsigned long), 0)) != NULL)
-        ns++;
-    before = ops_stats().nr_cur_alloc;
     assert_int_equal(pcpu_ref_init(&r, obj_release, 0), -1);
     assert_int_equal(errno, ENOMEM);
     assert_memory_equal(&r, &zero, sizeof(r));
     assert_int_equal(ops_stats().nr_cur_alloc, before);
-    for (unsigned int i = 0; i < ns; i++)
-        pcpu_free(small[i]);
-    for (unsigned int i = 0; i < n; i++)
-        pcpu_free(p[i]);
-    free(p);
-    ops_setup_mode();
+    cu_unexhaust(&e);
 }
 
 int main(void)

@@ -306,19 +306,7 @@ static void test_up_read_on_another_thread(void **state)
 static void test_init_enomem(void **state)
 {
     (void)state;
-    struct pcpu_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    if (ops_want_atomic())
-        cfg.nr_cpus = ops_possible_cpus() - 1;
-    cfg.max_memory = 1;
-    ops_reinit(&cfg);
-    enum { MAXP = 1 << 16 };
-    void **p = calloc(MAXP, sizeof(*p));
-    assert_non_null(p);
-    unsigned int n = 0;
-    while (n < MAXP && (p[n] = pcpu_alloc(sizeof(unsigned long), 0)) != NULL)
-        n++;
-    assert_true(n < MAXP);
+    struct cu_exhausted e = cu_exhaust();
     uint64_t before = ops_stats().nr_cur_alloc;
     struct pcpu_rwsem s, zero;
     memset(&s, 0, sizeof(s));
@@ -328,10 +316,7 @@ static void test_init_enomem(void **state)
     assert_int_equal(errno, ENOMEM);
     assert_memory_equal(&s, &zero, sizeof(s));
     assert_int_equal(ops_stats().nr_cur_alloc, before);
-    for (unsigned int i = 0; i < n; i++)
-        pcpu_free(p[i]);
-    free(p);
-    ops_setup_mode();
+    cu_unexhaust(&e);
 }
 
 int main(void)
