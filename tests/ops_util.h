@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "child_watch.h"
+#include "testutil.h"
 #include "percpu.h"
 
 /* Seconds on a monotonic clock. */
@@ -252,18 +253,8 @@ static inline void ops_unpin(void)
     (void)sched_setaffinity(0, sizeof(set), &set);
 }
 
-/* Sanitizer builds run 3-10x slower: loops scale their counts by this. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define OPS_SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define OPS_SLOW_BUILD 1
-#endif
-#endif
-#ifdef OPS_SLOW_BUILD
-#define OPS_SCALE(n) ((n) / 8 ? (n) / 8 : 1)
-#else
-#define OPS_SCALE(n) (n)
-#endif
+/* Sanitizer builds run 3-10x slower: loops scale their counts by this
+ * (TU_SLOW_BUILD and TU_STEPS: testutil.h). */
+#define OPS_SCALE(n) TU_STEPS(n, 8)
 
 #endif

@@ -464,7 +464,7 @@ static void test_200_threads_pop_touch_push_with_pop_all(void **state)
     (void)state;
     const char *env = getenv("PCPU_TEST_LIST_REPS");
     long reps = env ? atol(env) : 0;
-#ifdef OPS_SLOW_BUILD
+#ifdef TU_SLOW_BUILD
     run_stress(50, reps > 0 ? reps : 5000, 1000, true);
 #else
     run_stress(200, reps > 0 ? reps : 8000, 1000, true);

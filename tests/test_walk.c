@@ -12,18 +12,7 @@
 /* Sanitizer builds check every step 10-20x slower (and ASan marks the
  * shadow of every unit: 256 units cost 256 marks per call), so they walk
  * a quarter as far; the same seeds, the same kinds of steps. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define WALK_SLOW 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define WALK_SLOW 1
-#endif
-#endif
-#ifdef WALK_SLOW
-#define STEPS(n) ((n) / 4)
-#else
-#define STEPS(n) (n)
-#endif
+#define STEPS(n) TU_STEPS(n, 4)
 
 struct obj {
     unsigned char *cookie;
