@@ -213,12 +213,126 @@ static size_t reclaim_impl(bool all)
     return n;
 }
 
+/* ---- the fast paths ---------------------------------------------------------- */
+
+/* Most calls are small objects that a thread frees and allocates again in
+ * turn.  These two serve them from the thread's class caches and nothing
+ * else, with the fewest instructions and dependent loads we could find:
+ * each first checks everything it needs (first use, alignment beyond the
+ * class, robust mode and the tools, many units, an empty or full cache, a
+ * pointer that is not the start of a live dynamic allocation) and, when
+ * anything is off, changes nothing and leaves the call to the general
+ * paths above, which do every check again and give the answers. */
+
+static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_t align)
+{
+    struct pcpu_tcache *tc = pcpu__my_tcache;
+    /* A cache exists only once this thread allocated, so the allocator is
+     * in use; after pcpu_exit() its classes are empty until the general
+     * path has initialised again. */
+    if (unlikely(!tc) || unlikely(size - 1 >= PCPU_TCACHE_EXACT_BITS * PCPU_GRANULE) ||
+        unlikely(!pcpu__settings.fast_alloc))
+        return NULL;
+    size_t bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
+    /* 0, or a power of two the class's natural alignment covers. */
+    if (unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE) ||
+        unlikely(align & (align - 1)))
+        return NULL;
+    struct pcpu_tcache_class *cls = &tc->cls[bits];
+    unsigned int n = cls->count;
+    if (unlikely(n == 0))
+        return NULL;
+    cls->count = n - 1;
+    struct pcpu_tcache_entry e = cls->e[n - 1];
+    pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
+    pcpu__usage_count_alloc(&tc->usage, size);
+    return e.cookie;
+}
+
+/* Whether the fast path takes this free: the cookie starts a live
+ * dynamic allocation of up to 64 granules, naturally aligned (so of an
+ * exact class), whose class cache has room. */
+struct free_fast {
+    struct pcpu_tcache *tc;
+    struct pcpu_chunk *c;
+    size_t bit, bits;
+};
+
+static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
+                                                                  struct free_fast *f)
+{
+    struct pcpu_tcache *tc = pcpu__my_tcache;
+    if (unlikely(!tc) || unlikely(!pcpu__settings.fast_free))
+        return false;
+    struct pcpu_chunk *c = pcpu__lookup_region(cookie);
+    if (unlikely(!c))
+        return false;
+    size_t off = (size_t)((char *)cookie - c->base);
+    size_t bit = off / PCPU_GRANULE;
+    /* The dynamic area only (the first chunk's static and reserved areas
+     * lie below start_bit), which is inside the first unit: the cookie is
+     * then in the chunk's reservation. */
+    if (unlikely(off % PCPU_GRANULE) || unlikely(bit - c->start_bit >= c->end_bit - c->start_bit) ||
+        unlikely(!pcpu__live_test(c, bit)))
+        return false;
+    /* Up to 64 granules: the end bit is in the same word. */
+    uint64_t w = __atomic_load_n(&c->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
+    if (unlikely(!w))
+        return false;
+    size_t bits = (size_t)__builtin_ctzll(w) + 1;
+    if (unlikely(bit & pcpu__natural_mask(bits)) ||
+        unlikely(tc->cls[bits].count >= PCPU_TCACHE_CAP))
+        return false;
+    *f = (struct free_fast){tc, c, bit, bits};
+    return true;
+}
+
+static inline __attribute__((always_inline)) void free_fast_commit(void *cookie,
+                                                                   const struct free_fast *f)
+{
+    pcpu__live_take(f->c, f->bit);
+    pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
+    /* Entry first, then the count that makes it visible (fork: see
+     * pcpu__tcache_push). */
+    struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
+    unsigned int n = cls->count;
+    cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
+    __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
+    pcpu__usage_count_free(&f->tc->usage);
+}
+
 /* ---- the public entry points ------------------------------------------------ */
+
+/* The general paths, entered: they leave.  Called last, so that the fast
+ * paths need no registers saved. */
+static __attribute__((noinline)) void *alloc_general(size_t size, size_t align)
+{
+    void *r = alloc_impl(size, align);
+    pcpu__leave();
+    pcpu_trace_alloc_result(r, size, align, 0);
+    return r;
+}
+
+static __attribute__((noinline)) void free_general(void *cookie)
+{
+    free_impl(cookie);
+    pcpu__leave();
+}
+
+/* Objects over 16 bytes are zeroed out of line. */
+static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
+                                                    struct pcpu_chunk *c, size_t bit, size_t bits)
+{
+    free_fast_commit(cookie, &(struct free_fast){tc, c, bit, bits});
+    pcpu__leave();
+}
 
 void *pcpu_alloc(size_t size, size_t align)
 {
     pcpu__enter("pcpu_alloc");
-    void *r = alloc_impl(size, align);
+    void *r = alloc_fast(size, align);
+    if (unlikely(!r))
+        return alloc_general(size, align);
     pcpu__leave();
     pcpu_trace_alloc_result(r, size, align, 0);
     return r;
@@ -237,7 +351,16 @@ void pcpu_free(void *cookie)
 {
     pcpu__enter("pcpu_free");
     pcpu_trace_free(cookie);
-    free_impl(cookie);
+    struct free_fast f;
+    if (unlikely(!free_fast_takes(cookie, &f))) {
+        free_general(cookie);
+        return;
+    }
+    if (f.bits * PCPU_GRANULE > 16) {
+        free_fast_big(cookie, f.tc, f.c, f.bit, f.bits);
+        return;
+    }
+    free_fast_commit(cookie, &f);
     pcpu__leave();
 }
 

@@ -154,13 +154,17 @@ static inline void pcpu__live_set(const struct pcpu_chunk *c, size_t bit)
     pcpu_assert_internal(!pcpu__live_test(c, bit));
     __atomic_store_n(&c->live[bit], 1, __ATOMIC_RELEASE);
 }
-/* Take the allocation at bit back from the user; false if it was not live
- * (a double free, or not an allocation start). */
+/* Take the allocation at bit back from the user (live_take: known live);
+ * false if it was not live (a double free, or not an allocation start). */
+static inline void pcpu__live_take(const struct pcpu_chunk *c, size_t bit)
+{
+    __atomic_store_n(&c->live[bit], 0, __ATOMIC_RELAXED);
+}
 static inline bool pcpu__live_clear(const struct pcpu_chunk *c, size_t bit)
 {
     if (unlikely(!pcpu__live_test(c, bit)))
         return false;
-    __atomic_store_n(&c->live[bit], 0, __ATOMIC_RELAXED);
+    pcpu__live_take(c, bit);
     return true;
 }
 

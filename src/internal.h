@@ -81,6 +81,12 @@ static inline size_t pcpu__natural_bits(size_t bits)
     size_t low = bits & (~bits + 1);
     return low > 4 ? 4 : low;
 }
+/* pcpu__natural_bits(bits) - 1, for bits > 0, in three instructions: the
+ * zeros below the lowest set bit, at most two of them. */
+static inline size_t pcpu__natural_mask(size_t bits)
+{
+    return ~bits & (bits - 1) & 3;
+}
 
 /* ---- re-entry from signal handlers --------------------------------------- */
 /* The public call the calling thread is inside, or NULL.  The allocator is

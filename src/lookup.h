@@ -18,8 +18,11 @@ typedef struct pcpu_chunk *_Atomic pcpu__lookup_slot;
 PCPU_HIDDEN extern pcpu__lookup_slot *_Atomic *pcpu__l1;
 PCPU_HIDDEN extern size_t pcpu__l1_len, pcpu__l1_shift;
 
-/* The chunk whose reservation holds addr, or NULL. */
-static inline struct pcpu_chunk *pcpu__lookup(const void *addr)
+/* The chunk whose aligned region (1 << chunk_shift bytes, starting at its
+ * base: the backends' contract) holds addr, or NULL.  addr may still lie
+ * past the reservation's end: callers that check the offset from
+ * c->base against a range inside the first unit need nothing more. */
+static inline struct pcpu_chunk *pcpu__lookup_region(const void *addr)
 {
     pcpu__lookup_slot *_Atomic *t = pcpu__l1;
     if (!t)
@@ -31,8 +34,14 @@ static inline struct pcpu_chunk *pcpu__lookup(const void *addr)
         atomic_load_explicit(&t[key >> PCPU_LOOKUP_L2_BITS], memory_order_acquire);
     if (!l2)
         return NULL;
-    struct pcpu_chunk *c = atomic_load_explicit(
-        &l2[key & ((1u << PCPU_LOOKUP_L2_BITS) - 1)], memory_order_acquire);
+    return atomic_load_explicit(&l2[key & ((1u << PCPU_LOOKUP_L2_BITS) - 1)],
+                                memory_order_acquire);
+}
+
+/* The chunk whose reservation holds addr, or NULL. */
+static inline struct pcpu_chunk *pcpu__lookup(const void *addr)
+{
+    struct pcpu_chunk *c = pcpu__lookup_region(addr);
     if (!c || (uintptr_t)addr - (uintptr_t)c->map_addr >= c->map_size)
         return NULL;
     return c;

@@ -33,26 +33,47 @@ static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie,
     }
     /* Objects are whole granules: 4, 8, 12 or 16 bytes here, each read and
      * cleared with fixed-size moves (a variable-length copy would go
-     * through memory and a library call). */
+     * through memory and a library call), and one loop per size, so that
+     * the loop over the units tests nothing but the data. */
     unsigned int n = pcpu__nr_units;
-    for (unsigned int i = 0; i < n; i++) {
-        char *p = (char *)cookie + pcpu__cpu_offsets[i];
-        uint64_t a = 0, b = 0, z = 0;
-        uint32_t w = 0, zw = 0;
-        if (bytes >= 8)
+    switch (bytes) {
+    case 4:
+        for (unsigned int i = 0; i < n; i++) {
+            char *p = (char *)cookie + pcpu__cpu_offsets[i];
+            uint32_t w, zw = 0;
+            memcpy(&w, p, 4);
+            if (w)
+                memcpy(p, &zw, 4);
+        }
+        break;
+    case 8:
+        for (unsigned int i = 0; i < n; i++) {
+            char *p = (char *)cookie + pcpu__cpu_offsets[i];
+            uint64_t a, z = 0;
             memcpy(&a, p, 8);
-        if (bytes == 16)
-            memcpy(&b, p + 8, 8);
-        else if (bytes % 8)
-            memcpy(&w, p + bytes - 4, 4);
-        if (!(a | b | w))
-            continue;
-        if (bytes >= 8)
+            if (a)
+                memcpy(p, &z, 8);
+        }
+        break;
+    default:
+        for (unsigned int i = 0; i < n; i++) {
+            char *p = (char *)cookie + pcpu__cpu_offsets[i];
+            uint64_t a, b = 0, z = 0;
+            uint32_t w = 0, zw = 0;
+            memcpy(&a, p, 8);
+            if (bytes == 16)
+                memcpy(&b, p + 8, 8);
+            else
+                memcpy(&w, p + 8, 4);
+            if (!(a | b | w))
+                continue;
             memcpy(p, &z, 8);
-        if (bytes == 16)
-            memcpy(p + 8, &z, 8);
-        else if (bytes % 8)
-            memcpy(p + bytes - 4, &zw, 4);
+            if (bytes == 16)
+                memcpy(p + 8, &z, 8);
+            else
+                memcpy(p + 8, &zw, 4);
+        }
+        break;
     }
 }
 
