@@ -251,7 +251,7 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
 
 /* Whether the fast path takes this free: the cookie starts a live
  * dynamic allocation of up to 64 granules, naturally aligned (so of an
- * exact class), whose class cache has room. */
+ * exact class). */
 struct free_fast {
     struct pcpu_tcache *tc;
     struct pcpu_chunk *c;
@@ -280,24 +280,37 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
     if (unlikely(!w))
         return false;
     size_t bits = (size_t)__builtin_ctzll(w) + 1;
-    if (unlikely(bit & pcpu__natural_mask(bits)) ||
-        unlikely(tc->cls[bits].count >= PCPU_TCACHE_CAP))
+    if (unlikely(bit & pcpu__natural_mask(bits)))
         return false;
     *f = (struct free_fast){tc, c, bit, bits};
     return true;
 }
 
+static inline __attribute__((always_inline)) bool free_fast_has_room(const struct free_fast *f)
+{
+    return f->tc->cls[f->bits].count < PCPU_TCACHE_CAP;
+}
+
+/* Take the object back, zero it (with few units, reading each unit is
+ * cheaper than asking the kernel) and park it in its class cache, or in
+ * the pending batch when the cache is full (pcpu__tcache_defer hands the
+ * batch to the pool, under one lock hold, when it is full). */
 static inline __attribute__((always_inline)) void free_fast_commit(void *cookie,
-                                                                   const struct free_fast *f)
+                                                                   const struct free_fast *f,
+                                                                   bool has_room)
 {
     pcpu__live_take(f->c, f->bit);
     pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
-    /* Entry first, then the count that makes it visible (fork: see
-     * pcpu__tcache_push). */
     struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
     unsigned int n = cls->count;
-    cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
-    __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
+    if (has_room || likely(n < PCPU_TCACHE_CAP)) {
+        /* Entry first, then the count that makes it visible (fork: see
+         * pcpu__tcache_push). */
+        cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
+        __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
+    } else {
+        pcpu__tcache_defer(f->tc, cookie, f->c, f->bits, true);
+    }
     pcpu__usage_count_free(&f->tc->usage);
 }
 
@@ -319,11 +332,12 @@ static __attribute__((noinline)) void free_general(void *cookie)
     pcpu__leave();
 }
 
-/* Objects over 16 bytes are zeroed out of line. */
-static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
+/* Objects over 16 bytes (zeroed out of line) and frees that find their
+ * class cache full. */
+static __attribute__((noinline)) void free_fast_other(void *cookie, struct pcpu_tcache *tc,
                                                     struct pcpu_chunk *c, size_t bit, size_t bits)
 {
-    free_fast_commit(cookie, &(struct free_fast){tc, c, bit, bits});
+    free_fast_commit(cookie, &(struct free_fast){tc, c, bit, bits}, false);
     pcpu__leave();
 }
 
@@ -356,11 +370,11 @@ void pcpu_free(void *cookie)
         free_general(cookie);
         return;
     }
-    if (f.bits * PCPU_GRANULE > 16) {
-        free_fast_big(cookie, f.tc, f.c, f.bit, f.bits);
+    if (unlikely(f.bits * PCPU_GRANULE > 16) || unlikely(!free_fast_has_room(&f))) {
+        free_fast_other(cookie, f.tc, f.c, f.bit, f.bits);
         return;
     }
-    free_fast_commit(cookie, &f);
+    free_fast_commit(cookie, &f, true);
     pcpu__leave();
 }
 

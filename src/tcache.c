@@ -210,10 +210,14 @@ void pcpu__tcache_process(struct pcpu_tcache *tc)
     size_t keep = 0;
     for (size_t i = 0; i < n; i++) {
         struct pcpu_freed *f = &tc->pending[i];
-        size_t bit = pcpu__chunk_bit(f->chunk, f->cookie);
-        if (pcpu__tcache_takes(f->chunk, bit, f->bits) &&
-            pcpu__tcache_push(tc, pcpu__tcache_class(f->bits), f->cookie, f->chunk))
+        /* Full classes first: a batch of frees in a row mostly finds its
+         * class full, and the object's own fields are then not needed. */
+        size_t ci = pcpu__tcache_class(f->bits);
+        if (ci < PCPU_TCACHE_NR_CLASSES && pcpu__tcache_has_room(tc, ci) &&
+            pcpu__tcache_takes(f->chunk, pcpu__chunk_bit(f->chunk, f->cookie), f->bits)) {
+            pcpu__tcache_push(tc, ci, f->cookie, f->chunk);
             continue;
+        }
         tc->pending[keep++] = *f;
     }
     if (keep) {

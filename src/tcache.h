@@ -78,7 +78,7 @@ struct pcpu_tcache_class {
  * pages (and chunk) from going back to the OS until the batch is
  * processed: at the thread's next allocation that finds its class cache
  * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
-#define PCPU_PENDING_CLEAN 64u
+#define PCPU_PENDING_CLEAN 256u
 #define PCPU_PENDING_DIRTY 64u           /* with few units                  */
 /* Many units: one scan of a chunk's page tables costs ~15 us at 4096
  * units of 1 MiB (4 GiB of address space), whatever the batch holds; 4096
