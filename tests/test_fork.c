@@ -108,6 +108,10 @@ static void *producer(void *arg)
         pthread_mutex_unlock(&ring_lock);
     }
     pthread_mutex_lock(&ring_lock);
+    /* The end mark needs a free slot like any item (written into a full
+     * ring it took the place of the oldest item, never freed). */
+    while (head - tail == RING)
+        pthread_cond_wait(&ring_cond, &ring_lock);
     ring[head % RING] = (struct item){NULL, 0};
     head++;
     pthread_cond_broadcast(&ring_cond);
