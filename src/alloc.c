@@ -255,8 +255,34 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
 struct free_fast {
     struct pcpu_tcache *tc;
     struct pcpu_chunk *c;
+    uint8_t *live;
     size_t bit, bits;
 };
+
+/* The chunk of a cookie without the hint: the radix table, and the range
+ * of the chunk's dynamic area (the first chunk's static and reserved
+ * areas lie below start_bit), which is inside the first unit, so that the
+ * cookie is in the chunk's reservation.  Remembered for the next free. */
+static __attribute__((noinline)) bool free_fast_find(struct pcpu_tcache *tc, void *cookie)
+{
+    unsigned long gen = atomic_load_explicit(&pcpu__chunk_gen, memory_order_acquire);
+    struct pcpu_chunk *c = pcpu__lookup_region(cookie);
+    if (unlikely(!c))
+        return false;
+    size_t off = (size_t)((char *)cookie - c->base);
+    if (off / PCPU_GRANULE - c->start_bit >= c->end_bit - c->start_bit)
+        return false;
+    tc->hint = (struct pcpu_free_hint){
+        .lo = c->base + c->start_bit * PCPU_GRANULE,
+        .len = (c->end_bit - c->start_bit) * PCPU_GRANULE,
+        .start_bit = c->start_bit,
+        .live = c->live,
+        .end_map = c->end_map,
+        .chunk = c,
+        .gen = gen,
+    };
+    return true;
+}
 
 static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
                                                                   struct free_fast *f)
@@ -264,25 +290,25 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
     struct pcpu_tcache *tc = pcpu__my_tcache;
     if (unlikely(!tc) || unlikely(!pcpu__settings.fast_free))
         return false;
-    struct pcpu_chunk *c = pcpu__lookup_region(cookie);
-    if (unlikely(!c))
-        return false;
-    size_t off = (size_t)((char *)cookie - c->base);
-    size_t bit = off / PCPU_GRANULE;
-    /* The dynamic area only (the first chunk's static and reserved areas
-     * lie below start_bit), which is inside the first unit: the cookie is
-     * then in the chunk's reservation. */
-    if (unlikely(off % PCPU_GRANULE) || unlikely(bit - c->start_bit >= c->end_bit - c->start_bit) ||
-        unlikely(!pcpu__live_test(c, bit)))
+    const struct pcpu_free_hint *h = &tc->hint;
+    size_t off = (size_t)((char *)cookie - h->lo);
+    if (unlikely(off >= h->len) ||
+        unlikely(h->gen != atomic_load_explicit(&pcpu__chunk_gen, memory_order_acquire))) {
+        if (!free_fast_find(tc, cookie))
+            return false;
+        off = (size_t)((char *)cookie - h->lo);
+    }
+    size_t bit = h->start_bit + off / PCPU_GRANULE;
+    if (unlikely(off % PCPU_GRANULE) || unlikely(!__atomic_load_n(&h->live[bit], __ATOMIC_RELAXED)))
         return false;
     /* Up to 64 granules: the end bit is in the same word. */
-    uint64_t w = __atomic_load_n(&c->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
+    uint64_t w = __atomic_load_n(&h->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
     if (unlikely(!w))
         return false;
     size_t bits = (size_t)__builtin_ctzll(w) + 1;
     if (unlikely(bit & pcpu__natural_mask(bits)))
         return false;
-    *f = (struct free_fast){tc, c, bit, bits};
+    *f = (struct free_fast){tc, h->chunk, h->live, bit, bits};
     return true;
 }
 
@@ -299,7 +325,7 @@ static inline __attribute__((always_inline)) void free_fast_commit(void *cookie,
                                                                    const struct free_fast *f,
                                                                    bool has_room)
 {
-    pcpu__live_take(f->c, f->bit);
+    __atomic_store_n(&f->live[f->bit], 0, __ATOMIC_RELAXED);
     pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
     struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
     unsigned int n = cls->count;
@@ -335,9 +361,10 @@ static __attribute__((noinline)) void free_general(void *cookie)
 /* Objects over 16 bytes (zeroed out of line) and frees that find their
  * class cache full. */
 static __attribute__((noinline)) void free_fast_other(void *cookie, struct pcpu_tcache *tc,
-                                                    struct pcpu_chunk *c, size_t bit, size_t bits)
+                                                    struct pcpu_chunk *c, uint8_t *live,
+                                                    size_t bit, size_t bits)
 {
-    free_fast_commit(cookie, &(struct free_fast){tc, c, bit, bits}, false);
+    free_fast_commit(cookie, &(struct free_fast){tc, c, live, bit, bits}, false);
     pcpu__leave();
 }
 
@@ -371,7 +398,7 @@ void pcpu_free(void *cookie)
         return;
     }
     if (unlikely(f.bits * PCPU_GRANULE > 16) || unlikely(!free_fast_has_room(&f))) {
-        free_fast_other(cookie, f.tc, f.c, f.bit, f.bits);
+        free_fast_other(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
     free_fast_commit(cookie, &f, true);

@@ -204,10 +204,13 @@ struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size
     return c;
 }
 
+_Atomic unsigned long pcpu__chunk_gen;
+
 void pcpu__chunk_free_meta(struct pcpu_chunk *c)
 {
     if (!c)
         return;
+    atomic_fetch_add_explicit(&pcpu__chunk_gen, 1, memory_order_release);
     size_t words = pcpu__words(c->nr_bits);
     pcpu__meta_free(c->alloc_map, words * 8);
     pcpu__meta_free(c->start_map, words * 8);

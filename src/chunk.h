@@ -80,7 +80,14 @@ struct pcpu_chunk {
 
 PCPU_HIDDEN struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit,
                                                       size_t end_bit);
+/* Frees c's metadata, and first bumps pcpu__chunk_gen (with the lock
+ * held): whoever remembers a chunk outside the lock (a thread's free hint,
+ * tcache.h) remembers the generation too, and trusts the memory only while
+ * it is unchanged.  A free of a live object of c happens after c was made
+ * and before c can be destroyed, so it always sees the bump of any chunk
+ * destroyed before its object was handed out. */
 PCPU_HIDDEN void pcpu__chunk_free_meta(struct pcpu_chunk *c);
+PCPU_HIDDEN extern _Atomic unsigned long pcpu__chunk_gen;
 /* Find a run of piece*count bits aligned to align bits and claim it as count
  * allocations of piece bits; returns the first bit or SIZE_MAX.  The fast
  * search (thorough false) trusts the hints as the kernel does: a block or

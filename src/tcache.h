@@ -101,8 +101,24 @@ struct pcpu_tcache_class {
 #define PCPU_RESERVE_MAX_BITS 16u
 #define PCPU_RESERVE_BYTES (64u << 10)
 
+/* The dynamic area of the chunk this thread last freed into, so that the
+ * next free there needs no radix lookup and no read of the chunk: a
+ * cookie in [lo, lo + len) is granule start_bit + (cookie - lo) / 4 of
+ * chunk, whose live marks and end map are these.  Valid only while
+ * pcpu__chunk_gen equals gen (chunk.h). */
+struct pcpu_free_hint {
+    char *lo;
+    size_t len;
+    size_t start_bit;
+    uint8_t *live;
+    uint64_t *end_map;
+    struct pcpu_chunk *chunk;
+    unsigned long gen;
+};
+
 struct pcpu_tcache {
     struct pcpu_tcache *prev, *next; /* all caches, under the lock      */
+    struct pcpu_free_hint hint;      /* alloc.c's fast free             */
     struct pcpu_usage usage;         /* this thread's counts            */
     unsigned int nr_pending;
     unsigned int nr_dirty;           /* pending and not zeroed yet      */
