@@ -40,15 +40,6 @@ static inline void pcpu__futex_wake(uint32_t *w, int n)
     errno = saved;
 }
 
-static inline void pcpu__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /*
  * A mutex in one word (0 free, 1 held, 2 held and someone sleeps), after
  * Drepper's "Futexes are tricky": a short spin first, since the clients

@@ -88,6 +88,16 @@ static inline size_t pcpu__natural_mask(size_t bits)
     return ~bits & (bits - 1) & 3;
 }
 
+/* A pause in a spin loop (the CPU's hint that this is one). */
+static inline void pcpu__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* ---- re-entry from signal handlers --------------------------------------- */
 /* The public call the calling thread is inside, or NULL.  The allocator is
  * not async-signal-safe (it takes a lock, and its thread caches are

@@ -67,6 +67,11 @@ PCPU_HIDDEN int pcpu__pool_init_locked(const struct pcpu_backend_ops *ops, size_
 PCPU_HIDDEN void pcpu__pool_exit_locked(bool keep_first_range, char **old_first,
                                         size_t *old_size);
 
+/* Like pcpu__pool_alloc_locked, from a chunk that has the run by its
+ * hints, never a new chunk: NULL (errno 0) when none has, so that a
+ * caller that can do with smaller pieces does not grow the pool. */
+PCPU_HIDDEN void *pcpu__pool_take_run_locked(size_t bits, size_t count, size_t align_bits,
+                                             struct pcpu_chunk **chunk_out);
 /* Allocate count objects of bits granules, contiguous, the first aligned to
  * align_bits; returns the first object's cookie (the others follow) and its
  * chunk, or NULL with errno (ENOMEM). */

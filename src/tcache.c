@@ -171,6 +171,7 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
     size_t returned = tc->nr_pending;
     release_locked(tc->pending, tc->nr_pending);
     tc->nr_pending = 0;
+    tc->clean_bytes = 0;
     returned += tc->nr_reserve;
     release_locked(tc->reserve, tc->nr_reserve);
     tc->nr_reserve = 0;
@@ -192,7 +193,11 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
     return returned;
 }
 
-void pcpu__tcache_process(struct pcpu_tcache *tc)
+/* Zero the pending batch where it is dirty and move what fits into the
+ * class caches (and, with many units, the reserve); returns how many
+ * objects are left at the front of the pending array, which the count no
+ * longer covers: the caller gives them back to the pool. */
+static size_t sort_pending(struct pcpu_tcache *tc)
 {
     /* Out of the count first: a fork() by another thread may snapshot
      * this one at any instruction, and its child gives back what the count
@@ -200,6 +205,7 @@ void pcpu__tcache_process(struct pcpu_tcache *tc)
      * twice. */
     size_t n = tc->nr_pending;
     __atomic_store_n(&tc->nr_pending, 0, __ATOMIC_RELEASE);
+    tc->clean_bytes = 0;
     clean_pending(tc, n);
     /* With many units small objects go to the reserve first: the refills
      * that take them back hand them out in address order, so the next
@@ -220,11 +226,22 @@ void pcpu__tcache_process(struct pcpu_tcache *tc)
         }
         tc->pending[keep++] = *f;
     }
-    if (keep) {
+    return keep;
+}
+
+/* Give back the objects sort_pending() left at the front of the batch. */
+static void process_left(struct pcpu_tcache *tc, size_t left)
+{
+    if (left) {
         pcpu__pool_lock();
-        release_locked(tc->pending, keep);
+        release_locked(tc->pending, left);
         pcpu__pool_unlock();
     }
+}
+
+void pcpu__tcache_process(struct pcpu_tcache *tc)
+{
+    process_left(tc, sort_pending(tc));
 }
 
 static void thread_exit(void *arg)
@@ -279,18 +296,24 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
      * scan), before taking the lock.  With many units one scan costs tens
      * of microseconds whatever the batch holds, so a loop that frees and
      * allocates one object at a time must not pay one per refill. */
+    size_t left = 0;
     if (tc->nr_pending &&
         (tc->nr_dirty == 0 ||
          tc->nr_dirty >= (pcpu__units_many() ? PCPU_PENDING_DIRTY_MANY : PCPU_PENDING_DIRTY))) {
-        pcpu__tcache_process(tc);
-        if (cls->count || from_reserve(tc, ci))
+        left = sort_pending(tc);
+        if (cls->count || from_reserve(tc, ci)) {
+            process_left(tc, left);
             return 0;
+        }
     }
     size_t bits = pcpu__tcache_class_bits(ci);
     unsigned int batch = pcpu__tcache_cap(bits) / 2;
     size_t align = pcpu__tcache_class_align(ci);
     struct pcpu_chunk *c;
     pcpu__pool_lock();
+    /* What the batch could not place goes back under the same lock hold
+     * as the claim (two threads that refill often meet at the lock). */
+    release_locked(tc->pending, left);
     if ((64 % bits) == 0) {
         /* One run that fills whole cache lines of live marks, so no other
          * thread's objects share a line of marks with this batch. */
@@ -301,6 +324,15 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
         for (size_t i = 0; p && i < count; i++)
             cls->e[cls->count++] =
                 (struct pcpu_tcache_entry){p + (count - 1 - i) * bits * PCPU_GRANULE, c};
+    }
+    if (cls->count == 0 && batch > 1) {
+        /* The batch as one run where a chunk has one: one search of the
+         * map instead of one per object (a search in a fragmented chunk
+         * is most of a refill, with the lock held). */
+        char *p = pcpu__pool_take_run_locked(bits, batch, align, &c);
+        for (size_t i = 0; p && i < batch; i++)
+            cls->e[cls->count++] =
+                (struct pcpu_tcache_entry){p + (batch - 1 - i) * bits * PCPU_GRANULE, c};
     }
     while (cls->count < batch) {
         void *p = pcpu__pool_alloc_locked(bits, 1, align, false, &c);
@@ -332,7 +364,7 @@ void pcpu__tcache_drop_all_locked(void)
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             tc->cls[ci].count = 0;
         tc->nr_pending = tc->nr_dirty = tc->nr_reserve = 0;
-        tc->dirty_bytes = tc->reserve_bytes = 0;
+        tc->dirty_bytes = tc->clean_bytes = tc->reserve_bytes = 0;
     }
 }
 

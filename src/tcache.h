@@ -73,8 +73,9 @@ struct pcpu_tcache_class {
 /* Freed objects that wait for a batch: to be zeroed (where dirty), then
  * put in a class cache or given back to the pool, all at once.  Bounds on
  * what a thread keeps waiting: clean objects (zeroed at free: they only
- * wait for the lock), dirty ones (zeroed in bulk), and the bytes of dirty
- * ones per unit.  The bounds are small because waiting objects keep their
+ * wait for the lock; 256 of them make one lock hold and one update of the
+ * map's hints per 256 frees in a row), dirty ones (zeroed in bulk), and
+ * the bytes of each per unit.  The bounds are small because waiting objects keep their
  * pages (and chunk) from going back to the OS until the batch is
  * processed: at the thread's next allocation that finds its class cache
  * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
@@ -123,6 +124,7 @@ struct pcpu_tcache {
     unsigned int nr_pending;
     unsigned int nr_dirty;           /* pending and not zeroed yet      */
     size_t dirty_bytes;
+    size_t clean_bytes;              /* pending and zeroed already      */
     struct pcpu_tcache_class cls[PCPU_TCACHE_NR_CLASSES]; /* [0] unused */
     struct pcpu_freed pending[PCPU_PENDING_MAX];
     unsigned int nr_reserve;         /* clean, small, many units only   */
@@ -225,11 +227,13 @@ static inline void pcpu__tcache_defer(struct pcpu_tcache *tc, void *cookie, stru
     if (!clean) {
         tc->nr_dirty++;
         tc->dirty_bytes += bits * PCPU_GRANULE;
+    } else {
+        tc->clean_bytes += bits * PCPU_GRANULE;
     }
     if (unlikely(tc->nr_pending - tc->nr_dirty >= PCPU_PENDING_CLEAN ||
                  tc->nr_dirty >= (pcpu__units_many() ? PCPU_PENDING_DIRTY_MANY
                                                       : PCPU_PENDING_DIRTY) ||
-                 tc->dirty_bytes >= PCPU_PENDING_BYTES))
+                 tc->dirty_bytes >= PCPU_PENDING_BYTES || tc->clean_bytes >= PCPU_PENDING_BYTES))
         pcpu__tcache_process(tc);
 }
 
