@@ -86,18 +86,15 @@ struct pcpu_span {
 /* Whether freeing an object of this size should wait for a batch: with
  * many units, or big objects, reading every unit to find the written ones
  * costs more (page faults on never-touched pages, TLB misses) than asking
- * the kernel once per batch which pages hold data.  Measured with 2 units
- * (alloc.percpu.mixed, 1..4096 bytes): one scan per batch cost more than
- * reading 2 x 4 KiB at each free (T=1 360 -> 330 ns per pair once objects
- * up to 4 KiB were read instead), so the reading stops at 32 KiB in all. */
-#define PCPU_UNITS_BATCH_BYTES (32u << 10)
+ * the kernel once per batch which pages hold data.  (Objects that go to a
+ * class cache with room are read at once: they are likely used again.) */
 static inline bool pcpu__units_many(void)
 {
     return pcpu__nr_units > 16;
 }
 static inline bool pcpu__units_batch_wanted(size_t bytes)
 {
-    return pcpu__units_many() || bytes * pcpu__nr_units >= PCPU_UNITS_BATCH_BYTES;
+    return pcpu__units_many() || bytes >= 512;
 }
 
 /* Zero n freed objects of the chunk whose guard starts at base, sorted by
