@@ -100,6 +100,10 @@ struct result *measure(struct loop *l, unsigned int threads);
  * ...) so that ratios between them are same-time ratios; adds one result
  * per loop, in order. */
 void measure_group(struct loop **ls, unsigned int nl, unsigned int threads);
+/* Measure @l at 1 thread and at @threads, one repetition of each in turn
+ * (each after a warm-up, in fresh threads), so that a target comparing the
+ * two is a same-time ratio; adds the two results, 1 thread first. */
+void measure_1_n_alternating(struct loop *l, unsigned int threads);
 long vm_rss_kb(void);
 void machine_json(FILE *f);
 void machine_print(FILE *f);

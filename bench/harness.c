@@ -250,21 +250,10 @@ static void run_threads(struct run *r)
     pthread_barrier_destroy(&r->bar);
 }
 
-/* The figures of loop j of the group, from its timed repetitions. */
-static struct result *group_result(struct run *r, unsigned int j)
+/* A result from per-repetition figures (CPU time and wall clock). */
+static struct result *result_of(const struct loop *l, unsigned int threads, double *per_rep,
+                                double *wall_rep, unsigned int n)
 {
-    struct loop *l = r->ls[j];
-    unsigned int threads = r->threads, n = r->reps - 1;
-    double per_rep[BENCH_MAX_REPS], wall_rep[BENCH_MAX_REPS];
-    for (unsigned int rep = 0; rep < n; rep++) {
-        double s = 0, w = 0;
-        for (unsigned int i = 0; i < threads; i++) {
-            s += r->ns[i][j][rep + 1];        /* skip the warm-up */
-            w += r->wall[i][j][rep + 1];
-        }
-        per_rep[rep] = s / threads;
-        wall_rep[rep] = w / threads;
-    }
     struct result *res = result_add(l->name, threads, "ns/op");
     double x;
     if (bench_opts.wall) {
@@ -279,10 +268,51 @@ static struct result *group_result(struct run *r, unsigned int j)
     res->oncpu = res->wall > 0 ? res->cpu / res->wall : 1;
     res->reps = n;
     res->iters = l->iters;
+    return res;
+}
+
+/* Repetition rep of loop j, averaged over the run's threads. */
+static void rep_of(const struct run *r, unsigned int j, unsigned int rep, double *cpu,
+                   double *wall)
+{
+    double s = 0, w = 0;
+    for (unsigned int i = 0; i < r->threads; i++) {
+        s += r->ns[i][j][rep];
+        w += r->wall[i][j][rep];
+    }
+    *cpu = s / r->threads;
+    *wall = w / r->threads;
+}
+
+/* The figures of loop j of the group, from its timed repetitions. */
+static struct result *group_result(struct run *r, unsigned int j)
+{
+    struct loop *l = r->ls[j];
+    unsigned int threads = r->threads, n = r->reps - 1;
+    double per_rep[BENCH_MAX_REPS], wall_rep[BENCH_MAX_REPS];
+    for (unsigned int rep = 0; rep < n; rep++)
+        rep_of(r, j, rep + 1, &per_rep[rep], &wall_rep[rep]);  /* skip the warm-up */
+    struct result *res = result_of(l, threads, per_rep, wall_rep, n);
     if (l->check)
         l->check(l, (uint64_t)threads * (n + 1) * l->iters + l->extra_ops);
     l->extra_ops = 0;
     return res;
+}
+
+/* Calibrate alone first if nobody did, so all threads agree on iters:
+ * thread 0 calibrates inside a one-thread run of zero repetitions. */
+static void calibrate_alone(struct run *r, struct loop **ls, unsigned int nl)
+{
+    bool uncalibrated = false;
+    for (unsigned int j = 0; j < nl; j++)
+        uncalibrated |= !ls[j]->iters;
+    if (!uncalibrated)
+        return;
+    r->ls = ls;
+    r->nl = nl;
+    r->reps = 0;
+    r->threads = 1;
+    run_threads(r);
 }
 
 void measure_group(struct loop **ls, unsigned int nl, unsigned int threads)
@@ -302,16 +332,8 @@ void measure_group(struct loop **ls, unsigned int nl, unsigned int threads)
     for (unsigned int j = 0; j < nl; j++)
         progress("%s, %u thread%s%s", ls[j]->name, threads, threads > 1 ? "s" : "",
                  nl > 1 ? " (interleaved)" : "");
-    /* Calibrate alone first if nobody did, so all threads agree on iters:
-     * thread 0 calibrates inside a one-thread run of zero repetitions. */
-    bool uncalibrated = false;
-    for (unsigned int j = 0; j < nl; j++)
-        uncalibrated |= !ls[j]->iters;
-    if (uncalibrated && threads > 1) {
-        r->reps = 0;
-        r->threads = 1;
-        run_threads(r);
-    }
+    if (threads > 1)
+        calibrate_alone(r, ls, nl);
     r->threads = threads;
     r->reps = bench_opts.reps + 1;
     run_threads(r);
@@ -323,6 +345,37 @@ struct result *measure(struct loop *l, unsigned int threads)
 {
     measure_group(&l, 1, threads);
     return &results[nr_results - 1];
+}
+
+void measure_1_n_alternating(struct loop *l, unsigned int threads)
+{
+    static struct run run;
+    struct run *r = &run;
+    if (threads > 256)
+        threads = 256;
+    progress("%s, 1 and %u threads (alternating)", l->name, threads);
+    calibrate_alone(r, &l, 1);
+    unsigned int n = bench_opts.reps;
+    double cpu[2][BENCH_MAX_REPS], wall[2][BENCH_MAX_REPS];
+    uint64_t ops = l->extra_ops;
+    for (unsigned int rep = 0; rep < n; rep++) {
+        for (unsigned int k = 0; k < 2; k++) {
+            /* Fresh threads each time (their caches start empty): one
+             * warm-up repetition, then the timed one. */
+            r->ls = &l;
+            r->nl = 1;
+            r->threads = k ? threads : 1;
+            r->reps = 2;
+            run_threads(r);
+            rep_of(r, 0, 1, &cpu[k][rep], &wall[k][rep]);
+            ops += (uint64_t)r->threads * 2 * l->iters;
+        }
+    }
+    result_of(l, 1, cpu[0], wall[0], n);
+    result_of(l, threads, cpu[1], wall[1], n);
+    if (l->check)
+        l->check(l, ops);
+    l->extra_ops = 0;
 }
 
 /* ---- machine ------------------------------------------------------------ */

@@ -57,17 +57,23 @@ static void *alloc_retry_locked(size_t bits, size_t align_bits, bool reserved,
 static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserved)
 {
     struct pcpu_chunk *c;
+    /* A thread with a cache counts its own allocations, here too: the
+     * global count would need two samples of the peak under the lock. */
+    struct pcpu_tcache *tc = pcpu__my_tcache;
     pcpu__pool_lock();
     void *p = alloc_retry_locked(bits, align_bits, reserved, &c);
     if (p) {
         pcpu__live_set(c, pcpu__chunk_bit(c, p));
         if (unlikely(pcpu__units_hooked))
             pcpu__units_handed_out(p, bits * PCPU_GRANULE);
-        pcpu__usage_alloc_locked(size);
+        if (!tc)
+            pcpu__usage_alloc_locked(size);
     } else if (!errno) {
         errno = ENOMEM;
     }
     pcpu__pool_unlock();
+    if (p && tc)
+        pcpu__usage_count_alloc(&tc->usage, size);
     if (unlikely(pcpu__settings.robust) && p)
         pcpu__validate_around(p, bits);
     return p;

@@ -352,7 +352,9 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
         errno = err;
         return -1;
     }
-    pcpu__usage_sample_locked();
+    /* No sample of the peak here: no count changes (usage.c says when one
+     * is needed), and each sample makes every thread's next allocation
+     * read the period word this one just wrote. */
     pcpu__pool_unlock();
     return 0;
 }
