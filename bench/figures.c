@@ -846,6 +846,41 @@ static void malloc_run(void *p, uint64_t n)
     }
 }
 
+/* The floor of a 4 KiB pair: what any allocator that hands out zeroed
+ * per-CPU memory without dirtying untouched pages must do once per pair,
+ * read the object in every unit to see whether it needs zeroing (here the
+ * C library's vectorised memcmp against a zero block, as the library's own
+ * check does).  alloc.percpu.4096 is measured against it. */
+static const unsigned char zero_4k[4096];
+
+static void *zerocheck_setup(const struct loop *l, unsigned int tid)
+{
+    (void)l;
+    (void)tid;
+    void *c = pcpu_alloc(4096, 0);
+    if (!c)
+        die("pcpu_alloc");
+    return c;
+}
+
+static void zerocheck_teardown(void *p)
+{
+    pcpu_free(p);
+}
+
+static void zerocheck_run(void *p, uint64_t n)
+{
+    unsigned int units = pcpu_nr_cpus();
+    for (uint64_t i = 0; i < n; i++) {
+        int nonzero = 0;
+        for (unsigned int u = 0; u < units; u++)
+            nonzero |= memcmp(pcpu_ptr(p, u), zero_4k, sizeof(zero_4k));
+        if (__builtin_expect(nonzero != 0, 0))
+            die("zerocheck: object not zero");
+        escape(p);
+    }
+}
+
 static size_t padded_bytes;
 
 static void padded_run(void *p, uint64_t n)
@@ -878,11 +913,13 @@ void figures_alloc(void)
          .teardown = alloc_teardown},
         {.name = "alloc.malloc.8", .run = malloc_run},
         {.name = "alloc.padded.8", .run = padded_run},
+        {.name = "alloc.zerocheck.4096", .setup = zerocheck_setup, .run = zerocheck_run,
+         .teardown = zerocheck_teardown},
     };
     /* The fixed sizes with their baselines, interleaved; the mixed pool on
      * its own (its live objects would change the others' maps). */
     struct loop *mixed = &loops[4];
-    struct loop fixed[] = {loops[0], loops[5], loops[6], loops[1], loops[2], loops[3]};
+    struct loop fixed[] = {loops[0], loops[5], loops[6], loops[1], loops[2], loops[3], loops[7]};
     measure_1_n_together(fixed, sizeof(fixed) / sizeof(fixed[0]));
     /* Its target compares T=2 with T=1: their repetitions alternate. */
     if (name_selected(mixed->name)) {

@@ -318,32 +318,28 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
     return true;
 }
 
-static inline __attribute__((always_inline)) bool free_fast_has_room(const struct free_fast *f)
-{
-    return f->tc->cls[f->bits].count < PCPU_TCACHE_CAP;
-}
-
 /* Take the object back, zero it (with few units, reading each unit is
  * cheaper than asking the kernel) and park it in its class cache, or in
- * the pending batch when the cache is full (pcpu__tcache_defer hands the
- * batch to the pool, under one lock hold, when it is full). */
-static inline __attribute__((always_inline)) void free_fast_commit(void *cookie,
-                                                                   const struct free_fast *f,
-                                                                   bool has_room)
+ * the pending batch when the cache is full; true when the batch is full
+ * and must be handed to the pool (pcpu__tcache_process) now. */
+static inline __attribute__((always_inline)) bool free_fast_commit(void *cookie,
+                                                                   const struct free_fast *f)
 {
     __atomic_store_n(&f->live[f->bit], 0, __ATOMIC_RELAXED);
     pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
     struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
     unsigned int n = cls->count;
-    if (has_room || likely(n < PCPU_TCACHE_CAP)) {
+    bool full = false;
+    if (likely(n < PCPU_TCACHE_CAP)) {
         /* Entry first, then the count that makes it visible (fork: see
          * pcpu__tcache_push). */
         cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
         __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
     } else {
-        pcpu__tcache_defer(f->tc, cookie, f->c, f->bits, true);
+        full = pcpu__tcache_add_pending(f->tc, cookie, f->c, f->bits, true);
     }
     pcpu__usage_count_free(&f->tc->usage);
+    return full;
 }
 
 /* ---- the public entry points ------------------------------------------------ */
@@ -364,13 +360,20 @@ static __attribute__((noinline)) void free_general(void *cookie)
     pcpu__leave();
 }
 
-/* Objects over 16 bytes (zeroed out of line) and frees that find their
- * class cache full. */
-static __attribute__((noinline)) void free_fast_other(void *cookie, struct pcpu_tcache *tc,
-                                                    struct pcpu_chunk *c, uint8_t *live,
-                                                    size_t bit, size_t bits)
+/* Objects over 16 bytes, zeroed out of line. */
+static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
+                                                  struct pcpu_chunk *c, uint8_t *live,
+                                                  size_t bit, size_t bits)
 {
-    free_fast_commit(cookie, &(struct free_fast){tc, c, live, bit, bits}, false);
+    if (free_fast_commit(cookie, &(struct free_fast){tc, c, live, bit, bits}))
+        pcpu__tcache_process(tc);
+    pcpu__leave();
+}
+
+/* A free that filled the pending batch. */
+static __attribute__((noinline)) void free_batch_full(struct pcpu_tcache *tc)
+{
+    pcpu__tcache_process(tc);
     pcpu__leave();
 }
 
@@ -403,11 +406,14 @@ void pcpu_free(void *cookie)
         free_general(cookie);
         return;
     }
-    if (unlikely(f.bits * PCPU_GRANULE > 16) || unlikely(!free_fast_has_room(&f))) {
-        free_fast_other(cookie, f.tc, f.c, f.live, f.bit, f.bits);
+    if (unlikely(f.bits * PCPU_GRANULE > 16)) {
+        free_fast_big(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
-    free_fast_commit(cookie, &f, true);
+    if (unlikely(free_fast_commit(cookie, &f))) {
+        free_batch_full(f.tc);
+        return;
+    }
     pcpu__leave();
 }
 

@@ -96,13 +96,17 @@ PCPU_HIDDEN extern _Atomic unsigned long pcpu__chunk_gen;
  * at every block with a long enough run, for when the fast search failed. */
 PCPU_HIDDEN size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count,
                                      size_t align, bool thorough);
-/* One freed object on its way back to its chunk's map. */
+/* Freed objects on their way back to their chunk's map: count objects of
+ * bits granules each, one after the other from cookie (a thread that
+ * frees objects in the order they were made sends them as one entry). */
 struct pcpu_freed {
     char *cookie;
     struct pcpu_chunk *chunk;   /* the owner (the reserved part for reserved objects) */
-    uint32_t bits;
+    uint32_t bits;              /* of each object                      */
+    uint16_t count;             /* at least 1                          */
     bool clean;                 /* zeroed (or poisoned) already */
 };
+#define PCPU_FREED_COUNT_MAX UINT16_MAX
 
 /* Sort freed objects by chunk, then address. */
 PCPU_HIDDEN void pcpu__freed_sort(struct pcpu_freed *o, size_t n);

@@ -431,12 +431,13 @@ bool pcpu__pool_release_many_locked(struct pcpu_freed *objs, size_t n)
     pcpu__freed_sort(objs, n);
     for (size_t i = 0; i < n;) {
         struct pcpu_chunk *c = objs[i].chunk;
-        size_t bit = pcpu__chunk_bit(c, objs[i].cookie), total = objs[i].bits, count = 1;
+        size_t bit = pcpu__chunk_bit(c, objs[i].cookie);
+        size_t total = (size_t)objs[i].bits * objs[i].count, count = objs[i].count;
         size_t j = i + 1;
         while (j < n && objs[j].chunk == c &&
                objs[j].cookie == objs[i].cookie + total * PCPU_GRANULE) {
-            total += objs[j].bits;
-            count++;
+            total += (size_t)objs[j].bits * objs[j].count;
+            count += objs[j].count;
             j++;
         }
         struct pages_before b = pages_of(c);

@@ -62,13 +62,16 @@ static void clean_pending(struct pcpu_tcache *tc, size_t n)
         size_t k = 0, j = i;
         for (; j < n && p[j].chunk == c; j++)
             if (!p[j].clean) {
-                spans[k++] = (struct pcpu_span){p[j].cookie, p[j].bits * PCPU_GRANULE};
+                spans[k++] = (struct pcpu_span){p[j].cookie,
+                                                (size_t)p[j].bits * p[j].count * PCPU_GRANULE};
                 p[j].clean = true;
             }
         pcpu__units_zero_spans(c->base, spans, k);
         i = j;
     }
-    tc->nr_dirty = 0;
+    __atomic_store_n(&tc->nr_clean, tc->nr_clean + tc->nr_dirty, __ATOMIC_RELAXED);
+    __atomic_store_n(&tc->nr_dirty, 0, __ATOMIC_RELAXED);
+    tc->clean_bytes += tc->dirty_bytes;
     tc->dirty_bytes = 0;
 }
 
@@ -86,7 +89,7 @@ static size_t to_reserve(struct pcpu_tcache *tc, size_t n)
     while (i > 0 && r < PCPU_RESERVE_MAX) {
         struct pcpu_freed *f = &tc->pending[--i];
         size_t b = f->bits * PCPU_GRANULE;
-        if (f->bits <= PCPU_RESERVE_MAX_BITS && bytes + b <= PCPU_RESERVE_BYTES &&
+        if (f->count == 1 && f->bits <= PCPU_RESERVE_MAX_BITS && bytes + b <= PCPU_RESERVE_BYTES &&
             pcpu__tcache_takes(f->chunk, pcpu__chunk_bit(f->chunk, f->cookie), f->bits)) {
             tc->reserve[r++] = *f;
             bytes += b;
@@ -168,9 +171,10 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
 {
     pcpu_assert_locked();
     clean_pending(tc, tc->nr_pending);
-    size_t returned = tc->nr_pending;
+    size_t returned = tc->nr_clean; /* objects: all clean now */
     release_locked(tc->pending, tc->nr_pending);
     tc->nr_pending = 0;
+    __atomic_store_n(&tc->nr_clean, 0, __ATOMIC_RELAXED);
     tc->clean_bytes = 0;
     returned += tc->nr_reserve;
     release_locked(tc->reserve, tc->nr_reserve);
@@ -183,7 +187,11 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
             /* Through the pending array, which is empty now. */
             unsigned int k = 0;
             for (; k < PCPU_PENDING_MAX && i < cls->count; k++, i++)
-                tc->pending[k] = (struct pcpu_freed){cls->e[i].cookie, cls->e[i].chunk, bits, true};
+                tc->pending[k] = (struct pcpu_freed){.cookie = cls->e[i].cookie,
+                                                     .chunk = cls->e[i].chunk,
+                                                     .bits = bits,
+                                                     .count = 1,
+                                                     .clean = true};
             release_locked(tc->pending, k);
         }
         returned += cls->count;
@@ -205,8 +213,9 @@ static size_t sort_pending(struct pcpu_tcache *tc)
      * twice. */
     size_t n = tc->nr_pending;
     __atomic_store_n(&tc->nr_pending, 0, __ATOMIC_RELEASE);
-    tc->clean_bytes = 0;
     clean_pending(tc, n);
+    __atomic_store_n(&tc->nr_clean, 0, __ATOMIC_RELAXED);
+    tc->clean_bytes = 0;
     /* With many units small objects go to the reserve first: the refills
      * that take them back hand them out in address order, so the next
      * batch needs no sorting. */
@@ -219,12 +228,14 @@ static size_t sort_pending(struct pcpu_tcache *tc)
         /* Full classes first: a batch of frees in a row mostly finds its
          * class full, and the object's own fields are then not needed. */
         size_t ci = pcpu__tcache_class(f->bits);
-        if (ci < PCPU_TCACHE_NR_CLASSES && pcpu__tcache_has_room(tc, ci) &&
+        if (f->count == 1 && ci < PCPU_TCACHE_NR_CLASSES && pcpu__tcache_has_room(tc, ci) &&
             pcpu__tcache_takes(f->chunk, pcpu__chunk_bit(f->chunk, f->cookie), f->bits)) {
             pcpu__tcache_push(tc, ci, f->cookie, f->chunk);
             continue;
         }
-        tc->pending[keep++] = *f;
+        if (keep != i)
+            tc->pending[keep] = *f;
+        keep++;
     }
     return keep;
 }
@@ -365,7 +376,9 @@ void pcpu__tcache_drop_all_locked(void)
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             tc->cls[ci].count = 0;
-        tc->nr_pending = tc->nr_dirty = tc->nr_reserve = 0;
+        __atomic_store_n(&tc->nr_clean, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&tc->nr_dirty, 0, __ATOMIC_RELAXED);
+        tc->nr_pending = tc->nr_reserve = 0;
         tc->dirty_bytes = tc->clean_bytes = tc->reserve_bytes = 0;
     }
 }
@@ -391,7 +404,9 @@ size_t pcpu__tcache_count_locked(void)
     pcpu_assert_locked();
     size_t n = 0;
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
-        n += __atomic_load_n(&tc->nr_pending, __ATOMIC_RELAXED);
+        /* Objects, not entries: adjacent frees share one entry. */
+        n += __atomic_load_n(&tc->nr_clean, __ATOMIC_RELAXED);
+        n += __atomic_load_n(&tc->nr_dirty, __ATOMIC_RELAXED);
         n += __atomic_load_n(&tc->nr_reserve, __ATOMIC_RELAXED);
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             n += tc->cls[ci].count;
@@ -427,13 +442,16 @@ int pcpu__tcache_validate_locked(void)
     for (unsigned int i = 0; i < tc->nr_pending + tc->nr_reserve; i++) {
         const struct pcpu_freed *f =
             i < tc->nr_pending ? &tc->pending[i] : &tc->reserve[i - tc->nr_pending];
-        size_t bit = pcpu__chunk_bit(f->chunk, f->cookie);
-        struct pcpu_chunk *owner = pcpu__lookup(f->cookie);
-        if (!owner || !pcpu__test_bit(f->chunk->start_map, bit) || pcpu__live_test(f->chunk, bit) ||
-            pcpu__chunk_alloc_bits(f->chunk, bit) != f->bits) {
-            fprintf(stderr, "percpu: validate: pending freed object %p is not a free "
-                    "allocation of %u granules\n", (void *)f->cookie, f->bits);
-            problems++;
+        for (unsigned int k = 0; k < f->count; k++) {
+            char *cookie = f->cookie + (size_t)k * f->bits * PCPU_GRANULE;
+            size_t bit = pcpu__chunk_bit(f->chunk, cookie);
+            struct pcpu_chunk *owner = pcpu__lookup(cookie);
+            if (!owner || !pcpu__test_bit(f->chunk->start_map, bit) ||
+                pcpu__live_test(f->chunk, bit) || pcpu__chunk_alloc_bits(f->chunk, bit) != f->bits) {
+                fprintf(stderr, "percpu: validate: pending freed object %p is not a free "
+                        "allocation of %u granules\n", (void *)cookie, f->bits);
+                problems++;
+            }
         }
     }
     return problems;
@@ -449,9 +467,11 @@ void pcpu__tcache_for_each_cached_locked(
                 fn(cls->e[i].chunk, cls->e[i].cookie, pcpu__tcache_class_bits(ci), arg);
         }
         /* Robust mode poisons at free: pending objects are clean too. */
-        for (unsigned int i = 0; i < tc->nr_pending; i++)
-            if (tc->pending[i].clean)
-                fn(tc->pending[i].chunk, tc->pending[i].cookie, tc->pending[i].bits, arg);
+        for (unsigned int i = 0; i < tc->nr_pending; i++) {
+            const struct pcpu_freed *f = &tc->pending[i];
+            for (unsigned int k = 0; f->clean && k < f->count; k++)
+                fn(f->chunk, f->cookie + (size_t)k * f->bits * PCPU_GRANULE, f->bits, arg);
+        }
         for (unsigned int i = 0; i < tc->nr_reserve; i++)
             fn(tc->reserve[i].chunk, tc->reserve[i].cookie, tc->reserve[i].bits, arg);
     }

@@ -73,13 +73,13 @@ struct pcpu_tcache_class {
 /* Freed objects that wait for a batch: to be zeroed (where dirty), then
  * put in a class cache or given back to the pool, all at once.  Bounds on
  * what a thread keeps waiting: clean objects (zeroed at free: they only
- * wait for the lock; 256 of them make one lock hold and one update of the
- * map's hints per 256 frees in a row), dirty ones (zeroed in bulk), and
+ * wait for the lock; 1024 of them make one lock hold and one update of the
+ * map's hints per 1024 frees in a row), dirty ones (zeroed in bulk), and
  * the bytes of each per unit.  The bounds are small because waiting objects keep their
  * pages (and chunk) from going back to the OS until the batch is
  * processed: at the thread's next allocation that finds its class cache
  * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
-#define PCPU_PENDING_CLEAN 256u
+#define PCPU_PENDING_CLEAN 1024u
 #define PCPU_PENDING_DIRTY 64u           /* with few units                  */
 /* Many units: one scan of a chunk's page tables costs ~15 us at 4096
  * units of 1 MiB (4 GiB of address space), whatever the batch holds; 4096
@@ -122,7 +122,8 @@ struct pcpu_tcache {
     struct pcpu_free_hint hint;      /* alloc.c's fast free             */
     struct pcpu_usage usage;         /* this thread's counts            */
     unsigned int nr_pending;
-    unsigned int nr_dirty;           /* pending and not zeroed yet      */
+    unsigned int nr_clean;           /* objects pending, zeroed already */
+    unsigned int nr_dirty;           /* objects pending, not zeroed yet */
     size_t dirty_bytes;
     size_t clean_bytes;              /* pending and zeroed already      */
     struct pcpu_tcache_class cls[PCPU_TCACHE_NR_CLASSES]; /* [0] unused */
@@ -213,27 +214,48 @@ static inline bool pcpu__tcache_push(struct pcpu_tcache *tc, size_t ci, void *co
 }
 
 /* Add a freed object to the pending batch (clean: already zeroed or
- * poisoned); a full batch is processed at once. */
+ * poisoned); true when the batch is full and must be processed now
+ * (pcpu__tcache_defer does that itself). */
+static inline bool pcpu__tcache_add_pending(struct pcpu_tcache *tc, void *cookie,
+                                            struct pcpu_chunk *c, size_t bits, bool clean)
+{
+    unsigned int n = tc->nr_pending;
+    struct pcpu_freed *last = n ? &tc->pending[n - 1] : NULL;
+    if (last && last->cookie + (size_t)last->bits * last->count * PCPU_GRANULE == (char *)cookie &&
+        last->chunk == c && last->bits == bits && last->clean == clean &&
+        last->count < PCPU_FREED_COUNT_MAX) {
+        /* Right after the last entry's objects: one more of them (a child
+         * forked before this store leaks the object, never frees it). */
+        __atomic_store_n(&last->count, last->count + 1, __ATOMIC_RELEASE);
+    } else {
+        struct pcpu_freed *f = &tc->pending[n];
+        f->cookie = cookie;
+        f->chunk = c;
+        f->bits = (uint32_t)bits;
+        f->count = 1;
+        f->clean = clean;
+        /* The count covers the entry only once it is written (fork, above). */
+        __atomic_store_n(&tc->nr_pending, n + 1, __ATOMIC_RELEASE);
+    }
+    /* The object counts are read by pcpu_stats from other threads. */
+    if (!clean) {
+        __atomic_store_n(&tc->nr_dirty, tc->nr_dirty + 1, __ATOMIC_RELAXED);
+        tc->dirty_bytes += bits * PCPU_GRANULE;
+    } else {
+        __atomic_store_n(&tc->nr_clean, tc->nr_clean + 1, __ATOMIC_RELAXED);
+        tc->clean_bytes += bits * PCPU_GRANULE;
+    }
+    return unlikely(tc->nr_clean >= PCPU_PENDING_CLEAN ||
+                    tc->nr_dirty >= (pcpu__units_many() ? PCPU_PENDING_DIRTY_MANY
+                                                         : PCPU_PENDING_DIRTY) ||
+                    tc->dirty_bytes >= PCPU_PENDING_BYTES ||
+                    tc->clean_bytes >= PCPU_PENDING_BYTES);
+}
+
 static inline void pcpu__tcache_defer(struct pcpu_tcache *tc, void *cookie, struct pcpu_chunk *c,
                                       size_t bits, bool clean)
 {
-    struct pcpu_freed *f = &tc->pending[tc->nr_pending];
-    f->cookie = cookie;
-    f->chunk = c;
-    f->bits = (uint32_t)bits;
-    f->clean = clean;
-    /* The count covers the entry only once it is written (fork, above). */
-    __atomic_store_n(&tc->nr_pending, tc->nr_pending + 1, __ATOMIC_RELEASE);
-    if (!clean) {
-        tc->nr_dirty++;
-        tc->dirty_bytes += bits * PCPU_GRANULE;
-    } else {
-        tc->clean_bytes += bits * PCPU_GRANULE;
-    }
-    if (unlikely(tc->nr_pending - tc->nr_dirty >= PCPU_PENDING_CLEAN ||
-                 tc->nr_dirty >= (pcpu__units_many() ? PCPU_PENDING_DIRTY_MANY
-                                                      : PCPU_PENDING_DIRTY) ||
-                 tc->dirty_bytes >= PCPU_PENDING_BYTES || tc->clean_bytes >= PCPU_PENDING_BYTES))
+    if (pcpu__tcache_add_pending(tc, cookie, c, bits, clean))
         pcpu__tcache_process(tc);
 }
 
