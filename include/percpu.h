@@ -175,10 +175,11 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * such an object holds up to 63 bytes per unit more than asked; an
  * alignment above the class's is served from the cache when a cached
  * object happens to have it, else through the lock.  Freed objects wait
- * in a small per-thread batch before their space is reused (at most 64
- * KiB per unit of not yet zeroed ones), so that frees are zeroed and
- * given back in bulk; pcpu_reclaim(true) gives the calling thread's back
- * at once.
+ * in a small per-thread batch before their space is reused (at most 1024
+ * zeroed objects and 64 KiB per unit of them, and 64 KiB per unit of not
+ * yet zeroed ones), so that frees are zeroed and given back in bulk
+ * (objects freed in the order they were made travel as one run);
+ * pcpu_reclaim(true) gives the calling thread's back at once.
  *
  * Cost with many units: a free zeroes the object only where it may hold
  * data.  With up to 16 units it reads the object in each unit; with more,
@@ -213,8 +214,13 @@ PCPU__PUBLIC void *pcpu_alloc_reserved(size_t size, size_t align);
  *
  * A cookie that is not the start of a live allocation (double free,
  * interior or foreign pointer) stops the process with a message such as
- * "percpu: double free of 0x7f3c2a001040".  Thread safety: any thread, also
- * one other than the allocating thread.  Not async-signal-safe.
+ * "percpu: double free of 0x7f3c2a001040".  Limit: the check is a plain
+ * read of the object's live mark, not an atomic exchange (that would cost
+ * every free a locked instruction), so two threads freeing the same
+ * cookie at the same instant -- a data race in the program -- may both
+ * pass it; a second free after the first returned is always caught.
+ * Thread safety: any thread, also one other than the allocating thread.
+ * Not async-signal-safe.
  */
 PCPU__PUBLIC void pcpu_free(void *cookie);
 
