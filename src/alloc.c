@@ -294,7 +294,7 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
                                                                   struct free_fast *f)
 {
     struct pcpu_tcache *tc = pcpu__my_tcache;
-    if (unlikely(!tc) || unlikely(!pcpu__settings.fast_free))
+    if (unlikely(!tc) || unlikely(!pcpu__settings.fast_alloc))
         return false;
     const struct pcpu_free_hint *h = &tc->hint;
     size_t off = (size_t)((char *)cookie - h->lo);
@@ -323,9 +323,17 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
  * the pending batch when the cache is full; true when the batch is full
  * and must be handed to the pool (pcpu__tcache_process) now. */
 static inline __attribute__((always_inline)) bool free_fast_commit(void *cookie,
-                                                                   const struct free_fast *f)
+                                                                   const struct free_fast *f,
+                                                                   bool batched)
 {
     __atomic_store_n(&f->live[f->bit], 0, __ATOMIC_RELAXED);
+    if (batched) {
+        /* Many units: zeroed with the batch, where the kernel says pages
+         * hold data (as the general path does). */
+        bool full = pcpu__tcache_add_pending(f->tc, cookie, f->c, f->bits, false);
+        pcpu__usage_count_free(&f->tc->usage);
+        return full;
+    }
     pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
     struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
     unsigned int n = cls->count;
@@ -360,12 +368,13 @@ static __attribute__((noinline)) void free_general(void *cookie)
     pcpu__leave();
 }
 
-/* Objects over 16 bytes, zeroed out of line. */
+/* Objects over 16 bytes, zeroed out of line, and frees with many units. */
 static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
                                                   struct pcpu_chunk *c, uint8_t *live,
                                                   size_t bit, size_t bits)
 {
-    if (free_fast_commit(cookie, &(struct free_fast){tc, c, live, bit, bits}))
+    if (free_fast_commit(cookie, &(struct free_fast){tc, c, live, bit, bits},
+                         pcpu__settings.free_batched))
         pcpu__tcache_process(tc);
     pcpu__leave();
 }
@@ -406,11 +415,11 @@ void pcpu_free(void *cookie)
         free_general(cookie);
         return;
     }
-    if (unlikely(f.bits * PCPU_GRANULE > 16)) {
+    if (unlikely(f.bits * PCPU_GRANULE > 16) || unlikely(pcpu__settings.free_batched)) {
         free_fast_big(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
-    if (unlikely(free_fast_commit(cookie, &f))) {
+    if (unlikely(free_fast_commit(cookie, &f, false))) {
         free_batch_full(f.tc);
         return;
     }

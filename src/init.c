@@ -180,7 +180,7 @@ static int init_locked(const struct pcpu_config *user_cfg, enum pcpu_state state
     pcpu__settings.robust = (cfg.flags & PCPU_F_DEBUG) != 0;
     pcpu__settings.backend = cfg.backend;
     pcpu__settings.fast_alloc = pcpu__settings.tcache && !pcpu__units_hooked;
-    pcpu__settings.fast_free = pcpu__settings.fast_alloc && !pcpu__units_many();
+    pcpu__settings.free_batched = pcpu__units_many();
     pcpu__reclaim_enable(!(cfg.flags & PCPU_F_NO_RECLAIM));
     pcpu__rseq_setup(ai, cfg.index);
     pcpu__statics_place_locked(pcpu__pool_anchor.first->base, ai->static_size);

@@ -19,10 +19,11 @@ struct pcpu_settings {
     bool tcache;         /* per-thread caches (not PCPU_F_NO_CACHE)      */
     bool robust;         /* PCPU_F_DEBUG                                 */
     /* alloc.c's fast paths may run: the cache is on and no per-object
-     * hook is wanted (robust mode, sanitizers, valgrind); frees also need
-     * few units (with many, they wait in the thread's batch). */
+     * hook is wanted (robust mode, sanitizers, valgrind). */
     bool fast_alloc;
-    bool fast_free;
+    /* Many units: fast frees are not zeroed one by one but wait in the
+     * thread's batch (one page-table scan per batch). */
+    bool free_batched;
     enum pcpu_backend backend;
 };
 PCPU_HIDDEN extern struct pcpu_settings pcpu__settings;
