@@ -89,11 +89,23 @@ static size_t to_reserve(struct pcpu_tcache *tc, size_t n)
     while (i > 0 && r < PCPU_RESERVE_MAX) {
         struct pcpu_freed *f = &tc->pending[--i];
         size_t b = f->bits * PCPU_GRANULE;
-        if (f->count == 1 && f->bits <= PCPU_RESERVE_MAX_BITS && bytes + b <= PCPU_RESERVE_BYTES &&
+        /* A run's objects share the first one's size and alignment; they
+         * go in one by one, highest first, and what does not fit stays. */
+        if (f->bits <= PCPU_RESERVE_MAX_BITS &&
             pcpu__tcache_takes(f->chunk, pcpu__chunk_bit(f->chunk, f->cookie), f->bits)) {
-            tc->reserve[r++] = *f;
-            bytes += b;
-            continue;
+            unsigned int k = f->count;
+            while (k > 0 && r < PCPU_RESERVE_MAX && bytes + b <= PCPU_RESERVE_BYTES) {
+                k--;
+                tc->reserve[r++] = (struct pcpu_freed){.cookie = f->cookie + k * b,
+                                                       .chunk = f->chunk,
+                                                       .bits = f->bits,
+                                                       .count = 1,
+                                                       .clean = f->clean};
+                bytes += b;
+            }
+            if (k == 0)
+                continue;
+            f->count = (uint16_t)k;
         }
         /* Kept objects collect at the end for now (i < the slot). */
         tc->pending[n - 1 - left++] = *f;
