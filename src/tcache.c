@@ -352,7 +352,12 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
         /* The batch as one run where a chunk has one: one search of the
          * map instead of one per object (a search in a fragmented chunk
          * is most of a refill, with the lock held). */
-        char *p = pcpu__pool_take_run_locked(bits, batch, align, &c);
+        /* Runs of the 64-byte classes start on 256 bytes: then a class
+         * whose size is a multiple of 128 or 256 bytes holds only objects
+         * aligned that far, and pcpu__tcache_pop_aligned finds one for an
+         * over-aligned request without the lock. */
+        size_t run_align = bits > PCPU_TCACHE_EXACT_BITS ? 64 : align;
+        char *p = pcpu__pool_take_run_locked(bits, batch, run_align, &c);
         for (size_t i = 0; p && i < batch; i++)
             cls->e[cls->count++] =
                 (struct pcpu_tcache_entry){p + (batch - 1 - i) * bits * PCPU_GRANULE, c};
