@@ -255,9 +255,9 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
     return e.cookie;
 }
 
-/* Whether the fast path takes this free: the cookie starts a live
+/* A free the fast path takes (free_fast_takes): the cookie starts a live
  * dynamic allocation of up to 64 granules, naturally aligned (so of an
- * exact class). */
+ * exact class); where its chunk, live mark and class are. */
 struct free_fast {
     struct pcpu_tcache *tc;
     struct pcpu_chunk *c;

@@ -13,23 +13,6 @@ static size_t page_size(void)
     return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static void fill_all_units(void *c, size_t size, int byte)
-{
-    pcpu_for_each_cpu(cpu) memset(pcpu_ptr(c, cpu), byte, size);
-}
-
-static void assert_zero_all_units(void *c, size_t size)
-{
-    pcpu_for_each_cpu(cpu)
-    {
-        const unsigned char *p = pcpu_ptr(c, cpu);
-        for (size_t i = 0; i < size; i++)
-            if (p[i])
-                fail_msg("cookie %p size %zu: cpu %u byte %zu is 0x%02x, not zero", c, size, cpu,
-                         i, p[i]);
-    }
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -214,8 +197,8 @@ static void check_zeroing(size_t size, size_t align, int rounds)
         for (int i = 0; i < N; i++) {
             c[i] = pcpu_alloc(size, align);
             assert_non_null(c[i]);
-            assert_zero_all_units(c[i], size);
-            fill_all_units(c[i], size, 0xa5 ^ i);
+            tu_assert_zero_units(c[i], size);
+            tu_fill_units(c[i], size, (unsigned char)(0xa5 ^ i));
         }
         for (int i = 0; i < N; i++)
             pcpu_free(c[i]);
@@ -225,7 +208,7 @@ static void check_zeroing(size_t size, size_t align, int rounds)
     for (int i = 0; i < 40; i++) {
         again[i] = pcpu_alloc(size, align);
         assert_non_null(again[i]);
-        assert_zero_all_units(again[i], size);
+        tu_assert_zero_units(again[i], size);
     }
     for (int i = 0; i < 40; i++)
         pcpu_free(again[i]);
@@ -340,12 +323,12 @@ static void test_reserved(void **state)
     assert_true(ai.unit_offset >= lo && ai.unit_offset < hi);
     assert_ptr_equal(ai.cookie, r);
     assert_int_equal(ai.size, 64);
-    assert_zero_all_units(r, 64);
-    fill_all_units(r, 64, 0x77);
+    tu_assert_zero_units(r, 64);
+    tu_fill_units(r, 64, 0x77);
     pcpu_free(r);
     void *r2 = pcpu_alloc_reserved(64, 0);
     assert_non_null(r2);
-    assert_zero_all_units(r2, 64);
+    tu_assert_zero_units(r2, 64);
     pcpu_free(r2);
 
     /* Fill the reserved area, then it falls back to dynamic space. */

@@ -16,22 +16,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void write_all_units(void *c, size_t size, unsigned char byte)
-{
-    pcpu_for_each_cpu(cpu) memset(pcpu_ptr(c, cpu), byte, size);
-}
-
-static void assert_zero_all_units(void *c, size_t size)
-{
-    pcpu_for_each_cpu(cpu)
-    {
-        const unsigned char *p = pcpu_ptr(c, cpu);
-        for (size_t i = 0; i < size; i++)
-            if (p[i])
-                fail_msg("cookie %p: cpu %u byte %zu is 0x%02x, not zero", c, cpu, i, p[i]);
-    }
-}
-
 /* Allocate size-byte objects until one lands in a chunk made for them;
  * returns how many, all in v (at most max). */
 static size_t fill_past_first_chunk(void **v, size_t max, size_t size)
@@ -60,7 +44,7 @@ static void test_hint_after_chunk_reuse(void **state)
         size_t n = fill_past_first_chunk(v, MAX, 256);
         /* The last one is in the new chunk: free it first (the thread
          * remembers that chunk), then everything. */
-        write_all_units(v[n - 1], 256, 0x5a);
+        tu_fill_units(v[n - 1], 256, 0x5a);
         pcpu_free(v[n - 1]);
         for (size_t i = 0; i + 1 < n; i++)
             pcpu_free(v[i]);
@@ -73,13 +57,13 @@ static void test_hint_after_chunk_reuse(void **state)
     /* And once more with a chunk in place: its objects come back zeroed. */
     size_t n = fill_past_first_chunk(v, MAX, 256);
     for (size_t i = n - 16; i < n; i++)
-        write_all_units(v[i], 256, 0xa5);
+        tu_fill_units(v[i], 256, 0xa5);
     for (size_t i = n - 16; i < n; i++)
         pcpu_free(v[i]);
     for (size_t i = n - 16; i < n; i++) {
         v[i] = pcpu_alloc(256, 0);
         assert_non_null(v[i]);
-        assert_zero_all_units(v[i], 256);
+        tu_assert_zero_units(v[i], 256);
     }
     for (size_t i = 0; i < n; i++)
         pcpu_free(v[i]);
@@ -100,7 +84,7 @@ static void test_in_order_runs(void **state)
         for (size_t i = 0; i < N; i++) {
             v[i] = pcpu_alloc(size, 0);
             assert_non_null(v[i]);
-            write_all_units(v[i], size, (unsigned char)(i | 1));
+            tu_fill_units(v[i], size, (unsigned char)(i | 1));
         }
         for (size_t i = 0; i < N; i++)
             pcpu_free(v[i]);
@@ -113,7 +97,7 @@ static void test_in_order_runs(void **state)
             v[i] = pcpu_alloc(size, 0);
             assert_non_null(v[i]);
             if (i % 97 == 0 || i + 1 == N)
-                assert_zero_all_units(v[i], size);
+                tu_assert_zero_units(v[i], size);
         }
         for (size_t i = N; i-- > 0;)
             pcpu_free(v[i]);
@@ -149,7 +133,7 @@ static void test_runs_freed_by_other_thread(void **state)
     for (size_t i = 0; i < N; i++) {
         v[i] = pcpu_alloc(8, 0);
         assert_non_null(v[i]);
-        write_all_units(v[i], 8, 0xee);
+        tu_fill_units(v[i], 8, 0xee);
     }
     struct batch b = {v, N};
     pthread_t t;
@@ -162,7 +146,7 @@ static void test_runs_freed_by_other_thread(void **state)
         v[i] = pcpu_alloc(8, 0);
         assert_non_null(v[i]);
         if (i % 101 == 0)
-            assert_zero_all_units(v[i], 8);
+            tu_assert_zero_units(v[i], 8);
     }
     for (size_t i = 0; i < N; i++)
         pcpu_free(v[i]);

@@ -189,6 +189,23 @@ struct pcpu_stats tu_stats(void)
     return st;
 }
 
+void tu_fill_units(void *cookie, size_t size, unsigned char byte)
+{
+    pcpu_for_each_cpu(cpu) memset(pcpu_ptr(cookie, cpu), byte, size);
+}
+
+void tu_assert_zero_units(void *cookie, size_t size)
+{
+    pcpu_for_each_cpu(cpu)
+    {
+        const unsigned char *p = pcpu_ptr(cookie, cpu);
+        for (size_t i = 0; i < size; i++)
+            if (p[i])
+                fail_msg("cookie %p size %zu: cpu %u byte %zu is 0x%02x, not zero", cookie, size,
+                         cpu, i, p[i]);
+    }
+}
+
 size_t tu_held_size(size_t size)
 {
     size_t g = (size + 3) / 4 * 4;

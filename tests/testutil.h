@@ -72,6 +72,11 @@ double tu_now(void);
 /* Take a stats snapshot; asserts success. */
 struct pcpu_stats tu_stats(void);
 
+/* Write byte over the object's size bytes in every unit. */
+void tu_fill_units(void *cookie, size_t size, unsigned char byte);
+/* Fail unless the object's size bytes are zero in every unit. */
+void tu_assert_zero_units(void *cookie, size_t size);
+
 /* Assert the allocator's invariants hold. */
 #define assert_valid() assert_int_equal(pcpu_validate(), 0)
 
