@@ -230,6 +230,9 @@ static size_t reclaim_impl(bool all)
  * anything is off, changes nothing and leaves the call to the general
  * paths above, which do every check again and give the answers. */
 
+static void *alloc_general(size_t size, size_t align);
+
+/* Returns the object, or what the general path returned. */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_t align)
 {
     struct pcpu_tcache *tc = pcpu__my_tcache;
@@ -238,20 +241,23 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
      * path has initialised again. */
     if (unlikely(!tc) || unlikely(size - 1 >= PCPU_TCACHE_EXACT_BITS * PCPU_GRANULE) ||
         unlikely(!pcpu__settings.fast_alloc))
-        return NULL;
+        return alloc_general(size, align);
     size_t bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
-    /* 0, or a power of two the class's natural alignment covers. */
-    if (unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE) ||
-        unlikely(align & (align - 1)))
-        return NULL;
+    /* 0 (most calls: tested first), or a power of two the class's natural
+     * alignment covers. */
+    if (unlikely(align) && (unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE) ||
+                            unlikely(align & (align - 1))))
+        return alloc_general(size, align);
     struct pcpu_tcache_class *cls = &tc->cls[bits];
     unsigned int n = cls->count;
     if (unlikely(n == 0))
-        return NULL;
+        return alloc_general(size, align);
     cls->count = n - 1;
     struct pcpu_tcache_entry e = cls->e[n - 1];
     pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
     pcpu__usage_count_alloc(&tc->usage, size);
+    pcpu__leave();
+    pcpu_trace_alloc(e.cookie, size, align);
     return e.cookie;
 }
 
@@ -311,12 +317,27 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
     uint64_t w = __atomic_load_n(&h->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
     if (unlikely(!w))
         return false;
-    size_t bits = (size_t)__builtin_ctzll(w) + 1;
-    if (unlikely(bit & pcpu__natural_mask(bits)))
-        return false;
+    /* (Whether the object is naturally aligned, so of an exact class, is
+     * the caller's to test: free_fast_aligned.) */
+    size_t bits = (size_t)(unsigned int)__builtin_ctzll(w) + 1;
     *f = (struct free_fast){tc, h->chunk, h->live, bit, bits};
     return true;
 }
+
+/* Objects of 1 or 2 granules are of an exact class when the second sits
+ * on an even granule; for the others, see pcpu__natural_mask. */
+static inline __attribute__((always_inline)) bool free_fast_aligned(const struct free_fast *f,
+                                                                    bool upto2)
+{
+    if (upto2)
+        return !(f->bit & (f->bits - 1));
+    return !(f->bit & pcpu__natural_mask(f->bits));
+}
+
+/* How free_fast_commit zeroes: a 4- or 8-byte object inline (the caller
+ * saw room in its class), any object, or (many units) not now but with
+ * the batch. */
+enum free_zeroing { ZERO_WORD, ZERO_ANY, ZERO_WITH_BATCH };
 
 /* Take the object back, zero it (with few units, reading each unit is
  * cheaper than asking the kernel) and park it in its class cache, or in
@@ -324,21 +345,24 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
  * and must be handed to the pool (pcpu__tcache_process) now. */
 static inline __attribute__((always_inline)) bool free_fast_commit(void *cookie,
                                                                    const struct free_fast *f,
-                                                                   bool batched)
+                                                                   enum free_zeroing how)
 {
     __atomic_store_n(&f->live[f->bit], 0, __ATOMIC_RELAXED);
-    if (batched) {
+    if (how == ZERO_WITH_BATCH) {
         /* Many units: zeroed with the batch, where the kernel says pages
          * hold data (as the general path does). */
         bool full = pcpu__tcache_add_pending(f->tc, cookie, f->c, f->bits, false);
         pcpu__usage_count_free(&f->tc->usage);
         return full;
     }
-    pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
+    if (how == ZERO_WORD)
+        pcpu__units_zero_word(cookie, f->bits * PCPU_GRANULE);
+    else
+        pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
     struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
     unsigned int n = cls->count;
     bool full = false;
-    if (likely(n < PCPU_TCACHE_CAP)) {
+    if (how == ZERO_WORD || likely(n < PCPU_TCACHE_CAP)) {
         /* Entry first, then the count that makes it visible (fork: see
          * pcpu__tcache_push). */
         cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
@@ -364,37 +388,34 @@ static __attribute__((noinline)) void *alloc_general(size_t size, size_t align)
 
 static __attribute__((noinline)) void free_general(void *cookie)
 {
+    pcpu_trace_free(cookie);
     free_impl(cookie);
     pcpu__leave();
 }
 
-/* Objects over 16 bytes, zeroed out of line, and frees with many units. */
+/* Objects over 8 bytes, zeroed out of line, frees into a full class and
+ * frees with many units: these need more registers (the loops for wider
+ * objects, the pending batch), which the inline path would otherwise save
+ * and restore on every free. */
 static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
                                                   struct pcpu_chunk *c, uint8_t *live,
                                                   size_t bit, size_t bits)
 {
-    if (free_fast_commit(cookie, &(struct free_fast){tc, c, live, bit, bits},
-                         pcpu__settings.free_batched))
+    struct free_fast f = {tc, c, live, bit, bits};
+    if (unlikely(!free_fast_aligned(&f, false))) {
+        free_general(cookie);
+        return;
+    }
+    pcpu_trace_free_live(cookie);
+    if (free_fast_commit(cookie, &f, pcpu__settings.free_batched ? ZERO_WITH_BATCH : ZERO_ANY))
         pcpu__tcache_process(tc);
-    pcpu__leave();
-}
-
-/* A free that filled the pending batch. */
-static __attribute__((noinline)) void free_batch_full(struct pcpu_tcache *tc)
-{
-    pcpu__tcache_process(tc);
     pcpu__leave();
 }
 
 void *pcpu_alloc(size_t size, size_t align)
 {
     pcpu__enter("pcpu_alloc");
-    void *r = alloc_fast(size, align);
-    if (unlikely(!r))
-        return alloc_general(size, align);
-    pcpu__leave();
-    pcpu_trace_alloc_result(r, size, align, 0);
-    return r;
+    return alloc_fast(size, align);
 }
 
 void *pcpu_alloc_reserved(size_t size, size_t align)
@@ -409,20 +430,24 @@ void *pcpu_alloc_reserved(size_t size, size_t align)
 void pcpu_free(void *cookie)
 {
     pcpu__enter("pcpu_free");
-    pcpu_trace_free(cookie);
     struct free_fast f;
     if (unlikely(!free_fast_takes(cookie, &f))) {
         free_general(cookie);
         return;
     }
-    if (unlikely(f.bits * PCPU_GRANULE > 16) || unlikely(pcpu__settings.free_batched)) {
+    /* Inline only what needs few registers: a 4- or 8-byte object whose
+     * class has room. */
+    if (unlikely(f.bits > 8 / PCPU_GRANULE) || unlikely(pcpu__settings.free_batched) ||
+        unlikely(f.tc->cls[f.bits].count >= PCPU_TCACHE_CAP)) {
         free_fast_big(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
-    if (unlikely(free_fast_commit(cookie, &f, false))) {
-        free_batch_full(f.tc);
+    if (unlikely(!free_fast_aligned(&f, true))) {
+        free_general(cookie);
         return;
     }
+    pcpu_trace_free_live(cookie);
+    free_fast_commit(cookie, &f, ZERO_WORD);
     pcpu__leave();
 }
 

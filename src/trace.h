@@ -50,6 +50,10 @@
 #define PCPU__PROBE4(name, a, b, c, d) ((void)0)
 #endif
 
+/* A successful allocation (the fast path, which has no NULL to test). */
+#define pcpu_trace_alloc(cookie, size, align)                                  \
+    PCPU__PROBE4(alloc, (cookie), (size), (align), 0)
+
 /* alloc or alloc_fail, from the result of one allocation call. */
 #define pcpu_trace_alloc_result(cookie, size, align, reserved)                 \
     do {                                                                       \
@@ -58,6 +62,9 @@
         else                                                                   \
             PCPU__PROBE3(alloc_fail, (size), (align), (int)(reserved));        \
     } while (0)
+
+/* The free of a live object (the fast path: no NULL to test). */
+#define pcpu_trace_free_live(cookie) PCPU__PROBE1(free, (cookie))
 
 /* A NULL cookie is no free (as the kernel's free_percpu() does not trace it). */
 #define pcpu_trace_free(cookie)                                                \

@@ -23,21 +23,16 @@ PCPU_HIDDEN bool pcpu__units_robust(void);
 
 PCPU_HIDDEN void pcpu__units_zero_large(void *cookie, size_t bytes);
 
-/* Zero the object in every unit where it is not zero already.  The small
- * case is inline: it is most of a small pcpu_free(). */
-static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie, size_t bytes)
+/* Zero a 4- or 8-byte object in every unit where it is not zero already,
+ * with fixed-size moves (a variable-length copy would go through memory
+ * and a library call) and one loop per width, so that the loop over the
+ * units tests nothing but the data.  Inline: it is most of a small
+ * pcpu_free(), and needs so few registers that the caller saves none. */
+static inline __attribute__((always_inline)) void pcpu__units_zero_word(void *cookie,
+                                                                      size_t bytes)
 {
-    if (bytes > 16) {
-        pcpu__units_zero_large(cookie, bytes);
-        return;
-    }
-    /* Objects are whole granules: 4, 8, 12 or 16 bytes here, each read and
-     * cleared with fixed-size moves (a variable-length copy would go
-     * through memory and a library call), and one loop per size, so that
-     * the loop over the units tests nothing but the data. */
     unsigned int n = pcpu__nr_units;
-    switch (bytes) {
-    case 4:
+    if (bytes == 4) {
         for (unsigned int i = 0; i < n; i++) {
             char *p = (char *)cookie + pcpu__cpu_offsets[i];
             uint32_t w, zw = 0;
@@ -45,35 +40,46 @@ static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie,
             if (w)
                 memcpy(p, &zw, 4);
         }
-        break;
-    case 8:
-        for (unsigned int i = 0; i < n; i++) {
-            char *p = (char *)cookie + pcpu__cpu_offsets[i];
-            uint64_t a, z = 0;
-            memcpy(&a, p, 8);
-            if (a)
-                memcpy(p, &z, 8);
-        }
-        break;
-    default:
-        for (unsigned int i = 0; i < n; i++) {
-            char *p = (char *)cookie + pcpu__cpu_offsets[i];
-            uint64_t a, b = 0, z = 0;
-            uint32_t w = 0, zw = 0;
-            memcpy(&a, p, 8);
-            if (bytes == 16)
-                memcpy(&b, p + 8, 8);
-            else
-                memcpy(&w, p + 8, 4);
-            if (!(a | b | w))
-                continue;
+        return;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        char *p = (char *)cookie + pcpu__cpu_offsets[i];
+        uint64_t a, z = 0;
+        memcpy(&a, p, 8);
+        if (a)
             memcpy(p, &z, 8);
-            if (bytes == 16)
-                memcpy(p + 8, &z, 8);
-            else
-                memcpy(p + 8, &zw, 4);
-        }
-        break;
+    }
+}
+
+/* The same for any object: 12 and 16 bytes inline (a 12-byte one is read
+ * and cleared as 8 + 4), longer ones out of line. */
+static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie, size_t bytes)
+{
+    if (bytes > 16) {
+        pcpu__units_zero_large(cookie, bytes);
+        return;
+    }
+    if (bytes <= 8) {
+        pcpu__units_zero_word(cookie, bytes);
+        return;
+    }
+    unsigned int n = pcpu__nr_units;
+    for (unsigned int i = 0; i < n; i++) {
+        char *p = (char *)cookie + pcpu__cpu_offsets[i];
+        uint64_t a, b = 0, z = 0;
+        uint32_t w = 0, zw = 0;
+        memcpy(&a, p, 8);
+        if (bytes == 16)
+            memcpy(&b, p + 8, 8);
+        else
+            memcpy(&w, p + 8, 4);
+        if (!(a | b | w))
+            continue;
+        memcpy(p, &z, 8);
+        if (bytes == 16)
+            memcpy(p + 8, &z, 8);
+        else
+            memcpy(p + 8, &zw, 4);
     }
 }
 

@@ -63,6 +63,7 @@ static void clear_thread(struct pcpu_usage *u)
     atomic_store(&u->peak_net, 0);
     atomic_store(&u->min_size, 0);
     atomic_store(&u->max_size, 0);
+    atomic_store(&u->size_span, 0);
 }
 
 void pcpu__usage_fold_locked(struct pcpu_usage *u)

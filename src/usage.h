@@ -23,7 +23,8 @@ struct pcpu_usage {
     _Atomic uint64_t nr_alloc;
     _Atomic uint64_t nr_dealloc;
     _Atomic int64_t peak_net;        /* max of alloc - dealloc this period */
-    _Atomic size_t min_size, max_size;
+    _Atomic size_t min_size, max_size; /* min 0: none yet                 */
+    _Atomic size_t size_span;        /* max_size - min_size: one test     */
     _Atomic unsigned int epoch;      /* the sample period peak_net is of  */
 };
 
@@ -42,12 +43,30 @@ static inline void pcpu__usage_bump(_Atomic uint64_t *v)
                           memory_order_relaxed);
 }
 
-/* A thread's own allocation of size bytes (no lock). */
-static inline void pcpu__usage_count_alloc(struct pcpu_usage *u, size_t size)
+/* A size outside the thread's range so far (pcpu__usage_count_alloc);
+ * inline: a call would make the fast allocation save registers. */
+static inline void pcpu__usage_note_size(struct pcpu_usage *u, size_t size)
 {
-    pcpu__usage_bump(&u->nr_alloc);
-    int64_t net = (int64_t)(atomic_load_explicit(&u->nr_alloc, memory_order_relaxed) -
-                            atomic_load_explicit(&u->nr_dealloc, memory_order_relaxed));
+    size_t mn = atomic_load_explicit(&u->min_size, memory_order_relaxed);
+    size_t mx = atomic_load_explicit(&u->max_size, memory_order_relaxed);
+    if (mn == 0 || size < mn)
+        mn = size;
+    if (size > mx)
+        mx = size;
+    /* A reader from another thread reads min_size and max_size, never the
+     * span, so each of those is always one the thread had. */
+    atomic_store_explicit(&u->min_size, mn, memory_order_relaxed);
+    atomic_store_explicit(&u->max_size, mx, memory_order_relaxed);
+    atomic_store_explicit(&u->size_span, mx - mn, memory_order_relaxed);
+}
+
+/* A thread's own allocation of size bytes (no lock). */
+static inline __attribute__((always_inline)) void pcpu__usage_count_alloc(struct pcpu_usage *u,
+                                                                         size_t size)
+{
+    uint64_t na = atomic_load_explicit(&u->nr_alloc, memory_order_relaxed) + 1;
+    atomic_store_explicit(&u->nr_alloc, na, memory_order_relaxed);
+    int64_t net = (int64_t)(na - atomic_load_explicit(&u->nr_dealloc, memory_order_relaxed));
     unsigned int epoch = atomic_load_explicit(&pcpu__usage_epoch, memory_order_relaxed);
     if (unlikely(atomic_load_explicit(&u->epoch, memory_order_relaxed) != epoch)) {
         atomic_store_explicit(&u->epoch, epoch, memory_order_relaxed);
@@ -55,11 +74,12 @@ static inline void pcpu__usage_count_alloc(struct pcpu_usage *u, size_t size)
     } else if (net > atomic_load_explicit(&u->peak_net, memory_order_relaxed)) {
         atomic_store_explicit(&u->peak_net, net, memory_order_relaxed);
     }
-    size_t mn = atomic_load_explicit(&u->min_size, memory_order_relaxed);
-    if (unlikely(mn == 0 || size < mn))
-        atomic_store_explicit(&u->min_size, size, memory_order_relaxed);
-    if (unlikely(size > atomic_load_explicit(&u->max_size, memory_order_relaxed)))
-        atomic_store_explicit(&u->max_size, size, memory_order_relaxed);
+    /* Inside [min_size, max_size] in one unsigned test (below the minimum
+     * wraps round; with none yet, min_size 0 and span 0, every size is
+     * outside). */
+    if (unlikely(size - atomic_load_explicit(&u->min_size, memory_order_relaxed) >
+                 atomic_load_explicit(&u->size_span, memory_order_relaxed)))
+        pcpu__usage_note_size(u, size);
 }
 
 /* A thread's own free (no lock). */
