@@ -172,8 +172,10 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * Sizes up to 4 KiB are served from per-thread caches of size classes
  * without a global lock: the size is rounded up to 4 bytes up to 256
  * bytes, then to 64 bytes (and those classes are 64-byte aligned), so
- * such an object holds up to 63 bytes per unit more than asked; an
- * alignment above the class's is served from the cache when a cached
+ * such an object holds up to 63 bytes per unit more than asked.  Above
+ * 256 bytes an alignment of 128 or 256 is served by the class of the next
+ * multiple of it (all its objects have it: up to 192 bytes more); other
+ * alignments above the class's are served from the cache when a cached
  * object happens to have it, else through the lock.  Freed objects wait
  * in a small per-thread batch before their space is reused (at most 1024
  * zeroed objects and 64 KiB per unit of them, and 64 KiB per unit of not
@@ -479,7 +481,8 @@ struct pcpu_addr_info {
  * Returns 0, or -1 with errno ENOENT when @addr is in no unit of a live
  * chunk, EINVAL when @info is NULL.  size is the size the allocation holds:
  * rounded up to 4 bytes, and up to its size class from 256 bytes to 4 KiB
- * (see pcpu_alloc()).  Thread safety: any thread.  Not
+ * (with an alignment of 128 or 256 there, to a multiple of it: see
+ * pcpu_alloc()).  Thread safety: any thread.  Not
  * async-signal-safe.
  */
 PCPU__PUBLIC int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info);

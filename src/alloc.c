@@ -91,9 +91,19 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
         struct pcpu_tcache *tc = pcpu__tcache_mine();
         struct pcpu_tcache_entry e;
         if (unlikely(align_bits > pcpu__tcache_class_align(ci))) {
-            /* More alignment than the class gives: an object of the
-             * cache that has it by chance, else one of the class's size
-             * from the pool (so that freeing it feeds the cache). */
+            /* More alignment than the class gives.  Above 256 bytes, 128
+             * or 256 is asked of the class whose size is the next multiple
+             * of it: refill runs there start on 256 bytes, so all its
+             * objects have it (the size is rounded up anyway there).
+             * Otherwise an object of the cache that has it by chance, else
+             * one of the class's size from the pool (so that freeing it
+             * feeds the cache). */
+            size_t rounded = pcpu__tcache_aligned_class(ci, align_bits);
+            if (rounded && likely(tc)) {
+                ci = rounded;
+                if (tc->cls[ci].count == 0 && pcpu__tcache_refill(tc, ci) != 0)
+                    return NULL;
+            }
             if (!tc || !pcpu__tcache_pop_aligned(tc, ci, align_bits, &e))
                 return alloc_slow(size, pcpu__tcache_class_bits(ci), align_bits, false);
         } else if (likely(tc)) {

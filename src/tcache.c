@@ -356,7 +356,7 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
          * whose size is a multiple of 128 or 256 bytes holds only objects
          * aligned that far, and pcpu__tcache_pop_aligned finds one for an
          * over-aligned request without the lock. */
-        size_t run_align = bits > PCPU_TCACHE_EXACT_BITS ? 64 : align;
+        size_t run_align = bits > PCPU_TCACHE_EXACT_BITS ? PCPU_TCACHE_RUN_ALIGN_BITS : align;
         char *p = pcpu__pool_take_run_locked(bits, batch, run_align, &c);
         for (size_t i = 0; p && i < batch; i++)
             cls->e[cls->count++] =

@@ -26,6 +26,8 @@
     (PCPU_TCACHE_EXACT_BITS + (PCPU_TCACHE_MAX_BITS - PCPU_TCACHE_EXACT_BITS) / PCPU_TCACHE_STEP_BITS + 1)
 #define PCPU_TCACHE_CAP 32u
 #define PCPU_TCACHE_BATCH 16u
+/* Refill runs of the classes above the exact ones start on 256 bytes. */
+#define PCPU_TCACHE_RUN_ALIGN_BITS (256u / PCPU_GRANULE)
 
 /* An allocation of exactly a class's size (what a cache may hold). */
 static inline bool pcpu__tcache_exact(size_t bits)
@@ -51,6 +53,20 @@ static inline size_t pcpu__tcache_class_align(size_t cls)
 {
     return cls <= PCPU_TCACHE_EXACT_BITS ? pcpu__natural_bits(cls) : PCPU_TCACHE_STEP_BITS;
 }
+/* The class that serves an allocation of class ci aligned to align_bits
+ * granules beyond ci's own alignment, with every object aligned so: above
+ * the exact classes, for 128 or 256 bytes, the class of the next multiple
+ * of the alignment (its refill runs start on 256 bytes); 0 where there is
+ * none. */
+static inline size_t pcpu__tcache_aligned_class(size_t ci, size_t align_bits)
+{
+    size_t bits = pcpu__tcache_class_bits(ci);
+    if (bits <= PCPU_TCACHE_EXACT_BITS || align_bits > PCPU_TCACHE_RUN_ALIGN_BITS)
+        return 0;
+    bits = (bits + align_bits - 1) & ~(align_bits - 1);
+    return bits <= PCPU_TCACHE_MAX_BITS ? pcpu__tcache_class(bits) : 0;
+}
+
 /* Fewer objects of the bigger classes, so a cache pins little memory. */
 static inline unsigned int pcpu__tcache_cap(size_t bits)
 {

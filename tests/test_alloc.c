@@ -122,6 +122,52 @@ static void test_overaligned_churn(void **state)
     assert_valid();
 }
 
+/*
+ * Above 256 bytes, 128- and 256-byte alignment is served by the size class
+ * of the next multiple of the alignment: every object is aligned, holds
+ * that many bytes (pcpu_addr_info says so, and all of them can be written
+ * in every unit without touching a neighbour), and is zero when handed out
+ * again.
+ */
+static void test_overaligned_classes(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    static const size_t aligns[] = {128, 256};
+    for (size_t ai = 0; ai < 2; ai++) {
+        size_t a = aligns[ai];
+        for (size_t size = 257; size <= 4096; size += 191) {
+            size_t cls = (size + 63) & ~(size_t)63;
+            size_t want = (cls + a - 1) & ~(a - 1);
+            void *v[N];
+            for (int round = 0; round < 2; round++) {
+                for (int i = 0; i < N; i++) {
+                    v[i] = pcpu_alloc(size, a);
+                    assert_non_null(v[i]);
+                    struct pcpu_addr_info info;
+                    assert_int_equal(pcpu_addr_info(pcpu_ptr(v[i], 0), &info), 0);
+                    assert_ptr_equal(info.cookie, v[i]);
+                    if (info.size != want)
+                        fail_msg("pcpu_alloc(%zu, %zu): holds %zu bytes, want %zu", size, a,
+                                 info.size, want);
+                    pcpu_for_each_cpu(cpu) assert_int_equal((uintptr_t)pcpu_ptr(v[i], cpu) % a, 0);
+                    tu_assert_zero_units(v[i], want);
+                    tu_fill_units(v[i], want, (unsigned char)(i + 1));
+                }
+                for (int i = 0; i < N; i++) {
+                    pcpu_for_each_cpu(cpu) {
+                        const unsigned char *p = pcpu_ptr(v[i], cpu);
+                        assert_int_equal(p[0], i + 1);
+                        assert_int_equal(p[want - 1], i + 1);
+                    }
+                    pcpu_free(v[i]);
+                }
+            }
+        }
+    }
+    assert_valid();
+}
+
 static void test_sizes(void **state)
 {
     (void)state;
@@ -442,6 +488,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_alignment, setup),
         cmocka_unit_test_setup(test_overaligned_churn, setup),
+        cmocka_unit_test_setup(test_overaligned_classes, setup),
         cmocka_unit_test_setup(test_sizes, setup),
         cmocka_unit_test_setup(test_einval, setup),
         cmocka_unit_test_setup(test_zeroing, setup),
