@@ -180,8 +180,13 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * in a small per-thread batch before their space is reused (at most 1024
  * zeroed objects and 64 KiB per unit of them, and 64 KiB per unit of not
  * yet zeroed ones), so that frees are zeroed and given back in bulk
- * (objects freed in the order they were made travel as one run);
- * pcpu_reclaim(true) gives the calling thread's back at once.
+ * (objects freed in the order they were made travel as one run); what a
+ * thread gives back of the classes that do not come in whole lines of
+ * live marks (those above 256 bytes, and small odd sizes) waits, zeroed,
+ * in a store the threads share, up to one class cache's worth per class,
+ * where the next refill of that class takes it without searching the map;
+ * pcpu_reclaim(true) gives the calling thread's and the store's back at
+ * once.
  *
  * Cost with many units: a free zeroes the object only where it may hold
  * data.  With up to 16 units it reads the object in each unit; with more,
@@ -359,10 +364,11 @@ PCPU__PUBLIC void pcpu_exit(void);
  * frees that made memory empty); this is for programs that want it at once
  * and for configurations with PCPU_F_NO_RECLAIM.  Keeps the low watermarks
  * (a few empty populated pages and one empty chunk) unless @all is true;
- * with @all, the calling thread's cached and waiting freed objects go back
- * first (other threads' stay theirs: each thread's caches and batch of
- * frees keep what they hold until that thread allocates, fills its batch,
- * calls this, or exits).  Returns the number of pages given back.  Thread safety: any thread; not
+ * with @all, the calling thread's cached and waiting freed objects, and
+ * those in the store the threads share, go back first (other threads'
+ * stay theirs: each thread's caches and batch of frees keep what they hold
+ * until that thread allocates, fills its batch, calls this, or exits).
+ * Returns the number of pages given back.  Thread safety: any thread; not
  * async-signal-safe.
  */
 PCPU__PUBLIC size_t pcpu_reclaim(bool all);
@@ -398,7 +404,7 @@ struct pcpu_stats {
     size_t resident_bytes;   /* memory really held, as the OS counts it  */
     size_t metadata_bytes;   /* the allocator's own bookkeeping          */
     size_t allocated_bytes;  /* bytes handed out, per unit               */
-    size_t cached_objects;   /* free objects parked in thread caches     */
+    size_t cached_objects;   /* free objects parked in caches (threads', shared store) */
     uint64_t nr_populate;    /* populate calls into the backend          */
     uint64_t nr_depopulate;  /* depopulate calls into the backend        */
     uint64_t nr_chunk_create;

@@ -224,6 +224,8 @@ static size_t reclaim_impl(bool all)
     pcpu__pool_lock();
     if (all && pcpu__my_tcache)
         pcpu__tcache_flush_locked(pcpu__my_tcache);
+    if (all)
+        pcpu__tcache_store_flush_locked();
     size_t n = pcpu__pool_balance_locked(all);
     pcpu__pool_unlock();
     return n;

@@ -19,6 +19,12 @@
  * units the small objects of that rest stay in the thread's reserve
  * instead, for the next refills (see PCPU_RESERVE_MAX).
  *
+ * What threads give back of the exact classes waits in a shared store, one
+ * class cache's worth per class, for the next thread that refills that
+ * class: in a loop of mixed sizes most refills then move a few entries
+ * under the lock instead of searching the map, and most give-backs do not
+ * update it, so two threads spend little time in the one lock.
+ *
  * A thread's cache is flushed back to the pool when the thread exits, and
  * dropped by pcpu_exit(); a forked child returns the caches of the threads
  * that did not follow it.  Each cache carries its thread's usage counts,
@@ -160,12 +166,98 @@ static bool from_reserve(struct pcpu_tcache *tc, size_t ci)
     return true;
 }
 
+/* The shared store (under the lock): zeroed objects of exact classes,
+ * allocated in the map but not live, as in a thread's class cache.  A
+ * class holds at most what one thread's cache may, so the store pins at
+ * most one more cache's worth of memory.  Few units only: with many, the
+ * threads' reserves do this job. */
+static struct pcpu_tcache_class store[PCPU_TCACHE_NR_CLASSES];
+
+/* Not the classes whose refills take runs filling whole lines of live
+ * marks (pcpu__tcache_refill): objects from the store would put two
+ * threads' objects in one line of marks again. */
+static inline bool store_takes(size_t bits)
+{
+    return 64 % bits != 0;
+}
+
+/* Move what the store takes of objs[0, n) into it; the rest stays packed
+ * at the front, and its count is returned.  A run goes in object by
+ * object from its end. */
+static size_t to_store(struct pcpu_freed *objs, size_t n)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pcpu_freed *f = &objs[i];
+        size_t ci = pcpu__tcache_class(f->bits);
+        if (f->clean && ci < PCPU_TCACHE_NR_CLASSES && store_takes(f->bits) &&
+            pcpu__tcache_takes(f->chunk, pcpu__chunk_bit(f->chunk, f->cookie), f->bits)) {
+            struct pcpu_tcache_class *cls = &store[ci];
+            unsigned int cap = pcpu__tcache_cap(f->bits);
+            size_t bytes = (size_t)f->bits * PCPU_GRANULE;
+            while (f->count > 0 && cls->count < cap) {
+                f->count--;
+                cls->e[cls->count++] =
+                    (struct pcpu_tcache_entry){f->cookie + f->count * bytes, f->chunk};
+            }
+            if (f->count == 0)
+                continue;
+        }
+        if (keep != i)
+            objs[keep] = *f;
+        keep++;
+    }
+    return keep;
+}
+
+/* Fill class ci's empty cache with up to want objects of the store. */
+static unsigned int from_store(struct pcpu_tcache *tc, size_t ci, unsigned int want)
+{
+    struct pcpu_tcache_class *from = &store[ci], *to = &tc->cls[ci];
+    unsigned int k = from->count < want ? from->count : want;
+    for (unsigned int i = 0; i < k; i++)
+        to->e[i] = from->e[from->count - k + i];
+    from->count -= k;
+    /* Entries first, then the count (fork: see pcpu__tcache_push). */
+    __atomic_store_n(&to->count, k, __ATOMIC_RELEASE);
+    return k;
+}
+
 /* Give objects back to the pool (lock held), and schedule a balance pass
  * when the pool wants one. */
-static void release_locked(struct pcpu_freed *objs, size_t n)
+static void give_back_locked(struct pcpu_freed *objs, size_t n)
 {
     if (n && pcpu__pool_release_many_locked(objs, n))
         pcpu__reclaim_kick_locked();
+}
+
+/* Objects a thread gives back: to the store, the rest to the pool. */
+static void release_locked(struct pcpu_freed *objs, size_t n)
+{
+    if (!pcpu__units_many())
+        n = to_store(objs, n);
+    give_back_locked(objs, n);
+}
+
+size_t pcpu__tcache_store_flush_locked(void)
+{
+    pcpu_assert_locked();
+    struct pcpu_freed batch[PCPU_TCACHE_CAP];
+    size_t returned = 0;
+    for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
+        struct pcpu_tcache_class *cls = &store[ci];
+        uint16_t bits = (uint16_t)pcpu__tcache_class_bits(ci);
+        for (unsigned int i = 0; i < cls->count; i++)
+            batch[i] = (struct pcpu_freed){.cookie = cls->e[i].cookie,
+                                           .chunk = cls->e[i].chunk,
+                                           .bits = bits,
+                                           .count = 1,
+                                           .clean = true};
+        give_back_locked(batch, cls->count);
+        returned += cls->count;
+        cls->count = 0;
+    }
+    return returned;
 }
 
 static void unlink_cache(struct pcpu_tcache *tc)
@@ -184,12 +276,12 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
     pcpu_assert_locked();
     clean_pending(tc, tc->nr_pending);
     size_t returned = tc->nr_clean; /* objects: all clean now */
-    release_locked(tc->pending, tc->nr_pending);
+    give_back_locked(tc->pending, tc->nr_pending);
     tc->nr_pending = 0;
     __atomic_store_n(&tc->nr_clean, 0, __ATOMIC_RELAXED);
     tc->clean_bytes = 0;
     returned += tc->nr_reserve;
-    release_locked(tc->reserve, tc->nr_reserve);
+    give_back_locked(tc->reserve, tc->nr_reserve);
     tc->nr_reserve = 0;
     tc->reserve_bytes = 0;
     for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
@@ -204,11 +296,14 @@ size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc)
                                                      .bits = bits,
                                                      .count = 1,
                                                      .clean = true};
-            release_locked(tc->pending, k);
+            give_back_locked(tc->pending, k);
         }
         returned += cls->count;
         cls->count = 0;
     }
+    /* A flush means memory is wanted back (or a thread left): the store's
+     * too. */
+    returned += pcpu__tcache_store_flush_locked();
     pcpu__usage_fold_locked(&tc->usage);
     return returned;
 }
@@ -337,6 +432,10 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
     /* What the batch could not place goes back under the same lock hold
      * as the claim (two threads that refill often meet at the lock). */
     release_locked(tc->pending, left);
+    if (store_takes(bits) && from_store(tc, ci, batch)) {
+        pcpu__pool_unlock();
+        return 0;
+    }
     if ((64 % bits) == 0) {
         /* One run that fills whole cache lines of live marks, so no other
          * thread's objects share a line of marks with this batch. */
@@ -390,6 +489,8 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
 void pcpu__tcache_drop_all_locked(void)
 {
     pcpu_assert_locked();
+    for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
+        store[ci].count = 0;
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
             tc->cls[ci].count = 0;
@@ -420,6 +521,8 @@ size_t pcpu__tcache_count_locked(void)
 {
     pcpu_assert_locked();
     size_t n = 0;
+    for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
+        n += store[ci].count;
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         /* Objects, not entries: adjacent frees share one entry. */
         n += __atomic_load_n(&tc->nr_clean, __ATOMIC_RELAXED);
@@ -431,31 +534,46 @@ size_t pcpu__tcache_count_locked(void)
     return n;
 }
 
+/* Every entry of a class cache (a thread's or the store) is a free
+ * allocation of its class's size. */
+static int validate_classes(const struct pcpu_tcache_class *classes, const char *whose)
+{
+    int problems = 0;
+    for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
+        const struct pcpu_tcache_class *cls = &classes[ci];
+        size_t bits = pcpu__tcache_class_bits(ci);
+        if (cls->count > PCPU_TCACHE_CAP) {
+            fprintf(stderr, "percpu: validate: %s class %zu holds %u objects, more than %u\n",
+                    whose, bits, cls->count, PCPU_TCACHE_CAP);
+            problems++;
+            continue;
+        }
+        for (unsigned int i = 0; i < cls->count; i++) {
+            const struct pcpu_tcache_entry *e = &cls->e[i];
+            size_t bit = entry_bit(e);
+            if (pcpu__lookup(e->cookie) != e->chunk || !pcpu__test_bit(e->chunk->start_map, bit) ||
+                pcpu__live_test(e->chunk, bit) || pcpu__chunk_alloc_bits(e->chunk, bit) != bits) {
+                fprintf(stderr, "percpu: validate: %s object %p (class %zu) is not a "
+                        "free allocation of that size\n", whose, e->cookie, bits);
+                problems++;
+            }
+        }
+    }
+    return problems;
+}
+
 int pcpu__tcache_validate_locked(void)
 {
     pcpu_assert_locked();
-    int problems = 0;
+    int problems = validate_classes(store, "stored");
     struct pcpu_tcache *tc = pcpu__my_tcache;
     /* Other live threads push and pop their caches without the lock:
      * reading their entries here would race (and report objects just
      * handed out as broken).  Only the caller's own cache holds still;
      * the caches of exited threads were flushed. */
     if (!tc)
-        return 0;
-    for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
-        struct pcpu_tcache_class *cls = &tc->cls[ci];
-        size_t bits = pcpu__tcache_class_bits(ci);
-        for (unsigned int i = 0; i < cls->count; i++) {
-            struct pcpu_tcache_entry *e = &cls->e[i];
-            size_t bit = entry_bit(e);
-            if (pcpu__lookup(e->cookie) != e->chunk || !pcpu__test_bit(e->chunk->start_map, bit) ||
-                pcpu__live_test(e->chunk, bit) || pcpu__chunk_alloc_bits(e->chunk, bit) != bits) {
-                fprintf(stderr, "percpu: validate: cached object %p (class %zu) is not a "
-                        "free allocation of that size\n", e->cookie, bits);
-                problems++;
-            }
-        }
-    }
+        return problems;
+    problems += validate_classes(tc->cls, "cached");
     for (unsigned int i = 0; i < tc->nr_pending + tc->nr_reserve; i++) {
         const struct pcpu_freed *f =
             i < tc->nr_pending ? &tc->pending[i] : &tc->reserve[i - tc->nr_pending];
@@ -477,6 +595,9 @@ int pcpu__tcache_validate_locked(void)
 void pcpu__tcache_for_each_cached_locked(
     void (*fn)(struct pcpu_chunk *c, void *cookie, size_t bits, void *arg), void *arg)
 {
+    for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++)
+        for (unsigned int i = 0; i < store[ci].count; i++)
+            fn(store[ci].e[i].chunk, store[ci].e[i].cookie, pcpu__tcache_class_bits(ci), arg);
     for (struct pcpu_tcache *tc = all_caches; tc; tc = tc->next) {
         for (size_t ci = 1; ci < PCPU_TCACHE_NR_CLASSES; ci++) {
             struct pcpu_tcache_class *cls = &tc->cls[ci];

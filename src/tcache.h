@@ -279,6 +279,8 @@ static inline void pcpu__tcache_defer(struct pcpu_tcache *tc, void *cookie, stru
 /* Give one cache's objects back, pending ones included (it stays usable);
  * returns how many. */
 PCPU_HIDDEN size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc);
+/* Give the shared store's objects back to the pool; how many. */
+PCPU_HIDDEN size_t pcpu__tcache_store_flush_locked(void);
 /* pcpu_exit: forget every cached object (the chunks go away). */
 PCPU_HIDDEN void pcpu__tcache_drop_all_locked(void);
 /* fork child: give other threads' objects back and free their caches. */

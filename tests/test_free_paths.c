@@ -1,11 +1,13 @@
 /* test_free_paths.c - the ways a free can go: the thread's remembered chunk
  * after that chunk was destroyed and a new one mapped in its place, frees in
  * allocation order that travel as one run, frees by a thread that did not
- * allocate, and what each leaves behind (zeroed memory, exact counts, a
- * valid map). */
+ * allocate, objects one thread gives back and another takes from the shared
+ * store, and what each leaves behind (zeroed memory, exact counts, a valid
+ * map). */
 #include "testutil.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,12 +155,82 @@ static void test_runs_freed_by_other_thread(void **state)
     assert_valid();
 }
 
+/* A thread that frees what it made, then stays alive (its own cache keeps
+ * what fits; the rest goes to the shared store or the map) until told to
+ * exit. */
+enum { STORE_N = 400 }; /* more than a thread's batch of frees holds (64 KiB per unit) */
+static void *store_v[STORE_N];
+static sem_t store_freed, store_done;
+
+static void *give_back_and_wait(void *arg)
+{
+    size_t size = *(const size_t *)arg;
+    for (size_t i = 0; i < STORE_N; i++) {
+        store_v[i] = pcpu_alloc(size, 0);
+        if (!store_v[i])
+            abort();
+        tu_fill_units(store_v[i], size, 0x5a);
+    }
+    for (size_t i = 0; i < STORE_N; i++)
+        pcpu_free(store_v[i]);
+    sem_post(&store_freed);
+    sem_wait(&store_done);
+    return NULL;
+}
+
+/* Objects of the classes above 256 bytes that one thread gave back go to
+ * the shared store, and another thread's refills take them from there:
+ * zero in every unit although the first thread wrote them, counted as
+ * cached, valid, and all back in the map after pcpu_reclaim(true). */
+static void test_store_between_threads(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {300, 1000, 4096};
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        size_t size = sizes[s];
+        assert_int_equal(sem_init(&store_freed, 0, 0), 0);
+        assert_int_equal(sem_init(&store_done, 0, 0), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, give_back_and_wait, &size), 0);
+        sem_wait(&store_freed);
+        struct pcpu_stats st = tu_stats();
+        assert_int_equal(st.nr_cur_alloc, 0);
+        assert_true(st.cached_objects > 0);
+        assert_valid();
+        static void *mine[STORE_N];
+        size_t reused = 0;
+        for (size_t i = 0; i < STORE_N; i++) {
+            mine[i] = pcpu_alloc(size, 0);
+            assert_non_null(mine[i]);
+            tu_assert_zero_units(mine[i], size);
+            for (size_t k = 0; k < STORE_N; k++)
+                reused += mine[i] == store_v[k];
+        }
+        /* Some came from what the other thread gave back. */
+        assert_true(reused > 0);
+        assert_valid();
+        for (size_t i = 0; i < STORE_N; i++)
+            pcpu_free(mine[i]);
+        sem_post(&store_done);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        (void)pcpu_reclaim(true);
+        st = tu_stats();
+        assert_int_equal(st.nr_cur_alloc, 0);
+        assert_int_equal(st.cached_objects, 0);
+        assert_int_equal(st.nr_chunks, 1);
+        assert_valid();
+        sem_destroy(&store_freed);
+        sem_destroy(&store_done);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_hint_after_chunk_reuse, setup),
         cmocka_unit_test_setup(test_in_order_runs, setup),
         cmocka_unit_test_setup(test_runs_freed_by_other_thread, setup),
+        cmocka_unit_test_setup(test_store_between_threads, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
