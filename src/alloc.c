@@ -244,23 +244,12 @@ static size_t reclaim_impl(bool all)
 
 static void *alloc_general(size_t size, size_t align);
 
-/* Returns the object, or what the general path returned. */
-static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_t align)
+/* Pop class ci's top object (or leave it to the general path when the
+ * class is empty) and hand it out. */
+static inline __attribute__((always_inline)) void *alloc_fast_pop(struct pcpu_tcache *tc, size_t ci,
+                                                                  size_t size, size_t align)
 {
-    struct pcpu_tcache *tc = pcpu__my_tcache;
-    /* A cache exists only once this thread allocated, so the allocator is
-     * in use; after pcpu_exit() its classes are empty until the general
-     * path has initialised again. */
-    if (unlikely(!tc) || unlikely(size - 1 >= PCPU_TCACHE_EXACT_BITS * PCPU_GRANULE) ||
-        unlikely(!pcpu__settings.fast_alloc))
-        return alloc_general(size, align);
-    size_t bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
-    /* 0 (most calls: tested first), or a power of two the class's natural
-     * alignment covers. */
-    if (unlikely(align) && (unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE) ||
-                            unlikely(align & (align - 1))))
-        return alloc_general(size, align);
-    struct pcpu_tcache_class *cls = &tc->cls[bits];
+    struct pcpu_tcache_class *cls = &tc->cls[ci];
     unsigned int n = cls->count;
     if (unlikely(n == 0))
         return alloc_general(size, align);
@@ -271,6 +260,41 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
     pcpu__leave();
     pcpu_trace_alloc(e.cookie, size, align);
     return e.cookie;
+}
+
+/* 257 bytes to 4 KiB: the 64-byte step classes, whose objects are aligned
+ * to 64 bytes (more is the general path's: see alloc_impl). */
+static __attribute__((noinline)) void *alloc_fast_step(struct pcpu_tcache *tc, size_t size,
+                                                      size_t align)
+{
+    if (unlikely(size > PCPU_TCACHE_MAX_BITS * PCPU_GRANULE) ||
+        unlikely(align > PCPU_TCACHE_STEP_BITS * PCPU_GRANULE) || unlikely(align & (align - 1)))
+        return alloc_general(size, align);
+    size_t bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
+    return alloc_fast_pop(tc, pcpu__tcache_class(bits), size, align);
+}
+
+/* Returns the object, or what the general path returned. */
+static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_t align)
+{
+    struct pcpu_tcache *tc = pcpu__my_tcache;
+    /* A cache exists only once this thread allocated, so the allocator is
+     * in use; after pcpu_exit() its classes are empty until the general
+     * path has initialised again. */
+    if (unlikely(!tc) || unlikely(!pcpu__settings.fast_alloc))
+        return alloc_general(size, align);
+    if (unlikely(size - 1 >= PCPU_TCACHE_EXACT_BITS * PCPU_GRANULE)) {
+        if (unlikely(size == 0))
+            return alloc_general(size, align);
+        return alloc_fast_step(tc, size, align);
+    }
+    size_t bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
+    /* 0 (most calls: tested first), or a power of two the class's natural
+     * alignment covers. */
+    if (unlikely(align) && (unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE) ||
+                            unlikely(align & (align - 1))))
+        return alloc_general(size, align);
+    return alloc_fast_pop(tc, bits, size, align);
 }
 
 /* A free the fast path takes (free_fast_takes): the cookie starts a live
@@ -325,25 +349,20 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
     size_t bit = h->start_bit + off / PCPU_GRANULE;
     if (unlikely(off % PCPU_GRANULE) || unlikely(!__atomic_load_n(&h->live[bit], __ATOMIC_RELAXED)))
         return false;
-    /* Up to 64 granules: the end bit is in the same word. */
+    /* Up to 64 granules the end bit is in the same word; 0 says it is
+     * further (free_fast_big looks).  (Whether the object is of an exact
+     * class and aligned as its class is the caller's to test.) */
     uint64_t w = __atomic_load_n(&h->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
-    if (unlikely(!w))
-        return false;
-    /* (Whether the object is naturally aligned, so of an exact class, is
-     * the caller's to test: free_fast_aligned.) */
-    size_t bits = (size_t)(unsigned int)__builtin_ctzll(w) + 1;
+    size_t bits = likely(w) ? (size_t)(unsigned int)__builtin_ctzll(w) + 1 : 0;
     *f = (struct free_fast){tc, h->chunk, h->live, bit, bits};
     return true;
 }
 
-/* Objects of 1 or 2 granules are of an exact class when the second sits
- * on an even granule; for the others, see pcpu__natural_mask. */
-static inline __attribute__((always_inline)) bool free_fast_aligned(const struct free_fast *f,
-                                                                    bool upto2)
+/* An object of 1 or 2 granules is of an exact class, aligned as it, when
+ * a 2-granule one starts on an even granule. */
+static inline __attribute__((always_inline)) bool free_fast_aligned(const struct free_fast *f)
 {
-    if (upto2)
-        return !(f->bit & (f->bits - 1));
-    return !(f->bit & pcpu__natural_mask(f->bits));
+    return !(f->bit & (f->bits - 1));
 }
 
 /* Take the object back and, with few units, zero it (reading each unit
@@ -409,31 +428,55 @@ static __attribute__((noinline)) void free_general(void *cookie)
     pcpu__leave();
 }
 
+/* The size of a live object whose end is not in its first word of the end
+ * map (over 64 granules): the next end bit, which is its own; 0 past the
+ * biggest class (then the general path answers). */
+static size_t free_fast_far_bits(const uint64_t *end_map, size_t bit)
+{
+    size_t last = (bit + PCPU_TCACHE_MAX_BITS - 1) / 64;
+    for (size_t wi = bit / 64 + 1; wi <= last; wi++) {
+        uint64_t w = __atomic_load_n(&end_map[wi], __ATOMIC_RELAXED);
+        if (w) {
+            size_t bits = wi * 64 + (size_t)__builtin_ctzll(w) - bit + 1;
+            return bits <= PCPU_TCACHE_MAX_BITS ? bits : 0;
+        }
+    }
+    return 0;
+}
+
 /* Objects over 8 bytes, zeroed out of line, and frees with many units
  * (the loops for wider objects need registers the inline path would
- * otherwise save and restore on every free). */
+ * otherwise save and restore on every free).  As the general path: an
+ * object its class cache has room for is zeroed now (it is likely handed
+ * out again soon); others wait in the batch, zeroed now if small (reading
+ * them is cheap), else with the batch where the kernel says pages hold
+ * data. */
 static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
                                                   struct pcpu_chunk *c, uint8_t *live,
                                                   size_t bit, size_t bits)
 {
-    struct free_fast f = {tc, c, live, bit, bits};
-    if (unlikely(!free_fast_aligned(&f, false))) {
+    if (!bits)
+        bits = free_fast_far_bits(tc->hint.end_map, bit);
+    if (unlikely(!bits) || unlikely(!pcpu__tcache_takes(c, bit, bits))) {
         free_general(cookie);
         return;
     }
     pcpu_trace_free_live(cookie);
-    if (pcpu__settings.free_batched) {
-        /* Many units: zeroed with the batch, where the kernel says pages
-         * hold data (as the general path does). */
-        __atomic_store_n(&live[bit], 0, __ATOMIC_RELAXED);
-        free_fast_pending(cookie, tc, c, bits, false);
+    struct free_fast f = {tc, c, live, bit, bits};
+    size_t ci = pcpu__tcache_class(bits), bytes = bits * PCPU_GRANULE;
+    if (pcpu__settings.free_batched || !pcpu__tcache_has_room(tc, ci)) {
+        if (pcpu__units_batch_wanted(bytes)) {
+            __atomic_store_n(&live[bit], 0, __ATOMIC_RELAXED);
+            free_fast_pending(cookie, tc, c, bits, false);
+        } else {
+            free_fast_take_back(cookie, &f, false);
+            free_fast_pending(cookie, tc, c, bits, true);
+        }
         return;
     }
     free_fast_take_back(cookie, &f, false);
-    if (unlikely(!free_fast_park(cookie, &f))) {
-        free_fast_pending(cookie, tc, c, bits, true);
-        return;
-    }
+    pcpu__tcache_push(tc, ci, cookie, c);
+    pcpu__usage_count_free(&tc->usage);
     pcpu__leave();
 }
 
@@ -461,11 +504,11 @@ void pcpu_free(void *cookie)
         return;
     }
     /* Inline only what needs few registers: 4- and 8-byte objects. */
-    if (unlikely(f.bits > 8 / PCPU_GRANULE) || unlikely(pcpu__settings.free_batched)) {
+    if (unlikely(f.bits - 1 >= 8 / PCPU_GRANULE) || unlikely(pcpu__settings.free_batched)) {
         free_fast_big(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
-    if (unlikely(!free_fast_aligned(&f, true))) {
+    if (unlikely(!free_fast_aligned(&f))) {
         free_general(cookie);
         return;
     }
