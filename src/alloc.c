@@ -430,11 +430,23 @@ static __attribute__((noinline)) void free_general(void *cookie)
 
 /* The size of a live object whose end is not in its first word of the end
  * map (over 64 granules): the next end bit, which is its own; 0 past the
- * biggest class (then the general path answers). */
-static size_t free_fast_far_bits(const uint64_t *end_map, size_t bit)
+ * biggest class (then the general path answers).  Reads no word past the
+ * dynamic area's last (end_bit: the area's end), inside the map. */
+static size_t free_fast_far_bits(const uint64_t *end_map, size_t bit, size_t end_bit)
 {
-    size_t last = (bit + PCPU_TCACHE_MAX_BITS - 1) / 64;
-    for (size_t wi = bit / 64 + 1; wi <= last; wi++) {
+    size_t last = (bit + PCPU_TCACHE_MAX_BITS - 1) / 64, area_last = (end_bit - 1) / 64;
+    if (last > area_last)
+        last = area_last;
+    size_t wi = bit / 64 + 1;
+    /* Four words a step while all are zero. */
+    for (; wi + 3 <= last; wi += 4) {
+        if (__atomic_load_n(&end_map[wi], __ATOMIC_RELAXED) |
+            __atomic_load_n(&end_map[wi + 1], __ATOMIC_RELAXED) |
+            __atomic_load_n(&end_map[wi + 2], __ATOMIC_RELAXED) |
+            __atomic_load_n(&end_map[wi + 3], __ATOMIC_RELAXED))
+            break;
+    }
+    for (; wi <= last; wi++) {
         uint64_t w = __atomic_load_n(&end_map[wi], __ATOMIC_RELAXED);
         if (w) {
             size_t bits = wi * 64 + (size_t)__builtin_ctzll(w) - bit + 1;
@@ -456,7 +468,8 @@ static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tc
                                                   size_t bit, size_t bits)
 {
     if (!bits)
-        bits = free_fast_far_bits(tc->hint.end_map, bit);
+        bits = free_fast_far_bits(tc->hint.end_map, bit,
+                                  tc->hint.start_bit + tc->hint.len / PCPU_GRANULE);
     if (unlikely(!bits) || unlikely(!pcpu__tcache_takes(c, bit, bits))) {
         free_general(cookie);
         return;

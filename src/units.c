@@ -114,6 +114,7 @@ bool pcpu__units_robust(void)
  * whole 4-byte granules; the vectors may be unaligned. */
 typedef uint64_t pcpu__v16 __attribute__((vector_size(16), aligned(4), may_alias));
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 typedef uint64_t pcpu__v32 __attribute__((vector_size(32), aligned(4), may_alias));
 #define PCPU_HAVE_AVX2_PATH 1
 #endif
@@ -139,6 +140,7 @@ static bool all_zero_v16(const char *p, size_t bytes)
     for (; bytes >= 256; p += 256, bytes -= 256) {
         const pcpu__v16 *v = (const pcpu__v16 *)(const void *)p;
         pcpu__v16 a = v[0], b = v[1], c = v[2], d = v[3];
+#pragma GCC unroll 4
         for (int k = 4; k < 16; k += 4) {
             a |= v[k];
             b |= v[k + 1];
@@ -153,23 +155,24 @@ static bool all_zero_v16(const char *p, size_t bytes)
 }
 
 #ifdef PCPU_HAVE_AVX2_PATH
-/* AVX2: 32-byte vectors, a test every 512 bytes. */
-__attribute__((target("avx2"))) static bool all_zero_v32(const char *p, size_t bytes)
+/* AVX2: whole 1 KiB blocks of 32-byte vectors, one test each. */
+__attribute__((target("avx2"))) static bool blocks_zero_v32(const char *p, size_t blocks)
 {
-    for (; bytes >= 512; p += 512, bytes -= 512) {
+    for (; blocks > 0; p += 1024, blocks--) {
         const pcpu__v32 *v = (const pcpu__v32 *)(const void *)p;
         pcpu__v32 a = v[0], b = v[1], c = v[2], d = v[3];
-        for (int k = 4; k < 16; k += 4) {
+#pragma GCC unroll 8
+        for (int k = 4; k < 32; k += 4) {
             a |= v[k];
             b |= v[k + 1];
             c |= v[k + 2];
             d |= v[k + 3];
         }
-        pcpu__v32 o = (a | b) | (c | d);
-        if ((o[0] | o[1] | o[2] | o[3]) != 0)
+        __m256i o = (__m256i)((a | b) | (c | d));
+        if (!_mm256_testz_si256(o, o))
             return false;
     }
-    return all_zero_v16(p, bytes);
+    return true;
 }
 
 static bool have_avx2;
@@ -186,8 +189,12 @@ static void zero_check_init(void)
 static bool all_zero(const char *p, size_t bytes)
 {
 #ifdef PCPU_HAVE_AVX2_PATH
-    if (likely(have_avx2))
-        return all_zero_v32(p, bytes);
+    if (likely(have_avx2) && bytes >= 1024) {
+        if (!blocks_zero_v32(p, bytes / 1024))
+            return false;
+        p += bytes & ~(size_t)1023;
+        bytes %= 1024;
+    }
 #endif
     return all_zero_v16(p, bytes);
 }
