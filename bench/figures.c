@@ -856,23 +856,41 @@ static void malloc_run(void *p, uint64_t n)
 typedef uint64_t zc_v16 __attribute__((vector_size(16), aligned(4), may_alias));
 static bool zc_zero_v16(const char *p, size_t bytes)
 {
-    zc_v16 acc[4] = {{0}};
-    for (size_t i = 0; i + 64 <= bytes; i += 64)
-        for (int k = 0; k < 4; k++)
-            acc[k] |= ((const zc_v16 *)(const void *)(p + i))[k];
-    zc_v16 o = (acc[0] | acc[1]) | (acc[2] | acc[3]);
-    return (o[0] | o[1]) == 0;
+    for (; bytes >= 256; p += 256, bytes -= 256) {
+        const zc_v16 *v = (const zc_v16 *)(const void *)p;
+        zc_v16 a = v[0], b = v[1], c = v[2], d = v[3];
+#pragma GCC unroll 4
+        for (int k = 4; k < 16; k += 4) {
+            a |= v[k];
+            b |= v[k + 1];
+            c |= v[k + 2];
+            d |= v[k + 3];
+        }
+        zc_v16 o = (a | b) | (c | d);
+        if ((o[0] | o[1]) != 0)
+            return false;
+    }
+    return true; /* 4096 bytes: no tail */
 }
 #if defined(__x86_64__) && defined(__GNUC__)
 typedef uint64_t zc_v32 __attribute__((vector_size(32), aligned(4), may_alias));
 __attribute__((target("avx2"))) static bool zc_zero_v32(const char *p, size_t bytes)
 {
-    zc_v32 acc[4] = {{0}};
-    for (size_t i = 0; i + 128 <= bytes; i += 128)
-        for (int k = 0; k < 4; k++)
-            acc[k] |= ((const zc_v32 *)(const void *)(p + i))[k];
-    zc_v32 o = (acc[0] | acc[1]) | (acc[2] | acc[3]);
-    return (o[0] | o[1] | o[2] | o[3]) == 0;
+    for (; bytes >= 1024; p += 1024, bytes -= 1024) {
+        const zc_v32 *v = (const zc_v32 *)(const void *)p;
+        zc_v32 a = v[0], b = v[1], c = v[2], d = v[3];
+#pragma GCC unroll 8
+        for (int k = 4; k < 32; k += 4) {
+            a |= v[k];
+            b |= v[k + 1];
+            c |= v[k + 2];
+            d |= v[k + 3];
+        }
+        zc_v32 o = (a | b) | (c | d);
+        if ((o[0] | o[1] | o[2] | o[3]) != 0)
+            return false;
+    }
+    return true; /* 4096 bytes: no tail */
 }
 #endif
 
