@@ -531,7 +531,7 @@ void pcpu_free(void *cookie)
         return;
     }
     /* Inline only what needs few registers: 4- and 8-byte objects. */
-    if (unlikely(f.bits - 1 >= 8 / PCPU_GRANULE) || unlikely(pcpu__settings.free_batched)) {
+    if (unlikely(f.bits - 1 >= 8 / PCPU_GRANULE)) {
         free_fast_big(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
@@ -540,6 +540,12 @@ void pcpu_free(void *cookie)
         return;
     }
     pcpu_trace_free_live(cookie);
+    if (unlikely(pcpu__settings.free_batched)) {
+        /* Many units: zeroed with the batch (free_fast_big). */
+        __atomic_store_n(&f.live[f.bit], 0, __ATOMIC_RELAXED);
+        free_fast_pending(cookie, f.tc, f.c, f.bits, false);
+        return;
+    }
     /* One copy per size, so that the class's address is a constant
      * offset: a predicted branch instead of a wait for the end map. */
     if (f.bits == 1)
