@@ -195,9 +195,9 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * pages were written, so the work follows the units touched; the zeroed
  * small objects (up to 64 bytes, 64 KiB per unit) stay with the thread
  * for its next allocations.  Measured here with 2 of 4096 units written,
- * an alloc+free pair costs 42 ns and a free 28 ns, 1.8x and 1.6x what
- * they cost with 2 units configured (percpu-bench --full, units.*), not
- * 2000x.  A kernel
+ * an alloc+free pair costs 36-41 ns and a free 22-28 ns, 1.9-2.1x and
+ * 1.4-1.6x what they cost with 2 units configured (percpu-bench --full,
+ * units.*), not 2000x.  A kernel
  * without PAGEMAP_SCAN (before 6.7) reads every unit instead.  In a
  * build of the library with AddressSanitizer every free and allocation
  * marks the shadow of every configured unit: O(units) per call.
