@@ -470,13 +470,16 @@ static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tc
     if (!bits)
         bits = free_fast_far_bits(tc->hint.end_map, bit,
                                   tc->hint.start_bit + tc->hint.len / PCPU_GRANULE);
-    if (unlikely(!bits) || unlikely(!pcpu__tcache_takes(c, bit, bits))) {
+    /* Of a class, aligned as the class (pcpu__tcache_takes; the hint's
+     * chunk is a dynamic area, never the reserved one). */
+    size_t ci = pcpu__tcache_class(bits), bytes = bits * PCPU_GRANULE;
+    if (unlikely(!bits) || unlikely(!pcpu__tcache_exact(bits)) ||
+        unlikely(bit & (pcpu__tcache_class_align(ci) - 1))) {
         free_general(cookie);
         return;
     }
     pcpu_trace_free_live(cookie);
     struct free_fast f = {tc, c, live, bit, bits};
-    size_t ci = pcpu__tcache_class(bits), bytes = bits * PCPU_GRANULE;
     if (pcpu__settings.free_batched || !pcpu__tcache_has_room(tc, ci)) {
         if (pcpu__units_batch_wanted(bytes)) {
             __atomic_store_n(&live[bit], 0, __ATOMIC_RELAXED);

@@ -199,22 +199,23 @@ static void zero_check_init(void)
 #endif
 }
 
+/* Below 1 KiB, the C library's memcmp against zeroes (tuned for short
+ * lengths, where the setup of the loops above costs more than it saves). */
+static const unsigned char zero_block[1024];
+
 static bool all_zero(const char *p, size_t bytes)
 {
 #ifdef PCPU_HAVE_AVX2_PATH
-    if (likely(have_avx2) && bytes >= 64) {
-        if (bytes >= 1024) {
-            if (!blocks_zero_v32(p, bytes / 1024))
-                return false;
-            p += bytes & ~(size_t)1023;
-            bytes %= 1024;
-        }
-        if (!pieces_zero_v32(p, bytes / 64))
+    if (likely(have_avx2) && bytes >= 1024) {
+        if (!blocks_zero_v32(p, bytes / 1024))
             return false;
-        p += bytes & ~(size_t)63;
-        bytes %= 64;
+        p += bytes & ~(size_t)1023;
+        bytes %= 1024;
+        return pieces_zero_v32(p, bytes / 64) && tail_zero(p + (bytes & ~(size_t)63), bytes % 64);
     }
 #endif
+    if (bytes < sizeof(zero_block))
+        return memcmp(p, zero_block, bytes) == 0;
     return all_zero_v16(p, bytes);
 }
 
