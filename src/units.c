@@ -106,18 +106,17 @@ bool pcpu__units_robust(void)
 
 /* ---- zeroing ---------------------------------------------------------------- */
 
-/* Whether memory reads zero: the bytes ORed together, in vectors.  A
- * comparison against a zero block (memcmp) reads twice the bytes, and one
+/* Whether memory reads zero: with AVX2 and from 1 KiB, the bytes ORed
+ * together in vectors.  A comparison against a zero block (memcmp) reads
+ * twice the bytes, and one
  * chain of ORs waits on itself: four independent accumulators let the
  * core issue two 32-byte loads a cycle (percpu-bench alloc.zerocheck.4096,
  * a 4 KiB object in 2 units: 154 ns with memcmp, 97-118 ns like this).
  * Objects are whole 4-byte granules; the vectors may be unaligned. */
-typedef uint64_t pcpu__v16 __attribute__((vector_size(16), aligned(4), may_alias));
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 typedef uint64_t pcpu__v32 __attribute__((vector_size(32), aligned(4), may_alias));
 #define PCPU_HAVE_AVX2_PATH 1
-#endif
 
 static bool tail_zero(const char *p, size_t bytes)
 {
@@ -133,26 +132,7 @@ static bool tail_zero(const char *p, size_t bytes)
     }
     return any == 0;
 }
-
-/* Any processor: 16-byte vectors, a test every 256 bytes. */
-static bool all_zero_v16(const char *p, size_t bytes)
-{
-    for (; bytes >= 256; p += 256, bytes -= 256) {
-        const pcpu__v16 *v = (const pcpu__v16 *)(const void *)p;
-        pcpu__v16 a = v[0], b = v[1], c = v[2], d = v[3];
-#pragma GCC unroll 4
-        for (int k = 4; k < 16; k += 4) {
-            a |= v[k];
-            b |= v[k + 1];
-            c |= v[k + 2];
-            d |= v[k + 3];
-        }
-        pcpu__v16 o = (a | b) | (c | d);
-        if ((o[0] | o[1]) != 0)
-            return false;
-    }
-    return tail_zero(p, bytes);
-}
+#endif
 
 #ifdef PCPU_HAVE_AVX2_PATH
 /* AVX2: whole 1 KiB blocks of 32-byte vectors, one test each. */
@@ -199,8 +179,9 @@ static void zero_check_init(void)
 #endif
 }
 
-/* Below 1 KiB, the C library's memcmp against zeroes (tuned for short
- * lengths, where the setup of the loops above costs more than it saves). */
+/* Otherwise the C library's memcmp against a block of zeroes: below 1 KiB
+ * its short-length code costs less than the setup of the loops above, and
+ * without AVX2 it is what there is. */
 static const unsigned char zero_block[1024];
 
 static bool all_zero(const char *p, size_t bytes)
@@ -214,9 +195,10 @@ static bool all_zero(const char *p, size_t bytes)
         return pieces_zero_v32(p, bytes / 64) && tail_zero(p + (bytes & ~(size_t)63), bytes % 64);
     }
 #endif
-    if (bytes < sizeof(zero_block))
-        return memcmp(p, zero_block, bytes) == 0;
-    return all_zero_v16(p, bytes);
+    for (; bytes > sizeof(zero_block); p += sizeof(zero_block), bytes -= sizeof(zero_block))
+        if (memcmp(p, zero_block, sizeof(zero_block)) != 0)
+            return false;
+    return memcmp(p, zero_block, bytes) == 0;
 }
 
 __attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes)
