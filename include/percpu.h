@@ -198,7 +198,14 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * an alloc+free pair costs 36-41 ns and a free 22-28 ns, 1.9-2.1x and
  * 1.4-1.6x what they cost with 2 units configured (percpu-bench --full,
  * units.*), not 2000x.  A kernel
- * without PAGEMAP_SCAN (before 6.7) reads every unit instead.  In a
+ * without PAGEMAP_SCAN (before 6.7) reads every unit instead.
+ *
+ * Limit of reading: a unit nobody wrote since the kernel populated it is
+ * the kernel's shared zero page, and on AMD Zen processors reading one
+ * physical page through several addresses goes at about half speed, so a
+ * free reads such units at about half speed too (4 KiB in 2 units, never
+ * written in either: ~120-150 ns per alloc+free instead of ~70-90 ns).
+ * Units written once are the program's own pages and read at full speed.  In a
  * build of the library with AddressSanitizer every free and allocation
  * marks the shadow of every configured unit: O(units) per call.
  * Thread safety: any thread.  Not async-signal-safe (see the top).

@@ -63,7 +63,7 @@ static void *alloc_slow(size_t size, size_t bits, size_t align_bits, bool reserv
     pcpu__pool_lock();
     void *p = alloc_retry_locked(bits, align_bits, reserved, &c);
     if (p) {
-        pcpu__live_set(c, pcpu__chunk_bit(c, p));
+        pcpu__live_set(c, pcpu__chunk_bit(c, p), pcpu__live_mark(bits));
         if (unlikely(pcpu__units_hooked))
             pcpu__units_handed_out(p, bits * PCPU_GRANULE);
         if (!tc)
@@ -113,7 +113,8 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
         } else {
             return alloc_slow(size, bits, align_bits, false);
         }
-        pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
+        pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie),
+                       pcpu__live_mark(pcpu__tcache_class_bits(ci)));
         pcpu__usage_count_alloc(&tc->usage, size);
         if (unlikely(pcpu__units_hooked)) {
             size_t cbits = pcpu__tcache_class_bits(ci);
@@ -245,9 +246,10 @@ static size_t reclaim_impl(bool all)
 static void *alloc_general(size_t size, size_t align);
 
 /* Pop class ci's top object (or leave it to the general path when the
- * class is empty) and hand it out. */
+ * class is empty) and hand it out; mark is its live mark. */
 static inline __attribute__((always_inline)) void *alloc_fast_pop(struct pcpu_tcache *tc, size_t ci,
-                                                                  size_t size, size_t align)
+                                                                  uint8_t mark, size_t size,
+                                                                  size_t align)
 {
     struct pcpu_tcache_class *cls = &tc->cls[ci];
     unsigned int n = cls->count;
@@ -255,7 +257,7 @@ static inline __attribute__((always_inline)) void *alloc_fast_pop(struct pcpu_tc
         return alloc_general(size, align);
     cls->count = n - 1;
     struct pcpu_tcache_entry e = cls->e[n - 1];
-    pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie));
+    pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie), mark);
     pcpu__usage_count_alloc(&tc->usage, size);
     pcpu__leave();
     pcpu_trace_alloc(e.cookie, size, align);
@@ -270,8 +272,8 @@ static __attribute__((noinline)) void *alloc_fast_step(struct pcpu_tcache *tc, s
     if (unlikely(size > PCPU_TCACHE_MAX_BITS * PCPU_GRANULE) ||
         unlikely(align > PCPU_TCACHE_STEP_BITS * PCPU_GRANULE) || unlikely(align & (align - 1)))
         return alloc_general(size, align);
-    size_t bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
-    return alloc_fast_pop(tc, pcpu__tcache_class(bits), size, align);
+    size_t ci = pcpu__tcache_class((size + PCPU_GRANULE - 1) / PCPU_GRANULE);
+    return alloc_fast_pop(tc, ci, pcpu__live_mark(pcpu__tcache_class_bits(ci)), size, align);
 }
 
 /* Returns the object, or what the general path returned. */
@@ -294,12 +296,13 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
     if (unlikely(align) && (unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE) ||
                             unlikely(align & (align - 1))))
         return alloc_general(size, align);
-    return alloc_fast_pop(tc, bits, size, align);
+    return alloc_fast_pop(tc, bits, (uint8_t)bits, size, align);
 }
 
 /* A free the fast path takes (free_fast_takes): the cookie starts a live
- * dynamic allocation of up to 64 granules, naturally aligned (so of an
- * exact class); where its chunk, live mark and class are. */
+ * dynamic allocation; where its chunk and live mark are, and its size in
+ * granules (as free_fast_takes fills it: the live mark, which is the size
+ * up to 127 granules; see pcpu__live_mark). */
 struct free_fast {
     struct pcpu_tcache *tc;
     struct pcpu_chunk *c;
@@ -347,14 +350,13 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
         off = (size_t)((char *)cookie - h->lo);
     }
     size_t bit = h->start_bit + off / PCPU_GRANULE;
-    if (unlikely(off % PCPU_GRANULE) || unlikely(!__atomic_load_n(&h->live[bit], __ATOMIC_RELAXED)))
+    unsigned int mark = __atomic_load_n(&h->live[bit], __ATOMIC_RELAXED);
+    if (unlikely(off % PCPU_GRANULE) || unlikely(!mark))
         return false;
-    /* Up to 64 granules the end bit is in the same word; 0 says it is
-     * further (free_fast_big looks).  (Whether the object is of an exact
-     * class and aligned as its class is the caller's to test.) */
-    uint64_t w = __atomic_load_n(&h->end_map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64);
-    size_t bits = likely(w) ? (size_t)(unsigned int)__builtin_ctzll(w) + 1 : 0;
-    *f = (struct free_fast){tc, h->chunk, h->live, bit, bits};
+    /* The live mark, which is the size itself up to 127 granules
+     * (free_fast_big reads the others).  (Whether the object is of an
+     * exact class and aligned as its class is the caller's to test.) */
+    *f = (struct free_fast){tc, h->chunk, h->live, bit, mark};
     return true;
 }
 
@@ -428,8 +430,9 @@ static __attribute__((noinline)) void free_general(void *cookie)
     pcpu__leave();
 }
 
-/* The size of a live object whose end is not in its first word of the end
- * map (over 64 granules): the next end bit, which is its own; 0 past the
+/* The size of a live object whose mark does not say it (so over 127
+ * granules: its end is not in its first word of the end map): the next
+ * end bit, which is its own; 0 past the
  * biggest class (then the general path answers).  Reads no word past the
  * dynamic area's last (end_bit: the area's end), inside the map. */
 static size_t free_fast_far_bits(const uint64_t *end_map, size_t bit, size_t end_bit)
@@ -465,9 +468,10 @@ static size_t free_fast_far_bits(const uint64_t *end_map, size_t bit, size_t end
  * data. */
 static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
                                                   struct pcpu_chunk *c, uint8_t *live,
-                                                  size_t bit, size_t bits)
+                                                  size_t bit, size_t mark)
 {
-    if (!bits)
+    size_t bits = pcpu__live_mark_bits((unsigned int)mark);
+    if (unlikely(!bits))
         bits = free_fast_far_bits(tc->hint.end_map, bit,
                                   tc->hint.start_bit + tc->hint.len / PCPU_GRANULE);
     /* Of a class, aligned as the class (pcpu__tcache_takes; the hint's

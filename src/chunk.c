@@ -762,9 +762,19 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     }
     CHECK(nr == c->nr_alloc, "nr_alloc %zu but %zu allocations in the map", c->nr_alloc, nr);
     CHECK(covered == used, "%zu bits allocated but allocations cover %zu", used, covered);
-    for (size_t bit = 0; bit < c->nr_bits; bit++)
-        if (pcpu__live_test(c, bit) && !pcpu__test_bit(c->start_map, bit))
+    for (size_t bit = 0; bit < c->nr_bits; bit++) {
+        unsigned int mark = __atomic_load_n(&c->live[bit], __ATOMIC_RELAXED);
+        if (!mark)
+            continue;
+        if (!pcpu__test_bit(c->start_map, bit)) {
             CHECK(false, "live mark %zu is not an allocation start", bit);
+            continue;
+        }
+        size_t said = pcpu__live_mark_bits(mark);
+        CHECK(!said || said == pcpu__chunk_alloc_bits(c, bit),
+              "live mark %zu says %zu granules, the map %zu", bit, said,
+              pcpu__chunk_alloc_bits(c, bit));
+    }
     if (c->populated && !c->is_reserved) {
         size_t pop = 0, empty = 0;
         for (size_t pg = 0; pg < c->nr_pages; pg++) {

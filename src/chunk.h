@@ -156,14 +156,36 @@ static inline bool pcpu__live_test(const struct pcpu_chunk *c, size_t bit)
 {
     return __atomic_load_n(&c->live[bit], __ATOMIC_RELAXED) != 0;
 }
-/* Mark the allocation at bit handed to the user.  Release: a thread-cache
- * pop (its count decrement) before it must be visible first, so that a
- * fork() snapshot never shows an object both live and still cached (the
- * child would flush a live object). */
-static inline void pcpu__live_set(const struct pcpu_chunk *c, size_t bit)
+/* A live mark also says the object's size when a byte can: up to 127
+ * granules the count itself, multiples of 16 granules up to 2032 as 127 +
+ * count / 16 (every thread-cache class is one or the other), else
+ * PCPU_LIVE_UNSIZED.  A free then knows the size from the byte it reads
+ * anyway, not from a scan of the end map (16 words for a 4 KiB object). */
+#define PCPU_LIVE_UNSIZED 255u
+static inline uint8_t pcpu__live_mark(size_t bits)
+{
+    if (bits < 128)
+        return (uint8_t)bits;
+    if (bits % 16 == 0 && bits / 16 < PCPU_LIVE_UNSIZED - 127)
+        return (uint8_t)(127 + bits / 16);
+    return PCPU_LIVE_UNSIZED;
+}
+/* The size a nonzero mark says; 0 if it does not (then the end map does). */
+static inline size_t pcpu__live_mark_bits(unsigned int mark)
+{
+    if (mark < 128)
+        return mark;
+    return mark < PCPU_LIVE_UNSIZED ? (mark - 127) * (size_t)16 : 0;
+}
+/* Mark the allocation at bit, of bits granules, handed to the user.
+ * Release: a thread-cache pop (its count decrement) before it must be
+ * visible first, so that a fork() snapshot never shows an object both live
+ * and still cached (the child would flush a live object). */
+static inline void pcpu__live_set(const struct pcpu_chunk *c, size_t bit, uint8_t mark)
 {
     pcpu_assert_internal(!pcpu__live_test(c, bit));
-    __atomic_store_n(&c->live[bit], 1, __ATOMIC_RELEASE);
+    pcpu_assert_internal(mark != 0);
+    __atomic_store_n(&c->live[bit], mark, __ATOMIC_RELEASE);
 }
 /* Take the allocation at bit back from the user (live_take: known live);
  * false if it was not live (a double free, or not an allocation start). */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "chunk.h"
+#include "tcache.h"
 #include "os.h"
 #include "unit_rand.h"
 
@@ -343,7 +344,11 @@ static size_t do_claim(struct model *m, size_t piece, size_t count, size_t align
                   pcpu__chunk_alloc_bits(c, s), pcpu__alloc_bits_fast(c, s), piece);
         /* Half of them handed to the "user" (the rest stay "cached"). */
         if (unit_chance(50)) {
-            pcpu__live_set(c, s);
+            uint8_t mark = pcpu__live_mark(piece);
+            size_t said = pcpu__live_mark_bits(mark);
+            if (!mark || (said != 0 && said != piece) || (said == 0 && mark != PCPU_LIVE_UNSIZED))
+                FAILF(m, "live mark %u of %zu granules says %zu", mark, piece, said);
+            pcpu__live_set(c, s, mark);
             m->live[s] = 1;
         }
     }
@@ -862,10 +867,30 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A live mark says a size only when it is the right one, and it says the
+ * size of every thread-cache class (the frees of those never scan the end
+ * map); never 0, which means "not live". */
+static void test_live_marks_say_class_sizes(void **state)
+{
+    (void)state;
+    for (size_t bits = 1; bits <= 1u << 16; bits++) {
+        uint8_t mark = pcpu__live_mark(bits);
+        size_t said = pcpu__live_mark_bits(mark);
+        assert_int_not_equal(mark, 0);
+        if (said)
+            assert_int_equal(said, bits);
+        else
+            assert_int_equal(mark, PCPU_LIVE_UNSIZED);
+        if (pcpu__tcache_exact(bits))
+            assert_int_equal(said, bits);
+    }
+}
+
 int main(void)
 {
     unit_seed(0x6368756e6bull);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_live_marks_say_class_sizes),
         cmocka_unit_test_teardown(test_alloc_meta_failure_gives_everything_back, teardown),
         cmocka_unit_test_teardown(test_whole_region_claim_and_release, teardown),
         cmocka_unit_test_teardown(test_fill_by_granules_then_drain, teardown),
