@@ -104,6 +104,11 @@ void measure_group(struct loop **ls, unsigned int nl, unsigned int threads);
  * (each after a warm-up, in fresh threads), so that a target comparing the
  * two is a same-time ratio; adds the two results, 1 thread first. */
 void measure_1_n_alternating(struct loop *l, unsigned int threads);
+/* Measure @nl loops (at most 12) with @threads threads, one repetition of
+ * each in turn, each in fresh threads on a fresh setup (a warm-up, then
+ * the timed repetition): for loops whose states cannot coexist without
+ * changing what the others measure; adds one result per loop, in order. */
+void measure_alternating(struct loop **ls, unsigned int nl, unsigned int threads);
 long vm_rss_kb(void);
 void machine_json(FILE *f);
 void machine_print(FILE *f);

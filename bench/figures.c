@@ -33,7 +33,8 @@
  *            The node is handed to an empty asm between pop and push in
  *            every variant, as a user would touch it.
  *   alloc.*  one allocation + free pair, ns per pair per thread:
- *            percpu.N        pcpu_alloc(N) + pcpu_free
+ *            percpu.N        pcpu_alloc(N) + pcpu_free, on an object the
+ *                            thread wrote before in its CPU's unit
  *            percpu.mixed    a pool of live objects; each op frees a random
  *                            slot and refills it with a random size
  *                            1..4096 and a random alignment 1..256
@@ -45,7 +46,8 @@
  *            more cycles 64 at a time (64 frees, then 64 allocations: more
  *            than a thread cache holds), so the map, its hints and slots
  *            work around N live objects: the allocator's own scaling (the
- *            target).  random_live_N: each op
+ *            target; the live_N repetitions alternate, each on a fresh
+ *            set of N).  random_live_N: each op
  *            frees a random one of the N and allocates its replacement;
  *            at 1M that mostly measures cache misses (the benchmark's own
  *            pointer array included), reported for information.
@@ -777,6 +779,27 @@ static void *alloc_setup(const struct loop *l, unsigned int tid)
     return s;
 }
 
+/*
+ * The fixed-size pairs run on an object this thread used before: the setup
+ * allocates one, writes it in the unit of the CPU the thread runs on (as a
+ * program uses its per-CPU objects) and frees it, and the loop's
+ * allocations get it back.  In an object nobody ever wrote, every unit is
+ * the kernel's shared zero page; AMD Zen reads one physical page through
+ * several addresses at about half speed, so the free's check for zero in
+ * every unit costs about twice as much there (4 KiB, 2 units: ~120-150
+ * against ~70-90 ns).
+ */
+static void *pair_setup(const struct loop *l, unsigned int tid)
+{
+    struct alloc_state *s = alloc_setup(l, tid);
+    void *c = pcpu_alloc(s->size, 0);
+    if (!c)
+        die("pcpu_alloc");
+    memset(pcpu_ptr(c, (unsigned int)online_cpu(tid)), 0xa5, s->size);
+    pcpu_free(c);
+    return s;
+}
+
 static void alloc_teardown(void *p)
 {
     struct alloc_state *s = p;
@@ -903,13 +926,15 @@ static bool zc_zero(const char *p, size_t bytes)
     return zc_zero_v16(p, bytes);
 }
 
+/* Written (with zeroes) in this thread's CPU's unit, as the pair's object
+ * (pair_setup). */
 static void *zerocheck_setup(const struct loop *l, unsigned int tid)
 {
     (void)l;
-    (void)tid;
     void *c = pcpu_alloc(4096, 0);
     if (!c)
         die("pcpu_alloc");
+    memset(pcpu_ptr(c, (unsigned int)online_cpu(tid)), 0, 4096);
     return c;
 }
 
@@ -951,13 +976,13 @@ void figures_alloc(void)
 {
     padded_bytes = (size_t)pcpu_nr_cpus() * 64;
     struct loop loops[] = {
-        {.name = "alloc.percpu.8", .setup = alloc_setup, .run = alloc_percpu_run,
+        {.name = "alloc.percpu.8", .setup = pair_setup, .run = alloc_percpu_run,
          .teardown = alloc_teardown, .arg = 8},
-        {.name = "alloc.percpu.64", .setup = alloc_setup, .run = alloc_percpu_run,
+        {.name = "alloc.percpu.64", .setup = pair_setup, .run = alloc_percpu_run,
          .teardown = alloc_teardown, .arg = 64},
-        {.name = "alloc.percpu.256", .setup = alloc_setup, .run = alloc_percpu_run,
+        {.name = "alloc.percpu.256", .setup = pair_setup, .run = alloc_percpu_run,
          .teardown = alloc_teardown, .arg = 256},
-        {.name = "alloc.percpu.4096", .setup = alloc_setup, .run = alloc_percpu_run,
+        {.name = "alloc.percpu.4096", .setup = pair_setup, .run = alloc_percpu_run,
          .teardown = alloc_teardown, .arg = 4096},
         {.name = "alloc.percpu.mixed", .setup = mixed_setup, .run = mixed_run,
          .teardown = alloc_teardown},
@@ -969,7 +994,10 @@ void figures_alloc(void)
     /* The fixed sizes with their baselines, interleaved; the mixed pool on
      * its own (its live objects would change the others' maps). */
     struct loop *mixed = &loops[4];
-    struct loop fixed[] = {loops[0], loops[5], loops[6], loops[1], loops[2], loops[3], loops[7]};
+    /* The zero check's setup keeps its object: it runs before the 4 KiB
+     * pair's, so that it does not take the object the pair's setup wrote
+     * and freed (pair_setup). */
+    struct loop fixed[] = {loops[0], loops[5], loops[6], loops[1], loops[2], loops[7], loops[3]};
     measure_1_n_together(fixed, sizeof(fixed) / sizeof(fixed[0]));
     /* Its target compares T=2 with T=1: their repetitions alternate. */
     if (name_selected(mixed->name)) {
@@ -1124,9 +1152,20 @@ void figures_scale(void)
         loops[i].setup = scale_setup;
         loops[i].run = strstr(loops[i].name, "random") ? scale_random_run : scale_run;
         loops[i].teardown = scale_teardown;
+    }
+    /* The target compares live_1000000 with live_1000: the live_N
+     * repetitions alternate, each on its own fresh set of live objects
+     * (with the sets live at once, the 1k figure would work around 1M
+     * objects too). */
+    struct loop *live[3];
+    unsigned int nl = 0;
+    for (size_t i = 0; i < 3; i++)
+        if (name_selected(loops[i].name))
+            live[nl++] = &loops[i];
+    measure_alternating(live, nl, 1);
+    for (size_t i = 3; i < sizeof(loops) / sizeof(loops[0]); i++)
         if (name_selected(loops[i].name))
             measure(&loops[i], 1);
-    }
 }
 
 /* ======================================================================

@@ -378,6 +378,45 @@ void measure_1_n_alternating(struct loop *l, unsigned int threads)
     l->extra_ops = 0;
 }
 
+void measure_alternating(struct loop **ls, unsigned int nl, unsigned int threads)
+{
+    static struct run run;
+    static double cpu[GROUP_MAX][BENCH_MAX_REPS], wall[GROUP_MAX][BENCH_MAX_REPS];
+    struct run *r = &run;
+    if (nl == 0)
+        return;
+    if (nl > GROUP_MAX) {
+        fprintf(stderr, "percpu-bench: more than %d loops in a group\n", GROUP_MAX);
+        exit(2);
+    }
+    if (threads > 256)
+        threads = 256;
+    for (unsigned int j = 0; j < nl; j++)
+        progress("%s, %u thread%s (alternating, set up afresh)", ls[j]->name, threads,
+                 threads > 1 ? "s" : "");
+    /* Each loop calibrated on its own state. */
+    for (unsigned int j = 0; j < nl; j++)
+        calibrate_alone(r, &ls[j], 1);
+    unsigned int n = bench_opts.reps;
+    for (unsigned int rep = 0; rep < n; rep++) {
+        for (unsigned int j = 0; j < nl; j++) {
+            r->ls = &ls[j];
+            r->nl = 1;
+            r->threads = threads;
+            r->reps = 2;
+            run_threads(r);
+            rep_of(r, 0, 1, &cpu[j][rep], &wall[j][rep]);
+            ls[j]->extra_ops += (uint64_t)threads * 2 * ls[j]->iters;
+        }
+    }
+    for (unsigned int j = 0; j < nl; j++) {
+        result_of(ls[j], threads, cpu[j], wall[j], n);
+        if (ls[j]->check)
+            ls[j]->check(ls[j], ls[j]->extra_ops);
+        ls[j]->extra_ops = 0;
+    }
+}
+
 /* ---- machine ------------------------------------------------------------ */
 
 long vm_rss_kb(void)
