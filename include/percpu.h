@@ -170,7 +170,9 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  *   ENOMEM  the OS refused memory or pcpu_config.max_memory would be
  *           exceeded; the allocator stays fully usable.
  * Sizes up to 4 KiB are served from per-thread caches of size classes
- * without a global lock: the size is rounded up to 4 bytes up to 256
+ * without a global lock (each class holds up to 32 objects and 8 KiB per
+ * unit, but at least 8 objects: a thread whose every class is full pins
+ * up to 1.3 MiB per unit): the size is rounded up to 4 bytes up to 256
  * bytes, then to 64 bytes (and those classes are 64-byte aligned), so
  * such an object holds up to 63 bytes per unit more than asked.  Above
  * 256 bytes an alignment of 128 or 256 is served by the class of the next
