@@ -181,16 +181,17 @@ __attribute__((target("avx2"))) static bool all_zero_v32(const char *p, size_t b
     return pieces_zero_v32(p, bytes / 64) && tail_zero(p + (bytes & ~(size_t)63), bytes % 64);
 }
 
-/* Every unit of an object of whole 1 KiB blocks (the 4 KiB class), in
- * one function: one call per free, not one per unit. */
-__attribute__((target("avx2"))) static void units_zero_blocks_v32(char *cookie, size_t bytes)
+/* The first unit in which an object of whole 1 KiB blocks (the 4 KiB
+ * class) is not zero, or pcpu__nr_units: every unit in one call, and no
+ * call inside (so no registers to save) while all are clean. */
+__attribute__((target("avx2"))) static unsigned int first_dirty_unit_v32(const char *cookie,
+                                                                       size_t blocks)
 {
-    unsigned int n = pcpu__nr_units;
-    for (unsigned int i = 0; i < n; i++) {
-        char *p = cookie + pcpu__cpu_offsets[i];
-        if (!blocks_zero_v32(p, bytes / 1024))
-            memset(p, 0, bytes);
-    }
+    unsigned int n = pcpu__nr_units, i = 0;
+    for (; i < n; i++)
+        if (!blocks_zero_v32(cookie + pcpu__cpu_offsets[i], blocks))
+            break;
+    return i;
 }
 
 static bool have_avx2;
@@ -221,20 +222,27 @@ static inline __attribute__((always_inline)) bool all_zero(const char *p, size_t
     return memcmp(p, zero_block, bytes) == 0;
 }
 
-__attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes)
+/* Units i and up: zeroed where they are not zero. */
+static __attribute__((noinline)) void zero_units_from(void *cookie, size_t bytes, unsigned int i)
 {
-#ifdef PCPU_HAVE_AVX2_PATH
-    if (likely(have_avx2) && bytes % 1024 == 0) {
-        units_zero_blocks_v32(cookie, bytes);
-        return;
-    }
-#endif
-    unsigned int n = pcpu__nr_units;
-    for (unsigned int i = 0; i < n; i++) {
+    for (unsigned int n = pcpu__nr_units; i < n; i++) {
         char *p = (char *)cookie + pcpu__cpu_offsets[i];
         if (!all_zero(p, bytes))
             memset(p, 0, bytes);
     }
+}
+
+__attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes)
+{
+    unsigned int i = 0;
+#ifdef PCPU_HAVE_AVX2_PATH
+    if (likely(have_avx2) && bytes % 1024 == 0) {
+        i = first_dirty_unit_v32(cookie, bytes / 1024);
+        if (likely(i == pcpu__nr_units))
+            return;
+    }
+#endif
+    zero_units_from(cookie, bytes, i);
 }
 
 /* Zero [p, p+len) unless it is zero already (the page is real: reading
