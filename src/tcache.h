@@ -78,8 +78,10 @@ static inline unsigned int pcpu__tcache_cap(size_t bits)
 {
     if (bits <= PCPU_TCACHE_EXACT_BITS)
         return PCPU_TCACHE_CAP;
-    size_t cap = PCPU_TCACHE_CAP * PCPU_TCACHE_EXACT_BITS / bits;
-    return cap < PCPU_TCACHE_MIN_CAP ? PCPU_TCACHE_MIN_CAP : (unsigned int)cap;
+    /* From 1 KiB the minimum, without a division on every free. */
+    if (bits >= PCPU_TCACHE_CAP * PCPU_TCACHE_EXACT_BITS / PCPU_TCACHE_MIN_CAP)
+        return PCPU_TCACHE_MIN_CAP;
+    return PCPU_TCACHE_CAP * PCPU_TCACHE_EXACT_BITS / (uint32_t)bits;
 }
 
 struct pcpu_tcache_entry {

@@ -223,7 +223,8 @@ static inline __attribute__((always_inline)) bool all_zero(const char *p, size_t
 }
 
 /* Units i and up: zeroed where they are not zero. */
-static __attribute__((noinline)) void zero_units_from(void *cookie, size_t bytes, unsigned int i)
+static inline __attribute__((always_inline)) void zero_units_from(void *cookie, size_t bytes,
+                                                                  unsigned int i)
 {
     for (unsigned int n = pcpu__nr_units; i < n; i++) {
         char *p = (char *)cookie + pcpu__cpu_offsets[i];
@@ -234,15 +235,27 @@ static __attribute__((noinline)) void zero_units_from(void *cookie, size_t bytes
 
 __attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes)
 {
+    zero_units_from(cookie, bytes, 0);
+}
+
+/* Out of line: the clean case (every unit) is a leaf without it. */
+static __attribute__((noinline)) void zero_units_from_cold(void *cookie, size_t bytes,
+                                                          unsigned int i)
+{
+    zero_units_from(cookie, bytes, i);
+}
+
+__attribute__((noinline)) void pcpu__units_zero_blocks(void *cookie, size_t bytes)
+{
     unsigned int i = 0;
 #ifdef PCPU_HAVE_AVX2_PATH
-    if (likely(have_avx2) && bytes % 1024 == 0) {
+    if (likely(have_avx2)) {
         i = first_dirty_unit_v32(cookie, bytes / 1024);
         if (likely(i == pcpu__nr_units))
             return;
     }
 #endif
-    zero_units_from(cookie, bytes, i);
+    zero_units_from_cold(cookie, bytes, i);
 }
 
 /* Zero [p, p+len) unless it is zero already (the page is real: reading

@@ -22,6 +22,8 @@ PCPU_HIDDEN void pcpu__units_init(bool robust);
 PCPU_HIDDEN bool pcpu__units_robust(void);
 
 PCPU_HIDDEN void pcpu__units_zero_large(void *cookie, size_t bytes);
+/* The same for whole 1 KiB blocks (the 4 KiB class). */
+PCPU_HIDDEN void pcpu__units_zero_blocks(void *cookie, size_t bytes);
 
 /* Zero a 4- or 8-byte object in every unit where it is not zero already,
  * with fixed-size moves (a variable-length copy would go through memory
@@ -56,7 +58,10 @@ static inline __attribute__((always_inline)) void pcpu__units_zero_word(void *co
 static inline __attribute__((always_inline)) void pcpu__units_zero(void *cookie, size_t bytes)
 {
     if (bytes > 16) {
-        pcpu__units_zero_large(cookie, bytes);
+        if (bytes % 1024 == 0)
+            pcpu__units_zero_blocks(cookie, bytes);
+        else
+            pcpu__units_zero_large(cookie, bytes);
         return;
     }
     if (bytes <= 8) {
