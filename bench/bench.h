@@ -104,6 +104,12 @@ void measure_group(struct loop **ls, unsigned int nl, unsigned int threads);
  * (each after a warm-up, in fresh threads), so that a target comparing the
  * two is a same-time ratio; adds the two results, 1 thread first. */
 void measure_1_n_alternating(struct loop *l, unsigned int threads);
+/* Measure @nl loops (at most 12) together at 1 thread and at @threads,
+ * the two in turn: each repetition runs the group (interleaved, after a
+ * warm-up of the group) in fresh threads at 1, then at @threads, so that
+ * ratios between loops and between T=1 and T=n are all same-time ratios;
+ * adds the results at 1 thread, then those at @threads, in loop order. */
+void measure_group_1_n_alternating(struct loop **ls, unsigned int nl, unsigned int threads);
 /* Measure @nl loops (at most 12) with @threads threads, one repetition of
  * each in turn, each in fresh threads on a fresh setup (a warm-up, then
  * the timed repetition): for loops whose states cannot coexist without

@@ -100,8 +100,9 @@ static void measure_1_n(struct loop *l)
         measure(l, nthreads_all());
 }
 
-/* The same for @n loops measured together, repetitions interleaved, so
- * that the ratios between them are taken at the same time. */
+/* The same for @n loops measured together, repetitions interleaved, and
+ * the T=1 and T=all runs alternating, so that the ratios between them and
+ * between the thread counts are taken at the same time. */
 static void measure_1_n_together(struct loop *loops, size_t n)
 {
     struct loop *sel[12];
@@ -109,9 +110,10 @@ static void measure_1_n_together(struct loop *loops, size_t n)
     for (size_t i = 0; i < n && k < 12; i++)
         if (name_selected(loops[i].name))
             sel[k++] = &loops[i];
-    measure_group(sel, k, 1);
     if (nthreads_all() > 1)
-        measure_group(sel, k, nthreads_all());
+        measure_group_1_n_alternating(sel, k, nthreads_all());
+    else
+        measure_group(sel, k, 1);
 }
 
 /* ======================================================================

@@ -378,6 +378,48 @@ void measure_1_n_alternating(struct loop *l, unsigned int threads)
     l->extra_ops = 0;
 }
 
+void measure_group_1_n_alternating(struct loop **ls, unsigned int nl, unsigned int threads)
+{
+    static struct run run;
+    static double cpu[2][GROUP_MAX][BENCH_MAX_REPS], wall[2][GROUP_MAX][BENCH_MAX_REPS];
+    struct run *r = &run;
+    if (nl == 0)
+        return;
+    if (nl > GROUP_MAX) {
+        fprintf(stderr, "percpu-bench: more than %d loops in a group\n", GROUP_MAX);
+        exit(2);
+    }
+    if (threads > 256)
+        threads = 256;
+    for (unsigned int j = 0; j < nl; j++)
+        progress("%s, 1 and %u threads (interleaved, alternating)", ls[j]->name, threads);
+    calibrate_alone(r, ls, nl);
+    unsigned int n = bench_opts.reps;
+    for (unsigned int rep = 0; rep < n; rep++) {
+        for (unsigned int k = 0; k < 2; k++) {
+            /* Fresh threads each time: one warm-up repetition of the
+             * group, then the timed one. */
+            r->ls = ls;
+            r->nl = nl;
+            r->threads = k ? threads : 1;
+            r->reps = 2;
+            run_threads(r);
+            for (unsigned int j = 0; j < nl; j++) {
+                rep_of(r, j, 1, &cpu[k][j][rep], &wall[k][j][rep]);
+                ls[j]->extra_ops += (uint64_t)r->threads * 2 * ls[j]->iters;
+            }
+        }
+    }
+    for (unsigned int k = 0; k < 2; k++)
+        for (unsigned int j = 0; j < nl; j++)
+            result_of(ls[j], k ? threads : 1, cpu[k][j], wall[k][j], n);
+    for (unsigned int j = 0; j < nl; j++) {
+        if (ls[j]->check)
+            ls[j]->check(ls[j], ls[j]->extra_ops);
+        ls[j]->extra_ops = 0;
+    }
+}
+
 void measure_alternating(struct loop **ls, unsigned int nl, unsigned int threads)
 {
     static struct run run;
