@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,6 +222,64 @@ static void test_store_between_threads(void **state)
     }
 }
 
+/* The live mark says an object's size when a byte can (up to 127
+ * granules, and multiples of 16 granules up to 2032), and a free trusts
+ * it.  Sizes on every edge of that, each alignment's path (the classes,
+ * the over-aligned classes, the lock), freed by the fast and the general
+ * paths: the map stays valid, nothing is lost, every object comes back
+ * zero, and a second free of each is caught. */
+static const size_t edge_granules[] = {1,   2,   63,  64,  65,  80,   127,  128,  129,
+                                       143, 144, 255, 256, 272, 1008, 1024, 1025, 1040,
+                                       2031, 2032, 2033, 2048, 4096};
+static const size_t edge_aligns[] = {0, 4, 64, 128, 256, 4096};
+
+static void free_twice(void *arg)
+{
+    pcpu_free(arg);
+    pcpu_free(arg);
+}
+
+static void test_sizes_on_mark_edges(void **state)
+{
+    (void)state;
+    enum { PER = 40 };
+    static void *v[PER];
+    for (size_t g = 0; g < sizeof(edge_granules) / sizeof(edge_granules[0]); g++) {
+        for (size_t a = 0; a < sizeof(edge_aligns) / sizeof(edge_aligns[0]); a++) {
+            size_t size = edge_granules[g] * 4, align = edge_aligns[a];
+            for (size_t i = 0; i < PER; i++) {
+                v[i] = pcpu_alloc(size - (i % 3 == 2 && size > 4 ? 1 : 0), align);
+                assert_non_null(v[i]);
+                if (align)
+                    assert_int_equal((uintptr_t)pcpu_ptr(v[i], 0) % align, 0);
+                tu_assert_zero_units(v[i], size - (i % 3 == 2 && size > 4 ? 1 : 0));
+                tu_fill_units(v[i], size - (i % 3 == 2 && size > 4 ? 1 : 0), 0x5a);
+            }
+            assert_valid();
+            /* Every other one freed by the general path's order: the
+             * last ones first. */
+            for (size_t i = 0; i < PER; i += 2)
+                pcpu_free(v[i]);
+            for (size_t i = PER; i-- > 1;)
+                if (i % 2)
+                    pcpu_free(v[i]);
+            assert_valid();
+            assert_int_equal(tu_stats().nr_cur_alloc, 0);
+        }
+    }
+    static const char *const need[] = {"percpu: double free of", NULL};
+    for (size_t g = 0; g < sizeof(edge_granules) / sizeof(edge_granules[0]); g += 3) {
+        void *p = pcpu_alloc(edge_granules[g] * 4, 0);
+        assert_non_null(p);
+        char out[512];
+        if (!tu_dies_with(free_twice, p, need, out, sizeof(out)))
+            fail_msg("double free of %zu bytes not caught: \"%s\"", edge_granules[g] * 4, out);
+        pcpu_free(p);
+    }
+    (void)pcpu_reclaim(true);
+    assert_valid();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup(test_in_order_runs, setup),
         cmocka_unit_test_setup(test_runs_freed_by_other_thread, setup),
         cmocka_unit_test_setup(test_store_between_threads, setup),
+        cmocka_unit_test_setup(test_sizes_on_mark_edges, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
