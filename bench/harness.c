@@ -315,18 +315,52 @@ static void calibrate_alone(struct run *r, struct loop **ls, unsigned int nl)
     run_threads(r);
 }
 
-void measure_group(struct loop **ls, unsigned int nl, unsigned int threads)
+/* The checks of a group measured in fresh runs (fresh_rep), whose ops
+ * the runs added to extra_ops. */
+static void check_fresh(struct loop **ls, unsigned int nl)
 {
-    static struct run run;          /* big: keep it off the stack */
-    struct run *r = &run;
-    if (nl == 0)
-        return;
+    for (unsigned int j = 0; j < nl; j++) {
+        if (ls[j]->check)
+            ls[j]->check(ls[j], ls[j]->extra_ops);
+        ls[j]->extra_ops = 0;
+    }
+}
+
+/* At most GROUP_MAX loops (else exit) and 256 threads; false if no loop. */
+static bool group_ok(unsigned int nl, unsigned int *threads)
+{
     if (nl > GROUP_MAX) {
         fprintf(stderr, "percpu-bench: more than %d loops in a group\n", GROUP_MAX);
         exit(2);
     }
-    if (threads > 256)
-        threads = 256;
+    if (*threads > 256)
+        *threads = 256;
+    return nl > 0;
+}
+
+/* Run ls[0, nl) in fresh threads (their caches start empty): one warm-up
+ * repetition, then the timed one, into cpu[j][rep] and wall[j][rep]. */
+static void fresh_rep(struct run *r, struct loop **ls, unsigned int nl, unsigned int threads,
+                      unsigned int rep, double (*cpu)[BENCH_MAX_REPS],
+                      double (*wall)[BENCH_MAX_REPS])
+{
+    r->ls = ls;
+    r->nl = nl;
+    r->threads = threads;
+    r->reps = 2;
+    run_threads(r);
+    for (unsigned int j = 0; j < nl; j++) {
+        rep_of(r, j, 1, &cpu[j][rep], &wall[j][rep]);
+        ls[j]->extra_ops += (uint64_t)threads * 2 * ls[j]->iters;
+    }
+}
+
+void measure_group(struct loop **ls, unsigned int nl, unsigned int threads)
+{
+    static struct run run;          /* big: keep it off the stack */
+    struct run *r = &run;
+    if (!group_ok(nl, &threads))
+        return;
     r->ls = ls;
     r->nl = nl;
     for (unsigned int j = 0; j < nl; j++)
@@ -349,114 +383,47 @@ struct result *measure(struct loop *l, unsigned int threads)
 
 void measure_1_n_alternating(struct loop *l, unsigned int threads)
 {
-    static struct run run;
-    struct run *r = &run;
-    if (threads > 256)
-        threads = 256;
-    progress("%s, 1 and %u threads (alternating)", l->name, threads);
-    calibrate_alone(r, &l, 1);
-    unsigned int n = bench_opts.reps;
-    double cpu[2][BENCH_MAX_REPS], wall[2][BENCH_MAX_REPS];
-    uint64_t ops = l->extra_ops;
-    for (unsigned int rep = 0; rep < n; rep++) {
-        for (unsigned int k = 0; k < 2; k++) {
-            /* Fresh threads each time (their caches start empty): one
-             * warm-up repetition, then the timed one. */
-            r->ls = &l;
-            r->nl = 1;
-            r->threads = k ? threads : 1;
-            r->reps = 2;
-            run_threads(r);
-            rep_of(r, 0, 1, &cpu[k][rep], &wall[k][rep]);
-            ops += (uint64_t)r->threads * 2 * l->iters;
-        }
-    }
-    result_of(l, 1, cpu[0], wall[0], n);
-    result_of(l, threads, cpu[1], wall[1], n);
-    if (l->check)
-        l->check(l, ops);
-    l->extra_ops = 0;
+    measure_group_1_n_alternating(&l, 1, threads);
 }
 
 void measure_group_1_n_alternating(struct loop **ls, unsigned int nl, unsigned int threads)
 {
     static struct run run;
     static double cpu[2][GROUP_MAX][BENCH_MAX_REPS], wall[2][GROUP_MAX][BENCH_MAX_REPS];
-    struct run *r = &run;
-    if (nl == 0)
+    if (!group_ok(nl, &threads))
         return;
-    if (nl > GROUP_MAX) {
-        fprintf(stderr, "percpu-bench: more than %d loops in a group\n", GROUP_MAX);
-        exit(2);
-    }
-    if (threads > 256)
-        threads = 256;
     for (unsigned int j = 0; j < nl; j++)
-        progress("%s, 1 and %u threads (interleaved, alternating)", ls[j]->name, threads);
-    calibrate_alone(r, ls, nl);
+        progress("%s, 1 and %u threads (alternating)", ls[j]->name, threads);
+    calibrate_alone(&run, ls, nl);
     unsigned int n = bench_opts.reps;
-    for (unsigned int rep = 0; rep < n; rep++) {
-        for (unsigned int k = 0; k < 2; k++) {
-            /* Fresh threads each time: one warm-up repetition of the
-             * group, then the timed one. */
-            r->ls = ls;
-            r->nl = nl;
-            r->threads = k ? threads : 1;
-            r->reps = 2;
-            run_threads(r);
-            for (unsigned int j = 0; j < nl; j++) {
-                rep_of(r, j, 1, &cpu[k][j][rep], &wall[k][j][rep]);
-                ls[j]->extra_ops += (uint64_t)r->threads * 2 * ls[j]->iters;
-            }
-        }
-    }
+    for (unsigned int rep = 0; rep < n; rep++)
+        for (unsigned int k = 0; k < 2; k++)
+            fresh_rep(&run, ls, nl, k ? threads : 1, rep, cpu[k], wall[k]);
     for (unsigned int k = 0; k < 2; k++)
         for (unsigned int j = 0; j < nl; j++)
             result_of(ls[j], k ? threads : 1, cpu[k][j], wall[k][j], n);
-    for (unsigned int j = 0; j < nl; j++) {
-        if (ls[j]->check)
-            ls[j]->check(ls[j], ls[j]->extra_ops);
-        ls[j]->extra_ops = 0;
-    }
+    check_fresh(ls, nl);
 }
 
 void measure_alternating(struct loop **ls, unsigned int nl, unsigned int threads)
 {
     static struct run run;
     static double cpu[GROUP_MAX][BENCH_MAX_REPS], wall[GROUP_MAX][BENCH_MAX_REPS];
-    struct run *r = &run;
-    if (nl == 0)
+    if (!group_ok(nl, &threads))
         return;
-    if (nl > GROUP_MAX) {
-        fprintf(stderr, "percpu-bench: more than %d loops in a group\n", GROUP_MAX);
-        exit(2);
-    }
-    if (threads > 256)
-        threads = 256;
     for (unsigned int j = 0; j < nl; j++)
         progress("%s, %u thread%s (alternating, set up afresh)", ls[j]->name, threads,
                  threads > 1 ? "s" : "");
-    /* Each loop calibrated on its own state. */
+    /* Each loop calibrated on its own state, and run on its own. */
     for (unsigned int j = 0; j < nl; j++)
-        calibrate_alone(r, &ls[j], 1);
+        calibrate_alone(&run, &ls[j], 1);
     unsigned int n = bench_opts.reps;
-    for (unsigned int rep = 0; rep < n; rep++) {
-        for (unsigned int j = 0; j < nl; j++) {
-            r->ls = &ls[j];
-            r->nl = 1;
-            r->threads = threads;
-            r->reps = 2;
-            run_threads(r);
-            rep_of(r, 0, 1, &cpu[j][rep], &wall[j][rep]);
-            ls[j]->extra_ops += (uint64_t)threads * 2 * ls[j]->iters;
-        }
-    }
-    for (unsigned int j = 0; j < nl; j++) {
+    for (unsigned int rep = 0; rep < n; rep++)
+        for (unsigned int j = 0; j < nl; j++)
+            fresh_rep(&run, &ls[j], 1, threads, rep, &cpu[j], &wall[j]);
+    for (unsigned int j = 0; j < nl; j++)
         result_of(ls[j], threads, cpu[j], wall[j], n);
-        if (ls[j]->check)
-            ls[j]->check(ls[j], ls[j]->extra_ops);
-        ls[j]->extra_ops = 0;
-    }
+    check_fresh(ls, nl);
 }
 
 /* ---- machine ------------------------------------------------------------ */

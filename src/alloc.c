@@ -113,11 +113,10 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
         } else {
             return alloc_slow(size, bits, align_bits, false);
         }
-        pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie),
-                       pcpu__live_mark(pcpu__tcache_class_bits(ci)));
+        size_t cbits = pcpu__tcache_class_bits(ci);
+        pcpu__live_set(e.chunk, pcpu__chunk_bit(e.chunk, e.cookie), pcpu__live_mark(cbits));
         pcpu__usage_count_alloc(&tc->usage, size);
         if (unlikely(pcpu__units_hooked)) {
-            size_t cbits = pcpu__tcache_class_bits(ci);
             pcpu__units_handed_out(e.cookie, cbits * PCPU_GRANULE);
             if (pcpu__settings.robust)
                 pcpu__validate_around(e.cookie, cbits);

@@ -111,7 +111,8 @@ bool pcpu__units_robust(void)
  * twice the bytes, and one
  * chain of ORs waits on itself: four independent accumulators let the
  * core issue two 32-byte loads a cycle (percpu-bench alloc.zerocheck.4096,
- * a 4 KiB object in 2 units: 154 ns with memcmp, 97-118 ns like this).
+ * a never-written 4 KiB object in 2 units: 154 ns with memcmp, 97-118 ns
+ * like this; 61-70 ns once written, see pcpu_alloc's limit of reading).
  * Objects are whole 4-byte granules; the vectors may be unaligned. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -222,9 +223,9 @@ static inline __attribute__((always_inline)) bool all_zero(const char *p, size_t
     return memcmp(p, zero_block, bytes) == 0;
 }
 
-/* Units i and up: zeroed where they are not zero. */
-static inline __attribute__((always_inline)) void zero_units_from(void *cookie, size_t bytes,
-                                                                  unsigned int i)
+/* Units i and up: zeroed where they are not zero.  Out of line, so that
+ * the blocks path's clean case (every unit) stays a leaf. */
+static __attribute__((noinline)) void zero_units_from(void *cookie, size_t bytes, unsigned int i)
 {
     for (unsigned int n = pcpu__nr_units; i < n; i++) {
         char *p = (char *)cookie + pcpu__cpu_offsets[i];
@@ -233,16 +234,9 @@ static inline __attribute__((always_inline)) void zero_units_from(void *cookie, 
     }
 }
 
-__attribute__((noinline)) void pcpu__units_zero_large(void *cookie, size_t bytes)
+void pcpu__units_zero_large(void *cookie, size_t bytes)
 {
     zero_units_from(cookie, bytes, 0);
-}
-
-/* Out of line: the clean case (every unit) is a leaf without it. */
-static __attribute__((noinline)) void zero_units_from_cold(void *cookie, size_t bytes,
-                                                          unsigned int i)
-{
-    zero_units_from(cookie, bytes, i);
 }
 
 __attribute__((noinline)) void pcpu__units_zero_blocks(void *cookie, size_t bytes)
@@ -255,7 +249,7 @@ __attribute__((noinline)) void pcpu__units_zero_blocks(void *cookie, size_t byte
             return;
     }
 #endif
-    zero_units_from_cold(cookie, bytes, i);
+    zero_units_from(cookie, bytes, i);
 }
 
 /* Zero [p, p+len) unless it is zero already (the page is real: reading
