@@ -197,7 +197,7 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * pages were written, so the work follows the units touched; the zeroed
  * small objects (up to 64 bytes, 64 KiB per unit) stay with the thread
  * for its next allocations.  Measured here with 2 of 4096 units written,
- * an alloc+free pair costs 35 ns and a free 21-22 ns, 1.85-1.87x and
+ * an alloc+free pair costs 34-36 ns and a free 21-22 ns, 1.84-1.87x and
  * 1.2-1.3x what they cost with 2 units configured (percpu-bench --full,
  * units.*), not 2000x.  A kernel
  * without PAGEMAP_SCAN (before 6.7) reads every unit instead.
