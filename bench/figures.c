@@ -10,6 +10,9 @@
  *                            (cpu_id, or mm_cid in cid mode), loads the
  *                            unit's offset from a table, adds and commits;
  *                            nothing else (x86_64 with glibc's rseq area)
+ *            rseq_check      rseq_min and a word of the thread's own
+ *                            compared with the index in the sequence (the
+ *                            library's limit check; not a target)
  *            atomic_shared   one shared counter, atomic add (lock xadd)
  *            tls             a __thread long, plain increment kept in
  *                            memory by an empty asm (cannot be removed)
@@ -215,16 +218,24 @@ struct rmin_line {
  * after the add to the line waited as if it depended on that store (4K
  * aliasing): inc.rseq_min took 4.5-4.8 instead of 1.1-1.3 ns in some runs
  * of the same binary. */
-static struct {
+struct rmin_area {
     struct rmin_line lines[PCPU_MAX_CPUS];
     char gap[2048];
     intptr_t offs[PCPU_MAX_CPUS];
-} rmin;
-#define rmin_lines rmin.lines
-#define rmin_offs rmin.offs
+};
+/* One for each loop: their counts are checked apart. */
+static struct rmin_area rmin, rchk;
 
-/* DISP: the index word's offset in struct rseq (cpu_id 4, mm_cid 24). */
-#define RMIN_LOOP(NAME, DISP)                                                 \
+/* inc.rseq_check: rseq_min plus one word of the thread's own compared
+ * with the index inside the sequence, which is what any design needs that
+ * enrols a thread before its first commit or switches threads to atomics
+ * (percpu.h: the limit check).  Not a target: it says what of the gap
+ * between inc.percpu and inc.rseq_min is that one load. */
+static __thread uint32_t rchk_limit __attribute__((tls_model("initial-exec")));
+
+/* DISP: the index word's offset in struct rseq (cpu_id 4, mm_cid 24);
+ * CHECK: what comes between the index's load and the table's. */
+#define RSEQ_LOOP(NAME, DISP, CHECK, AREA)                                    \
 static void NAME(void *s, uint64_t n)                                         \
 {                                                                             \
     (void)s;                                                                  \
@@ -243,6 +254,7 @@ static void NAME(void *s, uint64_t n)                                         \
             "movq %[tmp], %%fs:8(%[rs])\n"                                    \
             "1:\n\t"                                                          \
             "movl %%fs:" #DISP "(%[rs]), %k[tmp]\n\t"                         \
+            CHECK                                                             \
             "movq (%[tab], %[tmp], 8), %[tmp]\n\t"                            \
             "addq $1, (%[base], %[tmp])\n"                                    \
             "2:\n\t"                                                          \
@@ -251,13 +263,19 @@ static void NAME(void *s, uint64_t n)                                         \
             "4:\n\t"                                                          \
             "jmp 0b\n\t"                                                      \
             ".popsection\n"                                                   \
-            : [tmp] "=&r"(tmp), "+m"(rmin_lines)                              \
-            : [rs] "r"(rs), [tab] "r"(rmin_offs), [base] "r"(rmin_lines)      \
+            : [tmp] "=&r"(tmp), "+m"(AREA.lines)                              \
+            : [rs] "r"(rs), [tab] "r"(AREA.offs), [base] "r"(AREA.lines),     \
+              [lim] "m"(rchk_limit)                                           \
             : "cc");                                                          \
     }                                                                         \
 }
-RMIN_LOOP(inc_rseq_min_cpu_run, 4)
-RMIN_LOOP(inc_rseq_min_cid_run, 24)
+RSEQ_LOOP(inc_rseq_min_cpu_run, 4, "", rmin)
+RSEQ_LOOP(inc_rseq_min_cid_run, 24, "", rmin)
+/* Out of range it goes to the abort handler, which tries again: the
+ * setup opens the limit before the loop runs. */
+#define RCHK "cmpl %[lim], %k[tmp]\n\tjae 4f\n\t"
+RSEQ_LOOP(inc_rseq_check_cpu_run, 4, RCHK, rchk)
+RSEQ_LOOP(inc_rseq_check_cid_run, 24, RCHK, rchk)
 
 /* The thread's rseq area must be registered: one library operation does
  * that wherever glibc did not. */
@@ -270,16 +288,32 @@ static void *inc_rseq_min_setup(const struct loop *l, unsigned int tid)
     return NULL;
 }
 
-static void inc_rseq_min_check(const struct loop *l, uint64_t total)
+static void *inc_rseq_check_setup(const struct loop *l, unsigned int tid)
+{
+    rchk_limit = PCPU_MAX_CPUS;
+    return inc_rseq_min_setup(l, tid);
+}
+
+static void rseq_area_check(const struct loop *l, uint64_t total, struct rmin_area *a)
 {
     long sum = 0;
     for (size_t i = 0; i < PCPU_MAX_CPUS; i++) {
-        sum += rmin_lines[i].v;
-        rmin_lines[i].v = 0;
+        sum += a->lines[i].v;
+        a->lines[i].v = 0;
     }
     if ((uint64_t)sum != total)
         fprintf(stderr, "percpu-bench: %s: count %ld, expected %llu: UPDATES LOST\n", l->name,
                 sum, (unsigned long long)total);
+}
+
+static void inc_rseq_min_check(const struct loop *l, uint64_t total)
+{
+    rseq_area_check(l, total, &rmin);
+}
+
+static void inc_rseq_check_check(const struct loop *l, uint64_t total)
+{
+    rseq_area_check(l, total, &rchk);
 }
 #else
 #define HAVE_RSEQ_MIN 0
@@ -326,7 +360,7 @@ void figures_inc(void)
         die("aligned_alloc");
     memset(stripes, 0, (size_t)nr_stripes * sizeof(*stripes));
 
-    struct loop loops[6] = {
+    struct loop loops[7] = {
         {.name = "inc.percpu", .setup = inc_percpu_setup, .run = inc_percpu_run,
          .check = inc_percpu_check},
         {.name = "inc.atomic_shared", .run = inc_atomic_run, .check = inc_atomic_check},
@@ -339,11 +373,16 @@ void figures_inc(void)
     struct pcpu_stats st;
     if (pcpu_stats_get(&st) == 0 && st.rseq) {
         for (size_t i = 0; i < PCPU_MAX_CPUS; i++)
-            rmin_offs[i] = (intptr_t)(i * sizeof(rmin_lines[0]));
+            rmin.offs[i] = rchk.offs[i] = (intptr_t)(i * sizeof(rmin.lines[0]));
         loops[nl++] = (struct loop){
             .name = "inc.rseq_min", .setup = inc_rseq_min_setup,
             .run = st.index == PCPU_INDEX_CID ? inc_rseq_min_cid_run : inc_rseq_min_cpu_run,
             .check = inc_rseq_min_check};
+        loops[nl++] = (struct loop){
+            .name = "inc.rseq_check", .setup = inc_rseq_check_setup,
+            .run = st.index == PCPU_INDEX_CID ? inc_rseq_check_cid_run
+                                              : inc_rseq_check_cpu_run,
+            .check = inc_rseq_check_check};
     }
 #endif
     /* together: the targets are ratios between these */

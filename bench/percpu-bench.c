@@ -54,7 +54,7 @@ static void usage(FILE *f)
 "  --quiet         no progress lines on stderr\n"
 "  --help          this text\n"
 "\n"
-"Figures: inc.{percpu,rseq_min,atomic_shared,tls,striped_getcpu} (ns/op/thread),\n"
+"Figures: inc.{percpu,rseq_min,rseq_check,atomic_shared,tls,striped_getcpu}\n(ns/op/thread),\n"
 "ops.percpu.{xchg,cmpxchg} (ns/op/thread),\n"
 "list.{percpu,mutex,treiber,tls}.push_pop (ns per pop+push pair per thread),\n"
 "alloc.{percpu.{8,64,256,4096,mixed},malloc.8,padded.8} (ns per alloc+free\n"
