@@ -285,22 +285,31 @@ static void test_zeroing(void **state)
 
 /* One dirty byte anywhere in one unit is found and cleared: the check for
  * zero reads objects in wide vectors with several accumulators and a tail,
- * and a byte in any lane, block or tail must count. */
+ * and a byte in any lane, block or tail must count.  The fixed positions
+ * are edges; past them, one byte in every 32-byte vector of the object (at
+ * a position that moves through the vector), so that every accumulator of
+ * every 1 KiB block is seen to count. */
 static void test_zeroing_one_byte(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {4, 12, 36, 260, 512, 516, 1024, 1028, 2000, 4096};
+    static const size_t sizes[] = {4, 12, 36, 260, 512, 516, 1024, 1028, 2000, 3072, 4096};
+    static const size_t edges[] = {0, 7, 8, 31, 32, 100, 255, 256, 300, 511, 512, 513};
     size_t same = 0;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         size_t size = sizes[i];
-        size_t pos[] = {0, 7, 8, 31, 32, 100, 255, 256, 300, 511, 512, 513, size - 4, size - 1};
-        for (size_t k = 0; k < sizeof(pos) / sizeof(pos[0]); k++) {
-            if (pos[k] >= size)
+        size_t nedges = sizeof(edges) / sizeof(edges[0]);
+        size_t npos = nedges + 2 + size / 32;
+        for (size_t k = 0; k < npos; k++) {
+            size_t pos = k < nedges       ? edges[k]
+                         : k == nedges     ? size - 4
+                         : k == nedges + 1 ? size - 1
+                                           : (k - nedges - 2) * 32 + (k * 7) % 32;
+            if (pos >= size)
                 continue;
             pcpu_for_each_cpu(cpu) {
                 unsigned char *c = pcpu_alloc(size, 0);
                 assert_non_null(c);
-                ((unsigned char *)pcpu_ptr(c, cpu))[pos[k]] = 0x80;
+                ((unsigned char *)pcpu_ptr(c, cpu))[pos] = 0x80;
                 pcpu_free(c);
                 unsigned char *again = pcpu_alloc(size, 0);
                 assert_non_null(again);
@@ -311,7 +320,7 @@ static void test_zeroing_one_byte(void **state)
                         if (p[b])
                             fail_msg("size %zu: byte %zu written in unit %u, read %#x at byte "
                                      "%zu of unit %u after free and alloc",
-                                     size, pos[k], cpu, p[b], b, u);
+                                     size, pos, cpu, p[b], b, u);
                 }
                 pcpu_free(again);
             }
