@@ -388,10 +388,7 @@ static inline __attribute__((always_inline)) bool free_fast_park(void *cookie,
     unsigned int n = cls->count;
     if (unlikely(n >= PCPU_TCACHE_CAP))
         return false;
-    /* Entry first, then the count that makes it visible (fork: see
-     * pcpu__tcache_push). */
-    cls->e[n] = (struct pcpu_tcache_entry){cookie, f->c};
-    __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
+    pcpu__tcache_put(cls, n, cookie, f->c);
     pcpu__usage_count_free(&f->tc->usage);
     return true;
 }
@@ -458,6 +455,16 @@ static size_t free_fast_far_bits(const uint64_t *end_map, size_t bit, size_t end
     return 0;
 }
 
+/* The live marks of the 1 KiB and 4 KiB classes (pcpu__live_mark); every
+ * mark between is a class (a multiple of 64 bytes) with the smallest
+ * cache. */
+#define FREE_MARK_1K (127u + 1024u / PCPU_GRANULE / 16u)
+#define FREE_MARK_4K (127u + 4096u / PCPU_GRANULE / 16u)
+_Static_assert(1024 / PCPU_GRANULE >=
+                   PCPU_TCACHE_CAP * PCPU_TCACHE_EXACT_BITS / PCPU_TCACHE_MIN_CAP,
+               "from 1 KiB a class caches PCPU_TCACHE_MIN_CAP objects");
+_Static_assert(4096 / PCPU_GRANULE <= PCPU_TCACHE_MAX_BITS, "4 KiB is a class");
+
 /* Objects over 8 bytes, zeroed out of line, and frees with many units
  * (the loops for wider objects need registers the inline path would
  * otherwise save and restore on every free).  As the general path: an
@@ -469,6 +476,26 @@ static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tc
                                                   struct pcpu_chunk *c, uint8_t *live,
                                                   size_t bit, size_t mark)
 {
+    /* The classes of 1 KiB to 4 KiB first, where the check for zero is
+     * most of the free and every other instruction shows: their marks say
+     * a multiple of 16 granules, so the object is of a class (exact) and
+     * the class's cache holds PCPU_TCACHE_MIN_CAP.  What remains to test
+     * is the class's alignment. */
+    if (likely(mark - FREE_MARK_1K <= FREE_MARK_4K - FREE_MARK_1K) &&
+        likely(!(bit & (PCPU_TCACHE_STEP_BITS - 1))) && likely(!pcpu__settings.free_batched)) {
+        size_t bits = pcpu__live_mark_bits((unsigned int)mark);
+        struct pcpu_tcache_class *cls = &tc->cls[pcpu__tcache_class(bits)];
+        unsigned int n = cls->count;
+        if (likely(n < PCPU_TCACHE_MIN_CAP)) {
+            pcpu_trace_free_live(cookie);
+            __atomic_store_n(&live[bit], 0, __ATOMIC_RELAXED);
+            pcpu__units_zero(cookie, bits * PCPU_GRANULE);
+            pcpu__tcache_put(cls, n, cookie, c);
+            pcpu__usage_count_free(&tc->usage);
+            pcpu__leave();
+            return;
+        }
+    }
     size_t bits = pcpu__live_mark_bits((unsigned int)mark);
     if (unlikely(!bits))
         bits = free_fast_far_bits(tc->hint.end_map, bit,

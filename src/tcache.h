@@ -222,6 +222,17 @@ static inline bool pcpu__tcache_has_room(const struct pcpu_tcache *tc, size_t ci
     return tc->cls[ci].count < pcpu__tcache_cap(pcpu__tcache_class_bits(ci));
 }
 
+/* Park a freed, zeroed object in cls, whose count n is below its cap. */
+static inline void pcpu__tcache_put(struct pcpu_tcache_class *cls, unsigned int n, void *cookie,
+                                    struct pcpu_chunk *c)
+{
+    /* Entry first, then the count that makes it visible: a fork() may
+     * snapshot this thread at any instruction, and the child flushes what
+     * the count covers. */
+    cls->e[n] = (struct pcpu_tcache_entry){cookie, c};
+    __atomic_store_n(&cls->count, n + 1, __ATOMIC_RELEASE);
+}
+
 /* Park a freed, zeroed object of class ci if its cache has room. */
 static inline bool pcpu__tcache_push(struct pcpu_tcache *tc, size_t ci, void *cookie,
                                      struct pcpu_chunk *c)
@@ -229,11 +240,7 @@ static inline bool pcpu__tcache_push(struct pcpu_tcache *tc, size_t ci, void *co
     struct pcpu_tcache_class *cls = &tc->cls[ci];
     if (unlikely(cls->count >= pcpu__tcache_cap(pcpu__tcache_class_bits(ci))))
         return false;
-    /* Entry first, then the count that makes it visible: a fork() may
-     * snapshot this thread at any instruction, and the child flushes what
-     * the count covers. */
-    cls->e[cls->count] = (struct pcpu_tcache_entry){cookie, c};
-    __atomic_store_n(&cls->count, cls->count + 1, __ATOMIC_RELEASE);
+    pcpu__tcache_put(cls, cls->count, cookie, c);
     return true;
 }
 
