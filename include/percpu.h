@@ -857,6 +857,18 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * then restart running sequences with membarrier), and unloading a module
  * while some thread's rseq_cs still points at one of its descriptors (the
  * module's destructor clears those pointers; see thiscpu.c).
+ *
+ * The limit is also the one load the sequence has beyond the least an
+ * rseq increment can do (arm, load the index, load the offset, add):
+ * percpu-bench's inc.rseq_check, that least with the same compare, runs
+ * at pcpu_this_inc()'s speed, and inc.rseq_min, without it, 1.1-1.25x
+ * faster on the machine of the README (Zen 3: the compare is free, the
+ * load is not).  Nothing cheaper enrols a thread: with glibc's
+ * registration a thread's index is valid from its first instruction, so
+ * only a word of its own can send it through the slow path once, and a
+ * thread that ran a module's sequence unenrolled and then slept through
+ * that module's dlclose() would be killed by the kernel's next read of
+ * its rseq_cs.
  */
 #define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL)                                 \
     PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, "(%[ix])")
