@@ -861,7 +861,7 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * The limit is also the one load the sequence has beyond the least an
  * rseq increment can do (arm, load the index, load the offset, add):
  * percpu-bench's inc.rseq_check, that least with the same compare, runs
- * at pcpu_this_inc()'s speed, and inc.rseq_min, without it, 1.1-1.25x
+ * at pcpu_this_inc()'s speed, and inc.rseq_min, without it, 1.1-1.4x
  * faster on the machine of the README (Zen 3: the compare is free, the
  * load is not).  Nothing cheaper enrols a thread: with glibc's
  * registration a thread's index is valid from its first instruction, so
