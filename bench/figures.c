@@ -200,8 +200,9 @@ static void inc_tls_check(const struct loop *l, uint64_t total)
  * inc.rseq_min: the least an rseq increment can do.  The unit offsets come
  * from a table of the benchmark's own (one 64-byte line per index), like
  * the library's, so the difference between this and inc.percpu is what
- * the library adds to the sequence: its limit check and the choice of the
- * index word.
+ * the library adds to the sequence: its checks of the index and of the
+ * offset against constants, the disarm after the commit when built for a
+ * shared object (this program is not), and the choice of the index word.
  */
 #if defined(__x86_64__) && defined(__GLIBC__) && \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
@@ -227,10 +228,10 @@ struct rmin_area {
 static struct rmin_area rmin, rchk;
 
 /* inc.rseq_check: rseq_min plus one word of the thread's own compared
- * with the index inside the sequence, which is what any design needs that
- * enrols a thread before its first commit or switches threads to atomics
- * (percpu.h: the limit check).  Not a target: it says what of the gap
- * between inc.percpu and inc.rseq_min is that one load. */
+ * with the index inside the sequence: the library's sequence until it
+ * stopped enrolling threads (a per-thread limit, zero until the thread's
+ * first visit to the slow path).  Not a target: it shows what that one
+ * load cost, which the library no longer pays (percpu.h, PCPU__RSEQ_HEAD). */
 static __thread uint32_t rchk_limit __attribute__((tls_model("initial-exec")));
 
 /* DISP: the index word's offset in struct rseq (cpu_id 4, mm_cid 24);

@@ -557,19 +557,16 @@ PCPU__PUBLIC long pcpu_fault_inject(long nth);
 #define PCPU__SECTION_NAME "pcpu_data"
 
 /*
- * One per module (the program, each shared library); not part of the API.
- * A module brings two things the library must know about: its section of
- * PCPU_DEFINE templates, and the rseq descriptors of its this-CPU
- * sequences (section __rseq_cs): when the module is unloaded, no thread's
- * rseq_cs may still point into them, or the kernel kills that thread the
- * next time it preempts it (see thiscpu.c).
+ * One per module (the program, each shared library) that has PCPU_DEFINE
+ * variables; not part of the API.  The library places the module's
+ * section of templates and takes it back when the module is unloaded.
+ * (The module's rseq descriptors need nothing from the library at unload:
+ * see PCPU_DISARM_AFTER_SEQ.)
  */
 struct pcpu__module {
     char *start;                 /* the module's template section         */
     char *stop;
     intptr_t *delta;             /* set to (copy - template) when placed  */
-    char *cs_start;              /* its rseq descriptors                  */
-    char *cs_stop;
     /* owned by the library */
     struct pcpu__module *next;
     void *cookie;                /* where the section lives now           */
@@ -582,26 +579,21 @@ PCPU__PUBLIC void pcpu__module_unregister(struct pcpu__module *mod);
 
 extern char __start_pcpu_data[] __attribute__((weak, visibility("hidden")));
 extern char __stop_pcpu_data[] __attribute__((weak, visibility("hidden")));
-extern char __start___rseq_cs[] __attribute__((weak, visibility("hidden")));
-extern char __stop___rseq_cs[] __attribute__((weak, visibility("hidden")));
 __attribute__((weak, visibility("hidden"))) intptr_t pcpu__module_delta;
 __attribute__((weak, visibility("hidden"))) struct pcpu__module pcpu__this_module = {
-    __start_pcpu_data, __stop_pcpu_data, &pcpu__module_delta,
-    __start___rseq_cs, __stop___rseq_cs, 0, 0, 0, 0};
+    __start_pcpu_data, __stop_pcpu_data, &pcpu__module_delta, 0, 0, 0, 0};
 
 /* Every file that includes this header registers its module (registering
- * twice is harmless); modules with neither variables nor sequences skip
- * it.  The destructor runs on dlclose() and at exit. */
+ * twice is harmless); modules without variables skip it.  The destructor
+ * runs on dlclose() and at exit. */
 __attribute__((constructor, used)) static void pcpu__module_ctor(void)
 {
-    if (pcpu__this_module.start != pcpu__this_module.stop ||
-        pcpu__this_module.cs_start != pcpu__this_module.cs_stop)
+    if (pcpu__this_module.start != pcpu__this_module.stop)
         pcpu__module_register(&pcpu__this_module);
 }
 __attribute__((destructor, used)) static void pcpu__module_dtor(void)
 {
-    if (pcpu__this_module.start != pcpu__this_module.stop ||
-        pcpu__this_module.cs_start != pcpu__this_module.cs_stop)
+    if (pcpu__this_module.start != pcpu__this_module.stop)
         pcpu__module_unregister(&pcpu__this_module);
 }
 
@@ -654,17 +646,18 @@ extern "C" {
  *
  * Memory order: relaxed (like the kernel's this_cpu ops): they order
  * nothing but themselves.  Async-signal-safe once the thread has done one
- * this-CPU operation (which may register rseq for it and enrols the
- * thread with the library).
+ * this-CPU operation (which may register rseq for it, with a C library
+ * that does not).
  *
- * Modules: a thread's rseq critical-section pointer keeps pointing at the
- * last sequence it ran until the kernel next preempts it; when a module is
- * dlclose()d, its destructor clears that pointer in every thread that
- * still points into the module, so unloading is safe for threads running
- * or sleeping.  Limitation: at process exit (destructors run while other
- * threads may still run), a thread in the middle of a sequence of a
- * module whose destructor has run may commit once on a unit it migrated
- * away from; only updates made during exit() are concerned.
+ * Modules: the kernel reads the descriptor of the last sequence a thread
+ * armed the next time it preempts or signals that thread, so a descriptor
+ * in a module that has been dlclose()d would kill the thread.  Code built
+ * for a shared object (__PIC__ without __PIE__) therefore disarms after
+ * every sequence (one store), so no thread is left pointing into a module
+ * once it has left the module's code; an executable, which is never
+ * unmapped, does not.  PCPU_DISARM_AFTER_SEQ, defined to 1 or 0 before
+ * this header is included, overrides the choice (0 only for a shared
+ * object that is never unloaded).
  */
 
 /* ---- internal state of the inline paths (src/thiscpu.c) ---------------- */
@@ -702,14 +695,15 @@ extern const ptrdiff_t __rseq_offset;
  * area, or the library's own initial-exec TLS area with a C library that
  * has none).  An index i < limit selects offs[i], the
  * cookie-to-copy offset of its unit, so finding the copy is one load.
- * Limits so that each path can be switched off on its own: the rseq
- * sequence reads a limit of its thread's own (pcpu__thread_limit_off)
- * inside the critical section, which is what lets a switch to atomics take
- * effect safely (see thiscpu.c).
+ * Limits so that each path can be switched off on its own.  The rseq
+ * sequences have a table of their own, seq_offs: the same offsets while
+ * rseq is in use, 0 (never a unit's offset) for every index that must not
+ * use rseq now.  The sequence reads its entry inside the critical section,
+ * which is what lets a switch to atomics take effect safely (rseq.c).
  */
 struct pcpu__thiscpu_state {
     uint32_t mode;          /* PCPU__TC_*                                  */
-    uint32_t rseq_limit;    /* what enrolled threads' own limits are set to */
+    uint32_t pad0_;
     uint32_t atomic_limit;  /* indexes the atomic path may use inline      */
     uint32_t ptr_limit;     /* indexes pcpu_this_ptr() may use inline      */
     intptr_t rseq_off;      /* struct rseq, from the thread pointer        */
@@ -723,22 +717,14 @@ struct pcpu__thiscpu_state {
     uint32_t pad32_;
     intptr_t pad_[2];       /* offs starts on its own cache line           */
     intptr_t offs[PCPU_MAX_CPUS];
+    intptr_t seq_offs[PCPU_MAX_CPUS];
 };
 PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;
 
-/*
- * Offset from the thread pointer of the calling thread's own rseq limit
- * (a TLS word of the library).  const to every user of the header, as
- * glibc's __rseq_offset is, so the compiler keeps it in a register across
- * a loop of operations; the library sets it once, before any constructor
- * of a program or library that uses it runs.
- */
 #ifdef PCPU__LIBRARY_BUILD
-PCPU__PUBLIC extern ptrdiff_t pcpu__thread_limit_off;
 PCPU__PUBLIC extern ptrdiff_t pcpu__index_disp;
 #else
 PCPU__PUBLIC extern const ptrdiff_t pcpu__index_disp;
-PCPU__PUBLIC extern const ptrdiff_t pcpu__thread_limit_off;
 #endif
 /* pcpu__index_disp: where the sequences read the thread's index in the
  * rseq area: cpu_id (4) or mm_cid (24).  const for the
@@ -844,34 +830,30 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * __rseq_cs_ptr_array for tools.  Label 0 arms it by storing its address in
  * rseq_cs (the kernel clears rseq_cs when it aborts, so the abort handler
  * comes back here, not to 1).  Label 1 starts the critical section: read
- * the index, check it against the thread's own limit (both inside the
- * section, so a migration or a switch to atomics restarts it), load the
- * unit offset into TMP.  The commit instruction that follows must end at
- * label 2.
+ * the index, check it against the table's size, load the unit offset into
+ * TMP from pcpu__tc.seq_offs and leave through FAIL if it is 0 (all of
+ * it inside the section, so a migration or a switch to atomics restarts
+ * it).  The commit instruction that follows must end at label 2.
  *
- * The limit is a word in the thread's TLS, at thread pointer +
- * pcpu__thread_limit_off, zero until the thread has been through the slow
- * path once.  That first visit enrols the thread in the library's list of
- * threads, which is what makes two things possible without any cost here:
- * switching every thread to atomics (zero each enrolled thread's limit,
- * then restart running sequences with membarrier), and unloading a module
- * while some thread's rseq_cs still points at one of its descriptors (the
- * module's destructor clears those pointers; see thiscpu.c).
+ * Both checks are against constants, which costs nothing measurable on
+ * the machine of the README: the loads are what an increment pays for, and
+ * the sequence has only the three any rseq increment needs (the index, the
+ * offset, the object).  An earlier design compared the index with a limit
+ * of the thread's own (a TLS word, which sent a thread's first sequence
+ * through the slow path so that the library knew every thread that could
+ * hold a module's descriptor); that fourth load made pcpu_this_inc()
+ * 1.1-1.4x slower than the least sequence (percpu-bench's inc.rseq_check
+ * against inc.rseq_min).  Disarming after the commit in shared objects
+ * (PCPU__RSEQ_DISARM, one store) keeps dlclose() safe without it.
  *
- * The limit is also the one load the sequence has beyond the least an
- * rseq increment can do (arm, load the index, load the offset, add):
- * percpu-bench's inc.rseq_check, that least with the same compare, runs
- * at pcpu_this_inc()'s speed, and inc.rseq_min, without it, 1.1-1.4x
- * faster on the machine of the README (Zen 3: the compare is free, the
- * load is not).  Nothing cheaper enrols a thread: with glibc's
- * registration a thread's index is valid from its first instruction, so
- * only a word of its own can send it through the slow path once, and a
- * thread that ran a module's sequence unenrolled and then slept through
- * that module's dlclose() would be killed by the kernel's next read of
- * its rseq_cs.
+ * A 0 in seq_offs means: the allocator is not set up, rseq is not in use,
+ * or the index is beyond the units (mm_cid of a thread past them, a CPU
+ * that came online later); the slow path tells which.  An index word that
+ * reads out of range (-1: the library's own area not registered yet in
+ * this thread) fails the size check.
  */
 #define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL)                                 \
-    PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, "(%[ix])")
+    PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, "(%[rs], %[ixd])")
 /* The same with the index word at IX (a memory operand, %fs implied). */
 #define PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, IX)                        \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
@@ -888,12 +870,42 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
     "movq " TMPQ ", %%fs:8(%[rs])\n"                                      \
     "1:\n\t"                                                              \
     "movl %%fs:" IX ", " TMPL "\n\t"                                      \
-    "cmpl %%fs:(%[lim]), " TMPL "\n\t"                                    \
+    "cmpl $" PCPU__STR(PCPU_MAX_CPUS) ", " TMPL "\n\t"                    \
     "jae " FAIL "\n\t"                                                    \
-    "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"
+    "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"                      \
+    "testq " TMPQ ", " TMPQ "\n\t"                                        \
+    "jz " FAIL "\n\t"
 
-/* The abort handler lives out of line, after the signature. */
+/*
+ * After the commit (label 2): in code built for a shared object, clear
+ * rseq_cs, so that no thread keeps a descriptor of a module that may be
+ * dlclose()d (see "Modules" above).  Every other way out of a sequence
+ * clears it too: the kernel does when it aborts one, the slow paths
+ * always do (pcpu__tc_fallback()), and the C code at every other early
+ * exit calls PCPU__RSEQ_LEFT().  A thread preempted between the
+ * commit and this store is still running the module's code, which nobody
+ * may unload under it.
+ */
+#ifndef PCPU_DISARM_AFTER_SEQ
+#if defined(__PIC__) && !defined(__PIE__)
+#define PCPU_DISARM_AFTER_SEQ 1
+#else
+#define PCPU_DISARM_AFTER_SEQ 0
+#endif
+#endif
+#if PCPU_DISARM_AFTER_SEQ
+#define PCPU__RSEQ_DISARM "movq $0, %%fs:8(%[rs])\n\t"
+#define PCPU__RSEQ_LEFT() \
+    __asm__ __volatile__("movq $0, %%fs:(%0)" : : "r"(PCPU__RSEQ_CS_TP))
+#else
+#define PCPU__RSEQ_DISARM ""
+#define PCPU__RSEQ_LEFT() ((void)0)
+#endif
+
+/* The abort handler lives out of line, after the signature; TAIL starts
+ * at label 2 with the disarm. */
 #define PCPU__RSEQ_TAIL                                                   \
+    PCPU__RSEQ_DISARM                                                     \
     ".pushsection __rseq_failure, \"ax\"\n\t"                             \
     ".long " PCPU__STR(PCPU__RSEQ_SIG) "\n"                               \
     "4:\n\t"                                                              \
@@ -914,10 +926,9 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
 
 #define PCPU__RSEQ_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
-    [ix] "r"(PCPU__RSEQ_AREA_TP + pcpu__index_disp),                      \
+    [ixd] "r"(pcpu__index_disp),                                        \
     [tc] "r"(&pcpu__tc),                                                  \
-    [lim] "r"(pcpu__thread_limit_off),                                    \
-    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                \
     [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
 
 /*
@@ -971,9 +982,10 @@ union pcpu__units64 {
 static inline struct pcpu__slow pcpu__tc_fallback(const void *cookie)
 {
     if (pcpu__tc_mode() == PCPU__TC_ATOMIC) {
-        /* The sequence armed rseq_cs before finding its limit closed:
-         * disarm it, so that no descriptor stays armed in a thread that
-         * the library may never see (see thiscpu.c on dlclose()). */
+        /* The sequence armed rseq_cs before finding its entry closed:
+         * disarm it (wherever the sequence lives: this thread may never
+         * run a sequence to its commit again, and an executable's own
+         * sequences do not disarm). */
         __asm__ __volatile__("movq $0, %%fs:(%0)" : : "r"(PCPU__RSEQ_CS_TP) : "memory");
         return pcpu__tc_atomic_at(cookie);
     }
@@ -984,7 +996,7 @@ static inline struct pcpu__slow pcpu__tc_fallback(const void *cookie)
  * The frame of every operation: SEQ (declarations, then the sequence,
  * which leaves through the label slow) and RESULT (its return) run first;
  * the fast path is the sequence alone, with no mode test before it, since
- * the limit it checks inside is zero whenever rseq must not be used.
+ * the table entry it checks inside is 0 whenever rseq must not be used.
  * ATOMIC is the same operation as an atomic on PCPU__AT(W), the current
  * unit's copy, for when rseq is not in use.
  */
@@ -1596,8 +1608,7 @@ void __tsan_release(void *addr);
 #define PCPU__LIST_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
     [tc] "r"(&pcpu__tc),                                                  \
-    [lim] "r"(pcpu__thread_limit_off),                                    \
-    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                \
     [ck] "r"(cookie_)
 #endif
 
@@ -1634,6 +1645,7 @@ static PCPU__INLINE void pcpu_this_list_push(struct pcpu_list *list,
                            (PCPU__LIST_INPUTS(c), [node] "r"(node)));
         return;
     slow:
+        PCPU__RSEQ_LEFT();
         c = pcpu__list_push_slow(c, node);
         if (!c)
             return;
@@ -1686,6 +1698,7 @@ static PCPU__INLINE struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *
 #endif
         return (struct pcpu_list_node *)head;
     slow:
+        PCPU__RSEQ_LEFT();
         s = pcpu__list_pop_slow(c);
         if (!s.retry)
             return s.node;
@@ -1781,8 +1794,7 @@ PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, un
 #define PCPU__CLIENT_INPUTS(cookie_)                                            \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                                \
     [tc] "r"(&pcpu__tc),                                                         \
-    [lim] "r"(pcpu__thread_limit_off),                                           \
-    [tab] "i"(offsetof(struct pcpu__thiscpu_state, offs)),                       \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                       \
     [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
 #endif
 
@@ -1811,6 +1823,7 @@ static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *
                              ("cc", "memory"), slow, closed);
         return true;
     closed:
+        PCPU__RSEQ_LEFT();
         return false;
     slow:
         if (pcpu__tc_fallback(c).off != PCPU__TC_RETRY)
@@ -1918,6 +1931,7 @@ static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, in
                                  ("cc"), slow, fold);
             return;
         fold:
+            PCPU__RSEQ_LEFT();
             pcpu__counter_fold(c, (int32_t)v, batch);
             return;
         slow:

@@ -355,6 +355,7 @@ static bool limited_fast(struct pcpu_counter *c, int32_t v, int32_t batch, uint3
                              ("cc"), slow, out);
         return true;
     out:
+        PCPU__RSEQ_LEFT();
         return false;
     slow:
         if (pcpu__clients_unit(ck) != NULL)

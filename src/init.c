@@ -299,10 +299,7 @@ void pcpu__module_register(struct pcpu__module *mod)
 
 void pcpu__module_unregister(struct pcpu__module *mod)
 {
-    if (!mod)
-        return;
-    pcpu__rseq_release(mod);
-    if (mod->stop <= mod->start)
+    if (!mod || mod->stop <= mod->start)
         return;
     pcpu__pool_lock();
     if (pcpu__statics_remove_locked(mod))

@@ -226,8 +226,8 @@ static uintptr_t atomic_pop_all(uintptr_t *h)
 /* ---- the slow paths of the sequences -------------------------------------- */
 
 /*
- * In rseq mode, when the sequence could have run (the thread's limit is
- * open and its index below it), what sent it here is FENCE: wait until the
+ * In rseq mode, when the sequence could have run (the table entry of the
+ * thread's index is open), what sent it here is FENCE: wait until the
  * current unit is not fenced and say so (true: run the sequence again).
  * The unit may change meanwhile (migration); the wait follows it.
  * false: the usual slow path must decide (first use, atomics, ...).
@@ -239,11 +239,13 @@ static bool wait_unfenced(const void *cookie)
     for (;;) {
         if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) != PCPU__TC_RSEQ)
             return false;
-        uint32_t lim = pcpu__tp_u32(pcpu__thread_limit_off);
         uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
-        if (idx >= lim)
+        intptr_t off = idx < PCPU_MAX_CPUS
+                           ? __atomic_load_n(&pcpu__tc.seq_offs[idx], __ATOMIC_ACQUIRE)
+                           : 0;
+        if (!off)
             return false;
-        const uintptr_t *h = (const uintptr_t *)((const char *)cookie + pcpu__tc.offs[idx]);
+        const uintptr_t *h = (const uintptr_t *)((const char *)cookie + off);
         /* (LOCK: the process has just switched to atomics, which the
          * next round sees.) */
         if (!(__atomic_load_n(h, __ATOMIC_ACQUIRE) & BITS))

@@ -1,33 +1,28 @@
 /*
  * rseq.c - how this-CPU operations find the calling thread's unit: rseq
- * registration, the modes, enrolled threads, module unload.
+ * registration, the modes, the tables.
  *
  * The inline code in percpu.h reads everything from pcpu__tc: a 32-bit
  * index word at a fixed offset from the thread pointer (the rseq cpu_id, or
- * mm_cid in PCPU_INDEX_CID mode), a table from that index straight to the
- * unit's offset, and limits saying which paths may use them; the rseq
- * sequence's limit is the thread's own (a TLS word).  This file fills
- * pcpu__tc in and decides, for the slow paths (thiscpu.c), whether an
- * operation runs its sequence again or goes atomic.
+ * mm_cid in PCPU_INDEX_CID mode), tables from that index straight to the
+ * unit's offset, and limits saying which paths may use them.  The rseq
+ * sequences have a table of their own (seq_offs) whose entries are 0
+ * whenever an index must not run a sequence; they read it inside the
+ * critical section.  This file fills pcpu__tc in and decides, for the slow
+ * paths (thiscpu.c), whether an operation runs its sequence again or goes
+ * atomic.
  *
- * Enrolled threads.  A thread's own limit starts at 0, so its first
- * sequence comes here, which puts the thread on a list (and takes it off
- * at thread exit) before opening its limit.  Every thread that can run a
- * sequence to its commit is therefore on the list, with the addresses of
- * its limit and of its rseq_cs word.  Two things need that list:
- *   - Switching to atomics (below) closes every enrolled thread's limit.
- *   - Unloading a module (dlclose): rseq_cs keeps pointing at the last
- *     descriptor a thread armed until the kernel next preempts that
- *     thread and finds it outside the sequence, which may be much later
- *     (a thread that sleeps); if the descriptor's module has been unmapped
- *     by then, the kernel's read of it kills the thread.  The module's
- *     destructor therefore clears, with a compare-and-swap, every enrolled
- *     thread's rseq_cs that points into the module's descriptors, while
- *     they are still mapped (pcpu__rseq_release).  Threads that are not
- *     enrolled never leave rseq_cs armed: their sequences always exit to
- *     the slow path, which enrols them, and the atomic fallback disarms
- *     rseq_cs itself.
- * None of this adds anything to the sequences.
+ * Nothing here keeps track of threads.  A thread's rseq_cs keeps pointing
+ * at the last descriptor it armed until the kernel next preempts it, and a
+ * descriptor in a module that has been unmapped kills the thread at that
+ * moment; the sequences of code built for a shared object therefore clear
+ * rseq_cs after their commit, and every early exit clears it (percpu.h,
+ * PCPU__RSEQ_TAIL), so once a thread has left a module's code it points
+ * at none of its descriptors, and dlclose() needs nothing from the library.
+ * (The library once enrolled every thread on its first sequence, through a
+ * limit of the thread's own that the sequence compared with its index, so
+ * that a module's destructor could clear the rseq_cs of every enrolled
+ * thread; that limit was a fourth load in every sequence.)
  *
  * Where the rseq area comes from: glibc 2.35+ registers one per thread and
  * publishes its offset (__rseq_offset, __rseq_size != 0).  When it did not
@@ -42,11 +37,10 @@
  * has migrated would race with it.  So either every thread uses rseq or
  * every thread uses atomics; never a mix.  If rseq turns out to be unusable
  * for some thread after the fact (its registration fails, or its mm_cid is
- * out of range), the whole process switches to atomics: every enrolled
- * thread's limit drops to 0, which its sequences re-read inside the
- * critical section, and a
- * membarrier(PRIVATE_EXPEDITED_RSEQ) restarts the sequences that are in
- * flight, so after it no unlocked update can still commit.  Only then do
+ * out of range), the whole process switches to atomics: every entry of
+ * seq_offs drops to 0, which the sequences read inside the critical
+ * section, and a membarrier(PRIVATE_EXPEDITED_RSEQ) restarts the sequences
+ * that are in flight, so after it no unlocked update can still commit.  Only then do
  * atomics start.  Without that membarrier command the library never picks
  * rseq in the first place.
  */
@@ -110,15 +104,6 @@ static __thread struct pcpu_rseq_area own_rseq __attribute__((tls_model("initial
 enum { REG_NONE, REG_DONE, REG_FAILED, REG_BORROWED };
 static __thread unsigned char own_state __attribute__((tls_model("initial-exec")));
 
-/* A thread as the library knows it once enrolled (see the top). */
-struct pcpu_thread {
-    uint32_t limit;              /* the sequences' limit: 0 or rseq_limit */
-    bool enrolled;
-    struct pcpu_thread *prev, *next;
-    uint64_t *rseq_cs;           /* this thread's rseq_cs word            */
-};
-static __thread struct pcpu_thread me __attribute__((tls_model("initial-exec")));
-ptrdiff_t pcpu__thread_limit_off;
 /* Where in the rseq area the index word is: cpu_id until decided
  * otherwise. */
 #define DISP_CPU ((ptrdiff_t)PCPU_RSEQ_CPU_ID_OFF)
@@ -129,9 +114,8 @@ ptrdiff_t pcpu__index_disp = DISP_CPU;
  * it): it never changes again. */
 static bool disp_fixed;
 
-/* tc_lock: modes, limits and the list of enrolled threads. */
+/* tc_lock: modes, limits and tables. */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pcpu_thread *threads;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t thread_key;
 static bool thread_key_ok;
@@ -143,6 +127,7 @@ static bool have_idx;           /* the index word can be read at all    */
 static bool cid_mode;           /* the index word is mm_cid             */
 static bool use_rseq;           /* pcpu__rseq_start() enables rseq      */
 static uint32_t idx_limit;      /* entries of pcpu__tc.offs in use      */
+static uint32_t seq_open;       /* entries of pcpu__tc.seq_offs not 0   */
 static unsigned int nr_units;
 static unsigned int nr_os_ids;
 static unsigned int os_index[PCPU_MAX_CPUS]; /* OS CPU id -> CPU index */
@@ -208,30 +193,13 @@ static struct pcpu_rseq_area *own_area(void)
     return &own_rseq;
 }
 
-static void unlink_thread(struct pcpu_thread *t)
-{
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        threads = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-    t->enrolled = false;
-    __atomic_store_n(&t->limit, 0, __ATOMIC_RELAXED);
-}
-
-/* Thread exit (pthread key destructor): off the list, and give the
- * library's own rseq registration back.  A later operation in this thread
- * (another key's destructor) comes back through the slow path and enrols
- * (and registers) again, which sets the key again, so this runs again. */
+/* Thread exit (pthread key destructor): give the library's own rseq
+ * registration back.  A later operation in this thread (another key's
+ * destructor) comes back through the slow path and registers again, which
+ * sets the key again, so this runs again. */
 static void thread_exit(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&tc_lock);
-    if (me.enrolled)
-        unlink_thread(&me);
-    pthread_mutex_unlock(&tc_lock);
     if (own_state != REG_DONE)
         return;
     struct pcpu_rseq_area *area = own_area();
@@ -250,33 +218,24 @@ static void make_key(void)
     thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
 }
 
-/* Put the calling thread on the list and set its limit for the current
- * mode (tc_lock held).  The key's destructor only runs for threads with a
- * non-NULL value. */
-static void enrol_locked(void)
+/* Open the sequences' table (tc_lock held): the offsets of offs for the
+ * indexes in use.  Release: a sequence that reads an entry sees the unit
+ * it names set up. */
+static void open_seq_locked(void)
 {
-    if (!me.enrolled) {
-        me.rseq_cs = (uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF);
-        me.prev = NULL;
-        me.next = threads;
-        if (threads)
-            threads->prev = &me;
-        threads = &me;
-        me.enrolled = true;
-        if (thread_key_ok)
-            pthread_setspecific(thread_key, &me);
-    }
-    uint32_t lim = __atomic_load_n(&pcpu__tc.mode, __ATOMIC_RELAXED) == PCPU__TC_RSEQ
-                       ? pcpu__tc.rseq_limit
-                       : 0;
-    __atomic_store_n(&me.limit, lim, __ATOMIC_RELEASE);
+    for (uint32_t i = 0; i < idx_limit; i++)
+        __atomic_store_n(&pcpu__tc.seq_offs[i], pcpu__tc.offs[i], __ATOMIC_RELEASE);
+    seq_open = idx_limit;
 }
 
-/* Close every enrolled thread's limit (tc_lock held). */
-static void close_limits_locked(void)
+/* Close it (tc_lock held): a sequence that reads an entry from now on
+ * leaves through its slow exit; the ones in flight are the caller's
+ * business (membarrier, or nobody may run one). */
+static void close_seq_locked(void)
 {
-    for (struct pcpu_thread *t = threads; t; t = t->next)
-        __atomic_store_n(&t->limit, 0, __ATOMIC_SEQ_CST);
+    for (uint32_t i = 0; i < seq_open; i++)
+        __atomic_store_n(&pcpu__tc.seq_offs[i], 0, __ATOMIC_SEQ_CST);
+    seq_open = 0;
 }
 
 /* Register own_rseq for the calling thread if the library uses it and it
@@ -302,7 +261,7 @@ static bool own_register(void)
     own_state = REG_DONE;
     /* The destructor only runs for threads with a non-NULL value. */
     if (thread_key_ok)
-        pthread_setspecific(thread_key, &me);
+        pthread_setspecific(thread_key, &own_state);
     return true;
 }
 
@@ -341,8 +300,7 @@ static void degrade(void)
 {
     pthread_mutex_lock(&tc_lock);
     if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
-        __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_SEQ_CST);
-        close_limits_locked();
+        close_seq_locked();
         if (syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) != 0)
             pcpu__die("percpu: membarrier(PRIVATE_EXPEDITED_RSEQ) failed: %s",
                       strerror(errno));
@@ -376,16 +334,11 @@ struct pcpu__slow pcpu__rseq_slow(const void *cookie)
         r.off = offline_off();
         return r;
     }
+    /* No lock on the way to RETRY or to the atomic path: threads whose
+     * index is beyond the atomic limit (CID mode with fewer units than
+     * running threads) come here for every operation, which must stay
+     * async-signal-safe. */
     bool registered = own_register();
-    /* An enrolled thread in atomic mode has nothing to change (its limit
-     * stays 0): no lock then.  Threads whose index is beyond the atomic
-     * limit (CID mode with fewer units than running threads) come here
-     * for every operation, which must stay async-signal-safe. */
-    if (!me.enrolled || mode != PCPU__TC_ATOMIC) {
-        pthread_mutex_lock(&tc_lock);
-        enrol_locked();
-        pthread_mutex_unlock(&tc_lock);
-    }
     if (mode == PCPU__TC_RSEQ) {
         uint32_t idx = read_idx();
         if (!registered || idx >= idx_limit)
@@ -430,34 +383,12 @@ __attribute__((constructor(101))) static void rseq_early(void)
     intptr_t off = (intptr_t)((char *)own_area() - thread_pointer());
     pcpu__tc.cs_ptr = (char *)(off + PCPU_RSEQ_CS_OFF);
     pcpu__tc.cid = 0;
-    pcpu__thread_limit_off = (char *)&me.limit - thread_pointer();
     /* The index mode the environment asks for, decided before any code
      * can read the displacement (pcpu_init() may still change it, up to
      * the first operation). */
     const char *ix = getenv("PERCPU_INDEX");
     if (ix && strcmp(ix, "cid") == 0 && cid_possible())
         pcpu__index_disp = DISP_CID;
-}
-
-void pcpu__rseq_release(struct pcpu__module *mod)
-{
-    uintptr_t lo = (uintptr_t)mod->cs_start, hi = (uintptr_t)mod->cs_stop;
-    if (lo >= hi)
-        return;
-    pthread_mutex_lock(&tc_lock);
-    /* This thread too, enrolled or not (it may be unloading the module
-     * right after running its sequences in atomic mode). */
-    uint64_t *mine = (uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF);
-    for (struct pcpu_thread *t = threads;; t = t->next) {
-        uint64_t *cs = t ? t->rseq_cs : mine;
-        uint64_t cur = __atomic_load_n(cs, __ATOMIC_RELAXED);
-        /* A thread that re-armed meanwhile points elsewhere: leave it. */
-        if (cur >= lo && cur < hi)
-            __atomic_compare_exchange_n(cs, &cur, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-        if (!t)
-            break;
-    }
-    pthread_mutex_unlock(&tc_lock);
 }
 
 void pcpu__rseq_fork_prepare(void)
@@ -472,9 +403,6 @@ void pcpu__rseq_fork_parent(void)
 
 void pcpu__rseq_fork_child(void)
 {
-    /* The other threads are gone, their TLS with them. */
-    threads = me.enrolled ? &me : NULL;
-    me.prev = me.next = NULL;
     pthread_mutex_unlock(&tc_lock);
 }
 
@@ -556,7 +484,8 @@ void pcpu__rseq_start(void)
     if (use_rseq)
         disp_fixed = true;
     __atomic_store_n(&pcpu__tc.ptr_limit, idx_limit, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.rseq_limit, use_rseq ? idx_limit : 0, __ATOMIC_RELEASE);
+    if (use_rseq)
+        open_seq_locked();
     __atomic_store_n(&pcpu__tc.atomic_limit, use_rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
     __atomic_store_n(&pcpu__tc.mode, use_rseq ? PCPU__TC_RSEQ : PCPU__TC_ATOMIC,
                      __ATOMIC_RELEASE);
@@ -572,8 +501,7 @@ void pcpu__rseq_stop(void)
 {
     pthread_mutex_lock(&tc_lock);
     __atomic_store_n(&pcpu__tc.mode, PCPU__TC_OFF, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.rseq_limit, 0, __ATOMIC_RELEASE);
-    close_limits_locked();
+    close_seq_locked();
     __atomic_store_n(&pcpu__tc.atomic_limit, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&pcpu__tc.ptr_limit, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&tc_lock);

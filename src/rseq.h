@@ -1,7 +1,7 @@
 /*
  * rseq.h - the this-CPU machinery the inline operations of percpu.h rely
  * on (rseq.c): rseq registration, the modes (rseq or atomics), the table
- * from the thread's index to its unit, enrolled threads.  Used by the
+ * from the thread's index to its unit.  Used by the
  * slow paths (thiscpu.c) and set up by init.c.
  */
 #ifndef PCPU_RSEQ_H
@@ -22,8 +22,8 @@ PCPU_HIDDEN bool pcpu__rseq_active(void);
 PCPU_HIDDEN bool pcpu__rseq_uses_rseq(void);
 PCPU_HIDDEN bool pcpu__rseq_uses_cid(void);
 
-/* The slow path of an operation once the allocator is set up: enrol the
- * calling thread, register rseq for it if the library does that, and say
+/* The slow path of an operation once the allocator is set up: register
+ * rseq for the calling thread if the library does that, and say
  * whether to run the sequence again (off == PCPU__TC_RETRY) or where the
  * atomic fallback goes.  cookie is passed through. */
 PCPU_HIDDEN struct pcpu__slow pcpu__rseq_slow(const void *cookie);
@@ -33,11 +33,7 @@ PCPU_HIDDEN void pcpu__rseq_disarm(void);
 PCPU_HIDDEN intptr_t pcpu__rseq_unit_off(void);
 PCPU_HIDDEN unsigned int pcpu__rseq_unit_index(void);
 
-/* A module goes away: no thread's rseq_cs may point into its descriptors
- * any more. */
-PCPU_HIDDEN void pcpu__rseq_release(struct pcpu__module *mod);
-/* fork(): hold this file's lock across it (after the allocator's); in the
- * child only the calling thread is left. */
+/* fork(): hold this file's lock across it (after the allocator's). */
 PCPU_HIDDEN void pcpu__rseq_fork_prepare(void);
 PCPU_HIDDEN void pcpu__rseq_fork_parent(void);
 PCPU_HIDDEN void pcpu__rseq_fork_child(void);

@@ -1,10 +1,11 @@
 /*
  * thiscpu.c - the slow paths of the this-CPU operations and pcpu_sum().
  *
- * The inline code of percpu.h comes here when its limits say no: the
- * allocator is not in use yet (its first use is right here: that is how
- * statics stop being movable), the thread has not been through here yet,
- * or the process runs on atomics.  Each path hands back the cookie to use:
+ * The inline code of percpu.h comes here when its limits or the
+ * sequences' table say no: the allocator is not in use yet (its first use
+ * is right here: that is how statics stop being movable), the thread's
+ * rseq area is not registered yet (with a C library that does not), or the
+ * process runs on atomics.  Each path hands back the cookie to use:
  * a static variable's cookie computed before this call initialised the
  * allocator again (after pcpu_exit()) still points at its old placement,
  * and is moved to the new one.  errno is preserved: these run inside
@@ -34,8 +35,8 @@ static const void *need_init(const void *cookie)
 struct pcpu__slow pcpu__thiscpu_slow(const void *cookie)
 {
     int saved = errno;
-    /* This thread may not be enrolled yet, so nobody else would disarm the
-     * sequence that sent it here. */
+    /* The sequence that sent the thread here armed rseq_cs and did not
+     * reach the disarm after its commit. */
     pcpu__rseq_disarm();
     struct pcpu__slow r = pcpu__rseq_slow(need_init(cookie));
     errno = saved;
