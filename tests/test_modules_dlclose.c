@@ -1,4 +1,4 @@
-/* test_modules_dlclose.c - dlclose() of a module that ran this-CPU operations is safe for every thread, running or sleeping (rseq and atomic mode, with and without PCPU_DEFINE). */
+/* test_modules_dlclose.c - dlclose() of a module that ran this-CPU operations is safe for every thread, running or sleeping (rseq and atomic mode, with and without PCPU_DEFINE, after a commit or after a sequence's early exit). */
 #include "pcpu_child.h"
 #include "libs/pcpu_oplib.h"
 
@@ -33,6 +33,7 @@ struct scenario {
     bool statics; /* the module with PCPU_DEFINE variables (else without)      */
     bool atomic;  /* units shared (nr_cpus = 1): this-CPU ops use atomics      */
     int block;    /* how the sleeping thread waits across the dlclose()        */
+    int leave;    /* enum oplib_exit: the module's last operation's way out    */
 };
 
 enum { BLOCK_CONDVAR, BLOCK_PIPE, BLOCK_NANOSLEEP };
@@ -42,6 +43,7 @@ struct oplib {
     const char *path;
     bool statics;
     oplib_run_fn run;
+    oplib_leave_fn leave;
     int (*check_initial)(unsigned int);
     long (*sum_int)(void);
     long (*sum_long)(void);
@@ -64,6 +66,7 @@ static void oplib_open(struct oplib *m, bool statics)
     m->h = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
     child_check(m->h != NULL, "dlopen(%s): %s", m->path, dlerror());
     m->run = (oplib_run_fn)sym(m->h, "pcpu_oplib_run");
+    m->leave = (oplib_leave_fn)sym(m->h, "pcpu_oplib_leave");
     if (!statics)
         return;
     m->check_initial = (int (*)(unsigned int))sym(m->h, "pcpu_oplib_check_initial");
@@ -152,6 +155,43 @@ static void cookies_check(const struct oplib_cookies *ck, long rounds, const cha
 }
 
 /*
+ * The objects of pcpu_oplib_leave(), in the state its early exits need:
+ * the reference in atomic mode, the semaphore held by a writer (the
+ * calling thread; objs_done() lets go), the cell and the list empty.
+ */
+static struct oplib_objs objs_new(void)
+{
+    static struct pcpu_ref ref;
+    static struct pcpu_rwsem rwsem;
+    static struct pcpu_counter counter;
+    struct oplib_objs o = {&ref, &rwsem, &counter, PCPU_NEW(long), NULL};
+    o.list = PCPU_NEW(struct pcpu_list);
+    child_check(o.cell && o.list, "allocation: %s", strerror(errno));
+    child_check(pcpu_ref_init(&ref, NULL, PCPU_REF_INIT_ATOMIC) == 0, "pcpu_ref_init: %s",
+                strerror(errno));
+    child_check(pcpu_rwsem_init(&rwsem) == 0, "pcpu_rwsem_init: %s", strerror(errno));
+    child_check(pcpu_counter_init(&counter, 0) == 0, "pcpu_counter_init: %s", strerror(errno));
+    pcpu_rwsem_down_write(&rwsem);
+    return o;
+}
+
+/* After the module is gone: every early exit had its effect (@leaves
+ * calls of pcpu_oplib_leave() with @how). */
+static void objs_done(const struct oplib_objs *o, int how, long leaves)
+{
+    pcpu_rwsem_up_write(o->rwsem);
+    if (how == OPLIB_EXIT_REF_ATOMIC) {
+        for (long i = 0; i < leaves; i++)
+            pcpu_ref_put(o->ref);
+    }
+    child_check(!pcpu_ref_is_zero(o->ref), "the reference lost its initial count");
+    int64_t want = how == OPLIB_EXIT_COUNTER_FOLD ? 10 * leaves : 0;
+    child_check(pcpu_counter_sum(o->counter) == want, "counter %lld, want %lld",
+                (long long)pcpu_counter_sum(o->counter), (long long)want);
+    child_check(pcpu_sum(o->cell) == 0, "a failing cmpxchg wrote");
+}
+
+/*
  * Before anything else in the child.  Atomic mode: fewer units than CPUs.
  * @quiet: no background reclaim thread.  The unload of a module with
  * PCPU_DEFINE frees its space, which starts or wakes that thread; when it
@@ -182,6 +222,7 @@ static void main_thread_child(void *arg)
     const struct scenario *s = arg;
     scenario_setup(s, true);
     struct oplib_cookies ck = cookies_new();
+    struct oplib_objs o = objs_new();
     struct oplib m;
     oplib_open(&m, s->statics);
     m.run(&ck, ROUNDS);
@@ -190,9 +231,12 @@ static void main_thread_child(void *arg)
     /* One more round right before the unload: the checks above took a
      * while, and a preemption in between would have disarmed the area. */
     m.run(&ck, 1);
+    int left = m.leave(&o, s->leave);
     oplib_close(&m);
     child_rest(200);
+    child_check(left == 0, "the module's last operation (way out %d) went wrong", s->leave);
     cookies_check(&ck, ROUNDS + 1, "after dlclose");
+    objs_done(&o, s->leave, 1);
 }
 
 /*
@@ -225,6 +269,8 @@ struct sleeper {
     const struct scenario *s;
     struct oplib *m;
     struct oplib_cookies *ck;
+    struct oplib_objs *o;
+    int left;
     pthread_mutex_t mtx;
     pthread_cond_t cv;
     bool closed;
@@ -239,6 +285,7 @@ static void *sleeper_thread(void *arg)
     pthread_mutex_lock(&sl->mtx);
     __atomic_store_n(&sl->tid, gettid(), __ATOMIC_RELAXED);
     sl->m->run(sl->ck, ROUNDS);
+    sl->left = sl->m->leave(sl->o, sl->s->leave);
     /* No system call between the module's last operation and the wait:
      * waking the main thread here could let it preempt this one, and
      * coming back to user space would disarm the area while the module is
@@ -278,9 +325,10 @@ static void sleeper_child(void *arg)
     const struct scenario *s = arg;
     scenario_setup(s, false);
     struct oplib_cookies ck = cookies_new();
+    struct oplib_objs o = objs_new();
     struct oplib m;
     oplib_open(&m, s->statics);
-    struct sleeper sl = {.s = s, .m = &m, .ck = &ck};
+    struct sleeper sl = {.s = s, .m = &m, .ck = &ck, .o = &o};
     pthread_mutex_init(&sl.mtx, NULL);
     pthread_cond_init(&sl.cv, NULL);
     child_check(pipe(sl.pipefd) == 0, "pipe: %s", strerror(errno));
@@ -304,7 +352,9 @@ static void sleeper_child(void *arg)
     }
     child_rest(200);
     child_check(pthread_join(t, NULL) == 0, "pthread_join");
+    child_check(sl.left == 0, "the module's last operation (way out %d) went wrong", s->leave);
     cookies_check(&ck, ROUNDS, "after the sleeper woke");
+    objs_done(&o, s->leave, 1);
 }
 
 /* c) Load, let the main thread and two workers run the module's
@@ -427,6 +477,25 @@ SCENARIO_TEST(test_dlclose_module_without_statics_cycles_all_live_on, cycles_chi
               .statics = false)
 SCENARIO_TEST(test_dlclose_module_without_statics_atomic_mode_lives_on, main_thread_child,
               .statics = false, .atomic = true)
+/* The module's last operation left its sequence early (see enum
+ * oplib_exit), on the main thread and on a thread asleep across the
+ * unload, with rseq (where available) and in atomic mode. */
+#define EXIT_TESTS(tag, how)                                                        \
+    SCENARIO_TEST(test_dlclose_after_##tag##_main_thread_lives_on, main_thread_child,   \
+                  .statics = false, .leave = how)                                   \
+    SCENARIO_TEST(test_dlclose_after_##tag##_sleeping_thread_lives_on, sleeper_child,   \
+                  .statics = false, .block = BLOCK_CONDVAR, .leave = how)           \
+    SCENARIO_TEST(test_dlclose_after_##tag##_atomic_mode_lives_on, sleeper_child,       \
+                  .statics = false, .atomic = true, .block = BLOCK_CONDVAR, .leave = how)
+EXIT_TESTS(ref_get_in_atomic_mode, OPLIB_EXIT_REF_ATOMIC)
+EXIT_TESTS(read_trylock_writer_holds, OPLIB_EXIT_RWSEM_WRITER)
+EXIT_TESTS(counter_fold, OPLIB_EXIT_COUNTER_FOLD)
+EXIT_TESTS(failing_cmpxchg, OPLIB_EXIT_CMPXCHG_FAILS)
+EXIT_TESTS(pop_of_empty_list, OPLIB_EXIT_LIST_EMPTY)
+#define EXIT_CASES(tag)                                                             \
+    cmocka_unit_test(test_dlclose_after_##tag##_main_thread_lives_on),              \
+    cmocka_unit_test(test_dlclose_after_##tag##_sleeping_thread_lives_on),          \
+    cmocka_unit_test(test_dlclose_after_##tag##_atomic_mode_lives_on)
 
 int main(void)
 {
@@ -443,6 +512,11 @@ int main(void)
         cmocka_unit_test(test_dlclose_module_without_statics_sleeping_thread_lives_on),
         cmocka_unit_test(test_dlclose_module_without_statics_cycles_all_live_on),
         cmocka_unit_test(test_dlclose_module_without_statics_atomic_mode_lives_on),
+        EXIT_CASES(ref_get_in_atomic_mode),
+        EXIT_CASES(read_trylock_writer_holds),
+        EXIT_CASES(counter_fold),
+        EXIT_CASES(failing_cmpxchg),
+        EXIT_CASES(pop_of_empty_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,3 +114,28 @@ EXPORT void pcpu_oplib_run(const struct oplib_cookies *ck, int rounds)
         pcpu_this_write(ck->wi, OPLIB_WRITTEN);
     }
 }
+
+/* See enum oplib_exit: the last sequence this returns from left early. */
+EXPORT int pcpu_oplib_leave(const struct oplib_objs *o, enum oplib_exit how)
+{
+    switch (how) {
+    case OPLIB_EXIT_NONE:
+        return 0;
+    case OPLIB_EXIT_REF_ATOMIC:
+        pcpu_ref_get(o->ref);
+        return 0;
+    case OPLIB_EXIT_RWSEM_WRITER:
+        return pcpu_rwsem_down_read_trylock(o->rwsem) ? 1 : 0;
+    case OPLIB_EXIT_COUNTER_FOLD:
+        /* The second reaches the batch from the same unit (or the first
+         * does, after a migration): the program checks the sum, 10. */
+        pcpu_counter_add_batch(o->counter, 5, 8);
+        pcpu_counter_add_batch(o->counter, 5, 8);
+        return 0;
+    case OPLIB_EXIT_CMPXCHG_FAILS:
+        return pcpu_this_cmpxchg(o->cell, 1L, 2L) == 0 ? 0 : 1;
+    case OPLIB_EXIT_LIST_EMPTY:
+        return pcpu_this_list_pop(o->list) == NULL ? 0 : 1;
+    }
+    return 1;
+}
