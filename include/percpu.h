@@ -278,6 +278,15 @@ enum pcpu_backend {
  *   threads on a 256-CPU box touches 4 units instead of up to 256, so
  *   memory and pcpu_sum() stay small.  Falls back to CPU ids where the
  *   kernel does not provide mm_cid.
+ *   Limitation: a thread that unregisters glibc's rseq area itself (the
+ *   rseq system call with RSEQ_FLAG_UNREGISTER) reads mm_cid 0 from then
+ *   on, which is a valid index, so its this-CPU operations update unit 0
+ *   without the kernel's protection and can lose updates made there by
+ *   the thread that really has concurrency id 0.  (In PCPU_INDEX_CPU mode
+ *   its cpu_id reads -1, and the library re-registers it or switches the
+ *   process to atomics: exact.)  Telling the two apart inside the
+ *   sequence would cost every CID-mode operation one more load; a program
+ *   that unregisters rseq should use PCPU_INDEX_CPU.
  *
  * The restartable sequences read the index word from a place fixed for the
  * whole process (so that no operation tests the mode): the first
@@ -545,9 +554,9 @@ PCPU__PUBLIC long pcpu_fault_inject(long nth);
  * static area while it has room, else placed in the reserved area, so
  * their variables and everyone else's keep their addresses while other
  * threads use them.  dlclose() of a module is safe for every thread,
- * whatever it did with the module's this-CPU operations before: the
- * module's destructor disarms any thread's rseq critical-section pointer
- * that still points into the module (see the this-CPU operations below).
+ * whatever it did with the module's this-CPU operations before: a
+ * module's sequences leave no thread pointing at their descriptors once
+ * it has left them (see "Modules" with the this-CPU operations below).
  *
  * Example:
  *     PCPU_DEFINE(long, nr_requests);
@@ -715,9 +724,14 @@ struct pcpu__thiscpu_state {
     char *cs_ptr;
     uint32_t cid;           /* the index is mm_cid, not cpu_id             */
     uint32_t pad32_;
-    intptr_t pad_[2];       /* offs starts on its own cache line           */
-    intptr_t offs[PCPU_MAX_CPUS];
+    /* seq_offs[-2] and [-1], always 0: the sequences sign-extend the
+     * index word, whose values out of range are -1 (rseq not registered)
+     * and -2 (registration failed); see PCPU__RSEQ_HEAD.  They also end
+     * the hot cache line, so the tables start on the next. */
+    intptr_t seq_neg_[2];
+    /* First, so that the sequences reach it with an 8-bit displacement. */
     intptr_t seq_offs[PCPU_MAX_CPUS];
+    intptr_t offs[PCPU_MAX_CPUS];
 };
 PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;
 
@@ -830,32 +844,38 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * __rseq_cs_ptr_array for tools.  Label 0 arms it by storing its address in
  * rseq_cs (the kernel clears rseq_cs when it aborts, so the abort handler
  * comes back here, not to 1).  Label 1 starts the critical section: read
- * the index, check it against the table's size, load the unit offset into
- * TMP from pcpu__tc.seq_offs and leave through FAIL if it is 0 (all of
- * it inside the section, so a migration or a switch to atomics restarts
- * it).  The commit instruction that follows must end at label 2.
+ * the index word sign-extended, load the unit offset into TMP from
+ * pcpu__tc.seq_offs and leave through FAIL if it is 0 (both inside the
+ * section, so a migration or a switch to atomics restarts it).  The
+ * commit instruction that follows must end at label 2.
  *
- * Both checks are against constants, which costs nothing measurable on
- * the machine of the README: the loads are what an increment pays for, and
- * the sequence has only the three any rseq increment needs (the index, the
- * offset, the object).  An earlier design compared the index with a limit
- * of the thread's own (a TLS word, which sent a thread's first sequence
- * through the slow path so that the library knew every thread that could
- * hold a module's descriptor); that fourth load made pcpu_this_inc()
- * 1.1-1.4x slower than the least sequence (percpu-bench's inc.rseq_check
- * against inc.rseq_min).  Disarming after the commit in shared objects
- * (PCPU__RSEQ_DISARM, one store) keeps dlclose() safe without it.
+ * No bound check: the index word is either a CPU id or mm_cid, below the
+ * kernel's CPU count (at most 8192 on x86_64, PCPU_MAX_CPUS; the library
+ * does not use rseq on a kernel built for more, see rseq.c), or one of the
+ * values out of range, -1 (not registered: glibc's "uninitialised", the
+ * library's own area) and -2 (registration failed), which land on
+ * seq_neg_, always 0.
+ *
+ * So the sequence has the three loads any rseq increment needs (the
+ * index, the offset, the object) and one test.  An earlier design
+ * compared the index with a limit of the thread's own (a TLS word, which
+ * sent a thread's first sequence through the slow path so that the
+ * library knew every thread that could hold a module's descriptor): that
+ * fourth load made pcpu_this_inc() 1.1-1.4x slower than the least
+ * sequence (percpu-bench's inc.rseq_check against inc.rseq_min), and a
+ * bound check as well as the test made list push/pop pairs 1.25x slower
+ * (AMD Zen 3: one branch more per sequence, in code dense with branches).
+ * Disarming after the commit in shared objects (PCPU__RSEQ_DISARM, one
+ * store) keeps dlclose() safe without the thread list.
  *
  * A 0 in seq_offs means: the allocator is not set up, rseq is not in use,
- * or the index is beyond the units (mm_cid of a thread past them, a CPU
- * that came online later); the slow path tells which.  An index word that
- * reads out of range (-1: the library's own area not registered yet in
- * this thread) fails the size check.
+ * or the index is beyond the units (mm_cid of a thread past them); the
+ * slow path tells which.
  */
-#define PCPU__RSEQ_HEAD(TMPQ, TMPL, FAIL)                                 \
-    PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, "(%[rs], %[ixd])")
+#define PCPU__RSEQ_HEAD(TMPQ, FAIL)                                       \
+    PCPU__RSEQ_HEAD_DISP(TMPQ, FAIL, "(%[rs], %[ixd])")
 /* The same with the index word at IX (a memory operand, %fs implied). */
-#define PCPU__RSEQ_HEAD_DISP(TMPQ, TMPL, FAIL, IX)                        \
+#define PCPU__RSEQ_HEAD_DISP(TMPQ, FAIL, IX)                              \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
     ".balign 32\n"                                                        \
     "3:\n\t"                                                              \
@@ -869,9 +889,7 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
     "leaq 3b(%%rip), " TMPQ "\n\t"                                        \
     "movq " TMPQ ", %%fs:8(%[rs])\n"                                      \
     "1:\n\t"                                                              \
-    "movl %%fs:" IX ", " TMPL "\n\t"                                      \
-    "cmpl $" PCPU__STR(PCPU_MAX_CPUS) ", " TMPL "\n\t"                    \
-    "jae " FAIL "\n\t"                                                    \
+    "movslq %%fs:" IX ", " TMPQ "\n\t"                                    \
     "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"                      \
     "testq " TMPQ ", " TMPQ "\n\t"                                        \
     "jz " FAIL "\n\t"
@@ -917,7 +935,7 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * tail; OUTS and INS are parenthesised operand lists.  Leaves through the
  * caller's label slow. */
 #define PCPU__SEQ(INSN, OUTS, INS)                                        \
-    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%k[tmp]", "%l[slow]")          \
+    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%l[slow]")          \
                  INSN "\n2:\n\t" PCPU__RSEQ_TAIL                          \
                  : PCPU__UNPAREN OUTS                                      \
                  : PCPU__UNPAREN INS                                       \
@@ -1592,7 +1610,7 @@ void __tsan_release(void *addr);
  * sequence) rather than one more register to keep or rebuild. */
 #define PCPU__LIST_SEQ1(DISP, INSN, OUTS, INS)                            \
     __asm__ __volatile__ goto(                                            \
-        PCPU__RSEQ_HEAD_DISP("%[tmp]", "%k[tmp]", "%l[slow]", DISP "(%[rs])") \
+        PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]", DISP "(%[rs])") \
         INSN "\n2:\n\t" PCPU__RSEQ_TAIL                                   \
         : PCPU__UNPAREN OUTS                                              \
         : PCPU__UNPAREN INS                                               \
@@ -1777,7 +1795,7 @@ PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, un
  * are unused (a reference's get) must still run. */
 #if PCPU__RSEQ_ASM
 #define PCPU__CLIENT_SEQ1(DISP, BODY, OUTS, INS, CLOBBERS, ...)                 \
-    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%k[tmp]", "%l[slow]",            \
+    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]",                        \
                                       DISP "(%[rs])")                             \
                  BODY "\n2:\n\t" PCPU__RSEQ_TAIL                                  \
                  : PCPU__UNPAREN OUTS                                             \

@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -91,8 +92,12 @@ extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
 struct pcpu__thiscpu_state pcpu__tc __attribute__((aligned(64)));
-_Static_assert(offsetof(struct pcpu__thiscpu_state, offs) == 64,
-               "the hot fields share one cache line, the table starts the next");
+_Static_assert(offsetof(struct pcpu__thiscpu_state, seq_offs) == 64,
+               "the hot fields share one cache line, the tables start the next");
+_Static_assert(offsetof(struct pcpu__thiscpu_state, seq_offs) -
+                       offsetof(struct pcpu__thiscpu_state, seq_neg_) ==
+                   2 * sizeof(intptr_t),
+               "seq_offs[-2] and seq_offs[-1] are seq_neg_");
 
 /* The library's own area; cpu_id and mm_cid start out of every range so
  * that the inline paths send an unregistered thread here. */
@@ -164,6 +169,26 @@ static char *thread_pointer(void)
 #else
     return (char *)__builtin_thread_pointer();
 #endif
+}
+
+/*
+ * The sequences index seq_offs with the index word as it is (no bound
+ * check, see PCPU__RSEQ_HEAD): every CPU id and mm_cid must be below
+ * PCPU_MAX_CPUS.  Both are below the kernel's NR_CPUS, which x86_64 caps
+ * at 8192; a kernel that says it was built for more (kernel_max, NR_CPUS
+ * - 1) gets atomics instead.
+ */
+static bool kernel_ids_fit(void)
+{
+    char buf[32];
+    FILE *f = fopen("/sys/devices/system/cpu/kernel_max", "re");
+    if (!f)
+        return true;
+    bool ok = true;
+    if (fgets(buf, sizeof(buf), f))
+        ok = strtoul(buf, NULL, 10) < PCPU_MAX_CPUS;
+    fclose(f);
+    return ok;
 }
 
 static bool glibc_registered(void)
@@ -467,10 +492,11 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
     pcpu__tc.cid = cid_mode;
 
     /* rseq needs: the instruction sequences (x86_64), an index word, one
-     * unit per CPU, and a way to switch to atomics safely later. */
+     * unit per CPU, CPU ids the table covers, and a way to switch to
+     * atomics safely later. */
     bool rseq = false;
 #if PCPU__RSEQ_ASM
-    rseq = have_idx && disp_ok && !ai->units_shared &&
+    rseq = have_idx && disp_ok && !ai->units_shared && kernel_ids_fit() &&
            syscall(SYS_membarrier, PCPU_MEMBARRIER_REGISTER_RSEQ, 0, 0) == 0;
 #endif
     use_rseq = rseq;
