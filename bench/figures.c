@@ -12,7 +12,8 @@
  *                            nothing else (x86_64 with glibc's rseq area)
  *            rseq_check      rseq_min and a word of the thread's own
  *                            compared with the index in the sequence (the
- *                            library's limit check; not a target)
+ *                            library's sequence before it dropped its
+ *                            per-thread limit; not a target)
  *            atomic_shared   one shared counter, atomic add (lock xadd)
  *            tls             a __thread long, plain increment kept in
  *                            memory by an empty asm (cannot be removed)

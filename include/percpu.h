@@ -863,8 +863,9 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * library knew every thread that could hold a module's descriptor): that
  * fourth load made pcpu_this_inc() 1.1-1.4x slower than the least
  * sequence (percpu-bench's inc.rseq_check against inc.rseq_min), and a
- * bound check as well as the test made list push/pop pairs 1.25x slower
- * (AMD Zen 3: one branch more per sequence, in code dense with branches).
+ * bound check as well as the test made list push/pop pairs about 1.35x
+ * as slow as without it (AMD Zen 3: one branch more per sequence, in code
+ * dense with branches).
  * Disarming after the commit in shared objects (PCPU__RSEQ_DISARM, one
  * store) keeps dlclose() safe without the thread list.
  *
@@ -935,7 +936,7 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * tail; OUTS and INS are parenthesised operand lists.  Leaves through the
  * caller's label slow. */
 #define PCPU__SEQ(INSN, OUTS, INS)                                        \
-    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%l[slow]")          \
+    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%l[slow]")                     \
                  INSN "\n2:\n\t" PCPU__RSEQ_TAIL                          \
                  : PCPU__UNPAREN OUTS                                      \
                  : PCPU__UNPAREN INS                                       \
@@ -944,9 +945,9 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
 
 #define PCPU__RSEQ_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
-    [ixd] "r"(pcpu__index_disp),                                        \
+    [ixd] "r"(pcpu__index_disp),                                           \
     [tc] "r"(&pcpu__tc),                                                  \
-    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),             \
     [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
 
 /*
@@ -1610,7 +1611,7 @@ void __tsan_release(void *addr);
  * sequence) rather than one more register to keep or rebuild. */
 #define PCPU__LIST_SEQ1(DISP, INSN, OUTS, INS)                            \
     __asm__ __volatile__ goto(                                            \
-        PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]", DISP "(%[rs])") \
+        PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]", DISP "(%[rs])")         \
         INSN "\n2:\n\t" PCPU__RSEQ_TAIL                                   \
         : PCPU__UNPAREN OUTS                                              \
         : PCPU__UNPAREN INS                                               \
@@ -1626,7 +1627,7 @@ void __tsan_release(void *addr);
 #define PCPU__LIST_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
     [tc] "r"(&pcpu__tc),                                                  \
-    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),             \
     [ck] "r"(cookie_)
 #endif
 
@@ -1795,8 +1796,7 @@ PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, un
  * are unused (a reference's get) must still run. */
 #if PCPU__RSEQ_ASM
 #define PCPU__CLIENT_SEQ1(DISP, BODY, OUTS, INS, CLOBBERS, ...)                 \
-    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]",                        \
-                                      DISP "(%[rs])")                             \
+    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]", DISP "(%[rs])") \
                  BODY "\n2:\n\t" PCPU__RSEQ_TAIL                                  \
                  : PCPU__UNPAREN OUTS                                             \
                  : PCPU__UNPAREN INS                                              \
@@ -1812,7 +1812,7 @@ PCPU__PUBLIC struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, un
 #define PCPU__CLIENT_INPUTS(cookie_)                                            \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                                \
     [tc] "r"(&pcpu__tc),                                                         \
-    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                       \
+    [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                   \
     [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
 #endif
 

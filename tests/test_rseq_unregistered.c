@@ -65,13 +65,27 @@ struct objs {
     long *l;
     int *i;
     struct pcpu_list *list;
+    int nodes; /* list nodes handed out (each thread holds one or none) */
     struct pcpu_counter counter;
     struct pcpu_ref ref;
 };
 
+/* A list node of the calling thread's own (a node may only be pushed by
+ * whoever holds it: the thread then pushes what it popped, which may be
+ * another thread's node). */
+static struct pcpu_list_node *node_new(struct objs *o)
+{
+    struct pcpu_list_node *n = calloc(1, sizeof(*n));
+    child_check(n != NULL, "calloc");
+    __atomic_add_fetch(&o->nodes, 1, __ATOMIC_RELAXED);
+    return n;
+}
+
 /* One round of each kind of operation: a net of +2 on l, +3 on i, +1 on
- * the counter, the reference and the list as they were. */
-static void round_ops(struct objs *o, struct pcpu_list_node *node)
+ * the counter, the reference as it was, and the node in *hand (if any)
+ * pushed, then whatever the current unit's list gives back taken into
+ * *hand (NULL when the thread moved to a unit whose list is empty). */
+static void round_ops(struct objs *o, struct pcpu_list_node **hand)
 {
     pcpu_this_inc(o->l);
     pcpu_this_add(o->l, 3L);
@@ -83,8 +97,9 @@ static void round_ops(struct objs *o, struct pcpu_list_node *node)
     }
     pcpu_this_dec(o->l);
     pcpu_this_add(o->i, 3);
-    pcpu_this_list_push(o->list, node);
-    child_check(pcpu_this_list_pop(o->list) != NULL, "a pop right after a push found nothing");
+    if (*hand)
+        pcpu_this_list_push(o->list, *hand);
+    *hand = pcpu_this_list_pop(o->list);
     pcpu_counter_add(&o->counter, 1);
     pcpu_ref_get(&o->ref);
     pcpu_ref_put(&o->ref);
@@ -95,12 +110,15 @@ static void objs_init(struct objs *o)
     o->l = PCPU_NEW(long);
     o->i = PCPU_NEW(int);
     o->list = PCPU_NEW(struct pcpu_list);
+    o->nodes = 0;
     child_check(o->l && o->i && o->list, "pcpu_alloc: %s", strerror(errno));
     child_check(pcpu_counter_init(&o->counter, 0) == 0, "pcpu_counter_init: %s",
                 strerror(errno));
     child_check(pcpu_ref_init(&o->ref, NULL, 0) == 0, "pcpu_ref_init: %s", strerror(errno));
 }
 
+/* After all threads are done and have pushed what they held: every
+ * count exact, every node on some unit's list exactly once. */
 static void objs_check(struct objs *o, long rounds)
 {
     long l = pcpu_sum(o->l);
@@ -110,10 +128,23 @@ static void objs_check(struct objs *o, long rounds)
     child_check(i == 3 * rounds, "int sum %ld, want %ld", i, 3 * rounds);
     child_check(c == rounds, "counter %lld, want %ld", (long long)c, rounds);
     child_check(!pcpu_ref_is_zero(&o->ref), "the reference lost its count");
+    int nodes = 0;
     pcpu_for_each_cpu(cpu)
     {
-        child_check(pcpu_list_pop_all(o->list, cpu) == NULL, "unit %u's list is not empty", cpu);
+        for (struct pcpu_list_node *x = pcpu_list_pop_all(o->list, cpu); x; x = x->next) {
+            child_check(nodes < o->nodes, "more nodes on the lists than were handed out");
+            nodes++;
+        }
     }
+    child_check(nodes == o->nodes, "%d nodes on the lists, want %d", nodes, o->nodes);
+}
+
+/* Give the node in *hand back to the lists. */
+static void hand_back(struct objs *o, struct pcpu_list_node **hand)
+{
+    if (*hand)
+        pcpu_this_list_push(o->list, *hand);
+    *hand = NULL;
 }
 
 /* a) The only thread: operations, unregistration, operations. */
@@ -122,14 +153,15 @@ static void alone_child(void *arg)
     (void)arg;
     struct objs o;
     objs_init(&o);
-    struct pcpu_list_node node;
+    struct pcpu_list_node *hand = node_new(&o);
     for (int r = 0; r < ROUNDS; r++)
-        round_ops(&o, &node);
+        round_ops(&o, &hand);
     if (!unregister_rseq())
         _exit(CHILD_SKIP);
     child_check(index_word() < 0, "the index word reads %d after unregistration", index_word());
     for (int r = 0; r < ROUNDS; r++)
-        round_ops(&o, &node);
+        round_ops(&o, &hand);
+    hand_back(&o, &hand);
     objs_check(&o, 2L * ROUNDS);
 }
 
@@ -148,12 +180,13 @@ struct worker_arg {
 static void *worker(void *arg)
 {
     struct worker_arg *w = arg;
-    struct pcpu_list_node node;
+    struct pcpu_list_node *hand = node_new(&w->s->o);
     for (int r = 0; r < ROUNDS; r++) {
         if (w->id == 0 && r == ROUNDS / 2)
             __atomic_store_n(&w->s->unregistered, unregister_rseq() ? 1 : -1, __ATOMIC_RELEASE);
-        round_ops(&w->s->o, &node);
+        round_ops(&w->s->o, &hand);
     }
+    hand_back(&w->s->o, &hand);
     return NULL;
 }
 
@@ -168,9 +201,10 @@ static void shared_child(void *arg)
         wa[k] = (struct worker_arg){&s, k};
         child_check(pthread_create(&t[k], NULL, worker, &wa[k]) == 0, "pthread_create");
     }
-    struct pcpu_list_node node;
+    struct pcpu_list_node *hand = node_new(&s.o);
     for (int r = 0; r < ROUNDS; r++)
-        round_ops(&s.o, &node);
+        round_ops(&s.o, &hand);
+    hand_back(&s.o, &hand);
     for (int k = 0; k < WORKERS; k++)
         child_check(pthread_join(t[k], NULL) == 0, "pthread_join");
     if (__atomic_load_n(&s.unregistered, __ATOMIC_ACQUIRE) < 0)
@@ -193,10 +227,11 @@ static bool cid_mode(void)
 static void *unregister_and_go(void *arg)
 {
     struct objs *o = arg;
-    struct pcpu_list_node node;
-    round_ops(o, &node);
+    struct pcpu_list_node *hand = node_new(o);
+    round_ops(o, &hand);
     bool done = unregister_rseq();
-    round_ops(o, &node);
+    round_ops(o, &hand);
+    hand_back(o, &hand);
     return (void *)(uintptr_t)done;
 }
 
@@ -214,9 +249,10 @@ static void exit_child(void *arg)
         if (!done)
             _exit(CHILD_SKIP);
         rounds += 2;
-        struct pcpu_list_node node;
+        struct pcpu_list_node *hand = NULL;
         for (int r = 0; r < 100; r++, rounds++)
-            round_ops(&o, &node);
+            round_ops(&o, &hand);
+        hand_back(&o, &hand);
     }
     objs_check(&o, rounds);
 }
