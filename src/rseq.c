@@ -178,6 +178,7 @@ static char *thread_pointer(void)
  * at 8192; a kernel that says it was built for more (kernel_max, NR_CPUS
  * - 1) gets atomics instead.
  */
+#if PCPU__RSEQ_ASM
 static bool kernel_ids_fit(void)
 {
     char buf[32];
@@ -190,6 +191,7 @@ static bool kernel_ids_fit(void)
     fclose(f);
     return ok;
 }
+#endif
 
 static bool glibc_registered(void)
 {
