@@ -106,18 +106,28 @@ bool pcpu__units_robust(void)
 
 /* ---- zeroing ---------------------------------------------------------------- */
 
-/* Whether memory reads zero: with AVX2 and from 1 KiB, the bytes ORed
- * together in vectors.  A comparison against a zero block (memcmp) reads
- * twice the bytes, and one
- * chain of ORs waits on itself: four independent accumulators let the
- * core issue two 32-byte loads a cycle (percpu-bench alloc.zerocheck.4096,
- * a never-written 4 KiB object in 2 units: 154 ns with memcmp, 97-118 ns
- * like this; 61-70 ns once written, see pcpu_alloc's limit of reading).
- * Objects are whole 4-byte granules; the vectors may be unaligned. */
+/* Whether memory reads zero: from 1 KiB, the bytes ORed together in the
+ * widest vectors the machine reads well.  A comparison against a zero
+ * block (memcmp) reads twice the bytes, and one chain of ORs waits on
+ * itself: four independent accumulators let the core issue its loads back
+ * to back (percpu-bench alloc.zerocheck.4096, a 4 KiB object in 2 units:
+ * on a Zen 3, 154 ns with memcmp, 61-70 ns with 32-byte vectors; on an
+ * Emerald Rapids Xeon, 51-53 ns with 32-byte vectors and 25-33 ns with
+ * 64-byte ones, which is what pcpu_alloc's 4 KiB pair waits on).  Objects
+ * are whole 4-byte granules; the vectors may be unaligned.
+ *
+ * 64-byte vectors only where they do not slow the core down: Intel cores
+ * before the ones with AVX-VNNI lower their clock while 512-bit
+ * instructions run, which would slow the caller's own code for a while
+ * after every free (glibc takes the same marker for its ZMM routines);
+ * AMD's cores with AVX-512 do not.  Each width's functions come from one
+ * template, so the two cannot disagree. */
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 typedef uint64_t pcpu__v32 __attribute__((vector_size(32), aligned(4), may_alias));
-#define PCPU_HAVE_AVX2_PATH 1
+typedef uint64_t pcpu__v64 __attribute__((vector_size(64), aligned(4), may_alias));
+#define PCPU_HAVE_VECTOR_PATH 1
 
 static bool tail_zero(const char *p, size_t bytes)
 {
@@ -133,89 +143,137 @@ static bool tail_zero(const char *p, size_t bytes)
     }
     return any == 0;
 }
+
+__attribute__((target("avx2"), always_inline)) static inline bool vec_zero_v32(pcpu__v32 o)
+{
+    return _mm256_testz_si256((__m256i)o, (__m256i)o);
+}
+__attribute__((target("avx512f"), always_inline)) static inline bool vec_zero_v64(pcpu__v64 o)
+{
+    return _mm512_test_epi64_mask((__m512i)o, (__m512i)o) == 0;
+}
+
+/*
+ * For vectors of type VT (W bytes, instruction set ISA):
+ * blocks_zero_W    whole 1 KiB blocks, one test each;
+ * pieces_zero_W    whole W-byte pieces (what is left of a size class's
+ *                  object after its blocks);
+ * all_zero_W       any object from 1 KiB: the blocks, the pieces, the tail;
+ * first_dirty_W    the first unit in which an object of whole blocks (the
+ *                  4 KiB class) is not zero, or pcpu__nr_units: every unit
+ *                  in one call and no call inside (so no registers to
+ *                  save) while all are clean.
+ */
+#define PCPU__ZERO_CHECKS(W, VT, ISA)                                                         \
+    __attribute__((target(ISA), always_inline)) static inline bool blocks_zero_##W(          \
+        const char *p, size_t blocks)                                                         \
+    {                                                                                         \
+        enum { per_block = 1024 / sizeof(VT) };                                               \
+        for (; blocks > 0; p += 1024, blocks--) {                                             \
+            const VT *v = (const VT *)(const void *)p;                                        \
+            VT a = v[0], b = v[1], c = v[2], d = v[3];                                        \
+            _Pragma("GCC unroll 8") for (int k = 4; k < per_block; k += 4)                    \
+            {                                                                                 \
+                a |= v[k];                                                                    \
+                b |= v[k + 1];                                                                \
+                c |= v[k + 2];                                                                \
+                d |= v[k + 3];                                                                \
+            }                                                                                 \
+            if (!vec_zero_##W((a | b) | (c | d)))                                             \
+                return false;                                                                 \
+        }                                                                                     \
+        return true;                                                                          \
+    }                                                                                         \
+    __attribute__((target(ISA))) static bool pieces_zero_##W(const char *p, size_t pieces)    \
+    {                                                                                         \
+        const VT *v = (const VT *)(const void *)p;                                            \
+        VT a = {0}, b = {0};                                                                  \
+        size_t k = 0;                                                                         \
+        for (; k + 2 <= pieces; k += 2) {                                                     \
+            a |= v[k];                                                                        \
+            b |= v[k + 1];                                                                    \
+        }                                                                                     \
+        if (k < pieces)                                                                       \
+            a |= v[k];                                                                        \
+        return vec_zero_##W(a | b);                                                           \
+    }                                                                                         \
+    __attribute__((target(ISA))) static bool all_zero_##W(const char *p, size_t bytes)        \
+    {                                                                                         \
+        if (!blocks_zero_##W(p, bytes / 1024))                                                \
+            return false;                                                                     \
+        if (bytes % 1024 == 0)                                                                \
+            return true;                                                                      \
+        p += bytes & ~(size_t)1023;                                                           \
+        bytes %= 1024;                                                                        \
+        return pieces_zero_##W(p, bytes / sizeof(VT)) &&                                      \
+               tail_zero(p + (bytes & ~(sizeof(VT) - 1)), bytes % sizeof(VT));                \
+    }                                                                                         \
+    __attribute__((target(ISA))) static unsigned int first_dirty_##W(const char *cookie,      \
+                                                                     size_t blocks)           \
+    {                                                                                         \
+        unsigned int n = pcpu__nr_units, i = 0;                                               \
+        for (; i < n; i++)                                                                    \
+            if (!blocks_zero_##W(cookie + pcpu__cpu_offsets[i], blocks))                      \
+                break;                                                                        \
+        return i;                                                                             \
+    }
+
+PCPU__ZERO_CHECKS(v32, pcpu__v32, "avx2")
+PCPU__ZERO_CHECKS(v64, pcpu__v64, "avx512f")
 #endif
 
-#ifdef PCPU_HAVE_AVX2_PATH
-/* AVX2: whole 1 KiB blocks of 32-byte vectors, one test each. */
-__attribute__((target("avx2"), always_inline)) static inline bool blocks_zero_v32(const char *p,
-                                                                                 size_t blocks)
+/* The check in use (pcpu__units_zero_check_set can narrow it for tests). */
+static enum pcpu__zero_check zero_check, zero_check_best;
+
+static enum pcpu__zero_check zero_check_detect(void)
 {
-    for (; blocks > 0; p += 1024, blocks--) {
-        const pcpu__v32 *v = (const pcpu__v32 *)(const void *)p;
-        pcpu__v32 a = v[0], b = v[1], c = v[2], d = v[3];
-#pragma GCC unroll 8
-        for (int k = 4; k < 32; k += 4) {
-            a |= v[k];
-            b |= v[k + 1];
-            c |= v[k + 2];
-            d |= v[k + 3];
-        }
-        __m256i o = (__m256i)((a | b) | (c | d));
-        if (!_mm256_testz_si256(o, o))
-            return false;
+#ifdef PCPU_HAVE_VECTOR_PATH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        unsigned int a, b, c, d;
+        bool vnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+        if (vnni || __builtin_cpu_is("amd"))
+            return PCPU__ZERO_CHECK_V64;
     }
-    return true;
-}
-
-/* AVX2: whole 64-byte pieces (what is left of a size class's object). */
-__attribute__((target("avx2"))) static bool pieces_zero_v32(const char *p, size_t pieces)
-{
-    const pcpu__v32 *v = (const pcpu__v32 *)(const void *)p;
-    pcpu__v32 a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
-    for (size_t k = 0; k < 2 * pieces; k += 2) {
-        a |= v[k];
-        b |= v[k + 1];
-    }
-    __m256i o = (__m256i)(a | b);
-    return _mm256_testz_si256(o, o);
-}
-
-/* From 1 KiB: the blocks, then what is left. */
-__attribute__((target("avx2"))) static bool all_zero_v32(const char *p, size_t bytes)
-{
-    if (!blocks_zero_v32(p, bytes / 1024))
-        return false;
-    if (bytes % 1024 == 0)
-        return true;
-    p += bytes & ~(size_t)1023;
-    bytes %= 1024;
-    return pieces_zero_v32(p, bytes / 64) && tail_zero(p + (bytes & ~(size_t)63), bytes % 64);
-}
-
-/* The first unit in which an object of whole 1 KiB blocks (the 4 KiB
- * class) is not zero, or pcpu__nr_units: every unit in one call, and no
- * call inside (so no registers to save) while all are clean. */
-__attribute__((target("avx2"))) static unsigned int first_dirty_unit_v32(const char *cookie,
-                                                                       size_t blocks)
-{
-    unsigned int n = pcpu__nr_units, i = 0;
-    for (; i < n; i++)
-        if (!blocks_zero_v32(cookie + pcpu__cpu_offsets[i], blocks))
-            break;
-    return i;
-}
-
-static bool have_avx2;
+    if (__builtin_cpu_supports("avx2"))
+        return PCPU__ZERO_CHECK_V32;
 #endif
+    return PCPU__ZERO_CHECK_LIBC;
+}
 
 static void zero_check_init(void)
 {
-#ifdef PCPU_HAVE_AVX2_PATH
-    __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2");
-#endif
+    zero_check_best = zero_check_detect();
+    zero_check = zero_check_best;
+}
+
+enum pcpu__zero_check pcpu__units_zero_check(void)
+{
+    return zero_check;
+}
+
+int pcpu__units_zero_check_set(enum pcpu__zero_check c)
+{
+    if (c > zero_check_best)
+        return -1;
+    zero_check = c;
+    return 0;
 }
 
 /* Otherwise the C library's memcmp against a block of zeroes: below 1 KiB
  * its short-length code costs less than the setup of the loops above, and
- * without AVX2 it is what there is. */
+ * without the vector paths it is what there is. */
 static const unsigned char zero_block[1024];
 
 static inline __attribute__((always_inline)) bool all_zero(const char *p, size_t bytes)
 {
-#ifdef PCPU_HAVE_AVX2_PATH
-    if (likely(have_avx2) && bytes >= 1024)
-        return all_zero_v32(p, bytes);
+#ifdef PCPU_HAVE_VECTOR_PATH
+    if (likely(bytes >= 1024)) {
+        if (zero_check == PCPU__ZERO_CHECK_V64)
+            return all_zero_v64(p, bytes);
+        if (zero_check == PCPU__ZERO_CHECK_V32)
+            return all_zero_v32(p, bytes);
+    }
 #endif
     for (; bytes > sizeof(zero_block); p += sizeof(zero_block), bytes -= sizeof(zero_block))
         if (memcmp(p, zero_block, sizeof(zero_block)) != 0)
@@ -242,9 +300,10 @@ void pcpu__units_zero_large(void *cookie, size_t bytes)
 __attribute__((noinline)) void pcpu__units_zero_blocks(void *cookie, size_t bytes)
 {
     unsigned int i = 0;
-#ifdef PCPU_HAVE_AVX2_PATH
-    if (likely(have_avx2)) {
-        i = first_dirty_unit_v32(cookie, bytes / 1024);
+#ifdef PCPU_HAVE_VECTOR_PATH
+    if (likely(zero_check != PCPU__ZERO_CHECK_LIBC)) {
+        i = zero_check == PCPU__ZERO_CHECK_V64 ? first_dirty_v64(cookie, bytes / 1024)
+                                               : first_dirty_v32(cookie, bytes / 1024);
         if (likely(i == pcpu__nr_units))
             return;
     }

@@ -21,6 +21,18 @@ PCPU_HIDDEN extern bool pcpu__units_hooked;
 PCPU_HIDDEN void pcpu__units_init(bool robust);
 PCPU_HIDDEN bool pcpu__units_robust(void);
 
+/* How objects from 1 KiB are checked for zero (units.c): the C library's
+ * memcmp, 32-byte (AVX2) or 64-byte (AVX-512) vectors; chosen at
+ * initialisation from what the CPU does well.  Tests narrow the choice
+ * with pcpu__units_zero_check_set() (-1 if the CPU lacks the one asked
+ * for) to check every path on one machine; not thread-safe against frees
+ * running at the same time. */
+enum pcpu__zero_check { PCPU__ZERO_CHECK_LIBC, PCPU__ZERO_CHECK_V32, PCPU__ZERO_CHECK_V64 };
+PCPU_HIDDEN enum pcpu__zero_check pcpu__units_zero_check(void);
+PCPU_HIDDEN int pcpu__units_zero_check_set(enum pcpu__zero_check c);
+
+/* Zero an object of any size beyond 16 bytes in every unit where it is
+ * not zero already. */
 PCPU_HIDDEN void pcpu__units_zero_large(void *cookie, size_t bytes);
 /* The same for whole 1 KiB blocks (the 4 KiB class). */
 PCPU_HIDDEN void pcpu__units_zero_blocks(void *cookie, size_t bytes);
