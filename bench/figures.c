@@ -1006,8 +1006,10 @@ static bool zc_wide(void)
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
 /* The width the check uses: 64, 32 or 16 bytes (figures_alloc sets it). */
 static unsigned int zc_width = 16;
+#endif
 
 static void zc_choose(void)
 {
