@@ -1892,23 +1892,31 @@ static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *
  * compare more), plus, once per batch of adds on a unit, a fold under the
  * lock (a contended cache line).  A counter holds 4 bytes per unit of
  * per-CPU memory (pcpu_counter_init_many() packs n counters' deltas into
- * one allocation of 4 * n bytes per unit).
+ * one allocation of 4 * n bytes per unit), and the struct is 120 bytes:
+ * what the adds read and what the folds write are kept 64 bytes apart, so
+ * that one CPU's fold does not make every other CPU's next add miss.
  */
 struct pcpu_counter {
-    int64_t count;       /* the folded value: pcpu_counter_read()      */
+    /* Read by every add; written only by init, set, the limits and the
+     * first add with a larger batch. */
     int32_t *counters;   /* per-CPU deltas (a cookie), NULL: no counter */
     /* The fold threshold of pcpu_counter_add() (an int32_t value): 64
      * bits wide so that the compiler knows the sequences' 32-bit stores
      * cannot change it, and keeps it in a register across a loop of adds. */
     int64_t batch;
-    int32_t max_batch;   /* largest batch an add used: the error bound */
-    uint32_t lock;       /* futex word: folds, sum, set, limits        */
-    uint32_t gate;       /* PCPU__CTR_GATE_*: limited fast paths closed */
-    uint32_t flags;      /* PCPU__CTR_*                                */
     int64_t limit_hi;    /* the limits the gates were opened for       */
     int64_t limit_lo;
+    int32_t max_batch;   /* largest batch an add used: the error bound */
+    uint32_t gate;       /* PCPU__CTR_GATE_*: limited fast paths closed */
+    uint32_t flags;      /* PCPU__CTR_*                                */
+    /* Written by every fold.  The gap keeps these 64 bytes or more from
+     * the fields above, so that they never share a cache line, wherever
+     * the counter lies: another CPU's fold then does not take the line
+     * every add reads from under it (percpu-bench counter.percpu.add). */
+    unsigned char pcpu__gap[64];
+    uint32_t lock;       /* futex word: folds, sum, set, limits        */
+    int64_t count;       /* the folded value: pcpu_counter_read()      */
 };
-
 /* The largest batch a counter uses; larger ones are taken as this (the
  * local deltas then never overflow their 32 bits). */
 #define PCPU_COUNTER_MAX_BATCH ((int32_t)1 << 30)

@@ -70,6 +70,15 @@
  */
 #include "clients.h"
 
+/* The fields every add reads and the ones every fold writes never share a
+ * cache line (see struct pcpu_counter). */
+_Static_assert(offsetof(struct pcpu_counter, lock) >=
+                   offsetof(struct pcpu_counter, flags) + sizeof(uint32_t) + 64,
+               "a fold's writes would share a cache line with the adds' reads");
+_Static_assert(offsetof(struct pcpu_counter, count) > offsetof(struct pcpu_counter, lock),
+               "count is written by folds too: it belongs after the gap");
+_Static_assert(sizeof(struct pcpu_counter) == 120, "percpu.h gives a counter's size");
+
 #define GATE_HI 1u
 #define GATE_LO 2u
 #define GATE_BITS (GATE_HI | GATE_LO)
