@@ -930,69 +930,43 @@ static void malloc_run(void *p, uint64_t n)
  * same way): the bytes ORed into four independent vector accumulators, so
  * that loads issue back to back.  alloc.percpu.4096 is measured against
  * it. */
-typedef uint64_t zc_v16 __attribute__((vector_size(16), aligned(4), may_alias));
-static bool zc_zero_v16(const char *p, size_t bytes)
-{
-    for (; bytes >= 256; p += 256, bytes -= 256) {
-        const zc_v16 *v = (const zc_v16 *)(const void *)p;
-        zc_v16 a = v[0], b = v[1], c = v[2], d = v[3];
-#pragma GCC unroll 4
-        for (int k = 4; k < 16; k += 4) {
-            a |= v[k];
-            b |= v[k + 1];
-            c |= v[k + 2];
-            d |= v[k + 3];
-        }
-        zc_v16 o = (a | b) | (c | d);
-        if ((o[0] | o[1]) != 0)
-            return false;
+/* One template for every width: VT the vector type, BLOCK the bytes ORed
+ * before each test, NONZERO that test; the rest is the function's
+ * attributes (its instruction set). */
+#define ZC_ZERO_FN(NAME, VT, BLOCK, NONZERO, ...)                                         \
+    __VA_ARGS__ static bool NAME(const char *p, size_t bytes)                             \
+    {                                                                                     \
+        enum { per_block = BLOCK / sizeof(VT) };                                          \
+        for (; bytes >= BLOCK; p += BLOCK, bytes -= BLOCK) {                              \
+            const VT *v = (const VT *)(const void *)p;                                    \
+            VT a = v[0], b = v[1], c = v[2], d = v[3];                                    \
+            _Pragma("GCC unroll 8") for (int k = 4; k < per_block; k += 4)                \
+            {                                                                             \
+                a |= v[k];                                                                \
+                b |= v[k + 1];                                                            \
+                c |= v[k + 2];                                                            \
+                d |= v[k + 3];                                                            \
+            }                                                                             \
+            if (NONZERO((a | b) | (c | d)))                                               \
+                return false;                                                             \
+        }                                                                                 \
+        return true; /* 4096 bytes: no tail */                                            \
     }
-    return true; /* 4096 bytes: no tail */
-}
+
+typedef uint64_t zc_v16 __attribute__((vector_size(16), aligned(4), may_alias));
+#define ZC_NONZERO_V16(o) (((o)[0] | (o)[1]) != 0)
+ZC_ZERO_FN(zc_zero_v16, zc_v16, 256, ZC_NONZERO_V16)
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #include <immintrin.h>
 typedef uint64_t zc_v32 __attribute__((vector_size(32), aligned(4), may_alias));
-__attribute__((target("avx2"))) static bool zc_zero_v32(const char *p, size_t bytes)
-{
-    for (; bytes >= 1024; p += 1024, bytes -= 1024) {
-        const zc_v32 *v = (const zc_v32 *)(const void *)p;
-        zc_v32 a = v[0], b = v[1], c = v[2], d = v[3];
-#pragma GCC unroll 8
-        for (int k = 4; k < 32; k += 4) {
-            a |= v[k];
-            b |= v[k + 1];
-            c |= v[k + 2];
-            d |= v[k + 3];
-        }
-        zc_v32 o = (a | b) | (c | d);
-        if ((o[0] | o[1] | o[2] | o[3]) != 0)
-            return false;
-    }
-    return true; /* 4096 bytes: no tail */
-}
-#endif
+#define ZC_NONZERO_V32(o) (((o)[0] | (o)[1] | (o)[2] | (o)[3]) != 0)
+ZC_ZERO_FN(zc_zero_v32, zc_v32, 1024, ZC_NONZERO_V32, __attribute__((target("avx2"))))
 
-#if defined(__x86_64__) && defined(__GNUC__)
 typedef uint64_t zc_v64 __attribute__((vector_size(64), aligned(4), may_alias));
-__attribute__((target("avx512f"))) static bool zc_zero_v64(const char *p, size_t bytes)
-{
-    for (; bytes >= 1024; p += 1024, bytes -= 1024) {
-        const zc_v64 *v = (const zc_v64 *)(const void *)p;
-        zc_v64 a = v[0], b = v[1], c = v[2], d = v[3];
-#pragma GCC unroll 4
-        for (int k = 4; k < 16; k += 4) {
-            a |= v[k];
-            b |= v[k + 1];
-            c |= v[k + 2];
-            d |= v[k + 3];
-        }
-        __m512i o = (__m512i)((a | b) | (c | d));
-        if (_mm512_test_epi64_mask(o, o) != 0)
-            return false;
-    }
-    return true;
-}
+#define ZC_NONZERO_V64(o) (_mm512_test_epi64_mask((__m512i)(o), (__m512i)(o)) != 0)
+ZC_ZERO_FN(zc_zero_v64, zc_v64, 1024, ZC_NONZERO_V64, __attribute__((target("avx512f"))))
 
 /* 64-byte vectors where the library takes them (units.c says why: cores
  * that keep their clock under AVX-512). */
@@ -1004,9 +978,7 @@ static bool zc_wide(void)
     return (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4))) ||
            __builtin_cpu_is("amd");
 }
-#endif
 
-#if defined(__x86_64__) && defined(__GNUC__)
 /* The width the check uses: 64, 32 or 16 bytes (figures_alloc sets it). */
 static unsigned int zc_width = 16;
 #endif

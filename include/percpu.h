@@ -1897,8 +1897,9 @@ static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *
  * that one CPU's fold does not make every other CPU's next add miss.
  */
 struct pcpu_counter {
-    /* Read by every add; written only by init, set, the limits and the
-     * first add with a larger batch. */
+    /* Read by every add; written only by init and destroy, by the limits
+     * (limited adds, and folds that bring the count near a limit) and by
+     * the first add with a larger batch. */
     int32_t *counters;   /* per-CPU deltas (a cookie), NULL: no counter */
     /* The fold threshold of pcpu_counter_add() (an int32_t value): 64
      * bits wide so that the compiler knows the sequences' 32-bit stores
@@ -1917,6 +1918,7 @@ struct pcpu_counter {
     uint32_t lock;       /* futex word: folds, sum, set, limits        */
     int64_t count;       /* the folded value: pcpu_counter_read()      */
 };
+
 /* The largest batch a counter uses; larger ones are taken as this (the
  * local deltas then never overflow their 32 bits). */
 #define PCPU_COUNTER_MAX_BATCH ((int32_t)1 << 30)

@@ -286,7 +286,8 @@ static inline __attribute__((always_inline)) bool all_zero(const char *p, size_t
  * cache line: where the link happened to put it moved the 64-byte pair
  * (alloc.percpu.64, which spends a sixth of its time here) by 5-7%
  * between builds that did not change it. */
-static __attribute__((noinline, aligned(64))) void zero_units_from(void *cookie, size_t bytes, unsigned int i)
+static __attribute__((noinline, aligned(64))) void zero_units_from(void *cookie, size_t bytes,
+                                                                   unsigned int i)
 {
     for (unsigned int n = pcpu__nr_units; i < n; i++) {
         char *p = (char *)cookie + pcpu__cpu_offsets[i];
