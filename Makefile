@@ -7,7 +7,7 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 PACKAGES   := cmake gcc g++ make pkg-config libcmocka-dev gnuplot-nox clang libclang-rt-14-dev \
-              systemtap-sdt-dev bpftrace doxygen man-db
+              systemtap-sdt-dev bpftrace doxygen man-db valgrind
 FUZZ_SECONDS ?= 60
 
 CROSS_PACKAGES := gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user

@@ -682,27 +682,29 @@ extern "C" {
 #define PCPU__TC_RETRY 0
 
 /*
- * Where the sequences find the thread's rseq area.  glibc 2.35+ keeps one
- * in every thread's control block at the const offset __rseq_offset, also
- * when it did not register it (the library registers it then), so the
- * area is always at thread pointer + __rseq_offset.
+ * Where the sequences find the thread's rseq area: thread pointer +
+ * pcpu__rseq_area, the same offset in every thread.  The library chooses
+ * the area once, before any code that uses it runs (a constructor of its
+ * own): glibc's when glibc registered it (its __rseq_offset), else the one
+ * another rseq library already owns (librseq's rseq_offset), else glibc's
+ * unregistered area (or one of the library's own with a C library that
+ * has none), which the library then registers thread by thread.  const
+ * for the code that reads it, like pcpu__index_disp below: the compiler
+ * keeps it in a register across a loop of operations.
  */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-extern const ptrdiff_t __rseq_offset;
-#define PCPU__RSEQ_CS_TP ((char *)(uintptr_t)(__rseq_offset + 8))
-#define PCPU__RSEQ_AREA_TP ((char *)(uintptr_t)__rseq_offset)
+#ifdef PCPU__LIBRARY_BUILD
+PCPU__PUBLIC extern ptrdiff_t pcpu__rseq_area;
 #else
-#define PCPU__RSEQ_CS_TP (pcpu__tc.cs_ptr)
-#define PCPU__RSEQ_AREA_TP (pcpu__tc.cs_ptr - 8)
+PCPU__PUBLIC extern const ptrdiff_t pcpu__rseq_area;
 #endif
+#define PCPU__RSEQ_CS_TP ((char *)(uintptr_t)(pcpu__rseq_area + 8))
+#define PCPU__RSEQ_AREA_TP ((char *)(uintptr_t)pcpu__rseq_area)
 
 /*
  * Everything the inline code reads, in one exported variable.  The thread's
  * index (rseq cpu_id or mm_cid) is the 32-bit word at thread pointer +
- * idx_off; the rseq area itself is at thread pointer + rseq_off, the same
- * offset in every thread (glibc's __rseq_offset, whoever registered that
- * area, or the library's own initial-exec TLS area with a C library that
- * has none).  An index i < limit selects offs[i], the
+ * idx_off (pcpu__rseq_area plus the index word's place in the area).
+ * An index i < limit selects offs[i], the
  * cookie-to-copy offset of its unit, so finding the copy is one load.
  * Limits so that each path can be switched off on its own.  The rseq
  * sequences have a table of their own, seq_offs: the same offsets while
@@ -715,13 +717,9 @@ struct pcpu__thiscpu_state {
     uint32_t pad0_;
     uint32_t atomic_limit;  /* indexes the atomic path may use inline      */
     uint32_t ptr_limit;     /* indexes pcpu_this_ptr() may use inline      */
-    intptr_t rseq_off;      /* struct rseq, from the thread pointer        */
+    intptr_t rseq_off;      /* pcpu__rseq_area                             */
     intptr_t idx_off;       /* the index word, from the thread pointer     */
-    /* Thread-pointer offset of rseq_cs for the sequences where glibc does
-     * not say where its area is (glibc's own __rseq_offset is const, so
-     * the compiler keeps it in a register across a loop of updates; this
-     * one it has to reload).  Always valid: set by a constructor. */
-    char *cs_ptr;
+    char *unused_;          /* (was the rseq_cs offset; pcpu__rseq_area) */
     uint32_t cid;           /* the index is mm_cid, not cpu_id             */
     uint32_t pad32_;
     /* seq_offs[-2] and [-1], always 0: the sequences sign-extend the
@@ -1979,8 +1977,12 @@ static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, in
  *
  * Allocates one int32_t per unit (pcpu_alloc()).  The batch of
  * pcpu_counter_add() is pcpu_counter_batch().
- * Returns 0, or -1 with errno ENOMEM (the per-CPU allocation failed; @c
- * is left as it was and nothing is allocated).
+ * Returns 0, or -1 with errno:
+ *   ENOMEM  the per-CPU allocation failed, or the allocator could not be
+ *           set up for lack of memory (an address-space limit below the
+ *           first chunk); @c is left as it was and nothing is allocated;
+ *   EINVAL  the allocator's configuration from the environment is unusable
+ *           (PERCPU_BACKEND, PERCPU_INDEX: see pcpu_init()).
  * Thread safety: not concurrently with other calls on @c.  Not
  * async-signal-safe.
  */
@@ -1999,8 +2001,10 @@ PCPU__PUBLIC int pcpu_counter_init(struct pcpu_counter *c, int64_t value);
  * Destroy them together with pcpu_counter_destroy_many() (one of them
  * alone with pcpu_counter_destroy() stops the process with a message).
  * Returns 0, or -1 with errno:
- *   EINVAL  @n is 0, or 4 * @n bytes is more than pcpu_alloc() accepts;
- *   ENOMEM  the per-CPU allocation failed; nothing is allocated and the
+ *   EINVAL  @n is 0, or 4 * @n bytes is more than pcpu_alloc() accepts
+ *           (or the configuration from the environment is unusable);
+ *   ENOMEM  the per-CPU allocation failed, or the allocator could not be
+ *           set up for lack of memory; nothing is allocated and the
  *           counters are left as they were.
  * Thread safety: not concurrently with other calls on these counters.
  * Not async-signal-safe.
@@ -2035,8 +2039,10 @@ PCPU__PUBLIC void pcpu_counter_destroy_many(struct pcpu_counter *c, unsigned int
 /**
  * pcpu_counter_add_batch - add @v to @c, folding at @batch.
  * @c:     an initialised counter.
- * @v:     any amount; one outside (-@batch, @batch) goes straight to the
- *         shared count (one atomic add, or under the lock).
+ * @v:     any amount; one outside (-@batch, @batch) folds the calling
+ *         unit's delta and @v into the shared count at once (as the
+ *         kernel's add does: with a batch of 1 every delta stays 0 and
+ *         pcpu_counter_read() is exact).
  * @batch: the fold threshold for this add: 1 .. PCPU_COUNTER_MAX_BATCH
  *         (smaller values are taken as 1, larger as the maximum).  A
  *         batch larger than the counter's before widens its error bound

@@ -190,14 +190,16 @@ static int64_t sum_locked(struct pcpu_counter *c)
 
 /* ---- the add ------------------------------------------------------------------- */
 
-void pcpu__counter_fold(struct pcpu_counter *c, int32_t v, int32_t batch)
+/* Fold the current unit's delta and v into C: what an add does when the
+ * two reach the batch (also when v alone does, as the kernel's add does,
+ * so that a batch of 1 keeps every delta at 0 and read() exact). */
+static void fold_with(struct pcpu_counter *c, int64_t v)
 {
-    (void)batch;
     int saved = errno;
     if (!lock_fold(c)) {
         /* A handler while its thread holds a counter's lock: v was not
          * written anywhere, so one atomic add to C is the whole add. */
-        __atomic_fetch_add(&c->count, (int64_t)v, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->count, v, __ATOMIC_RELAXED);
         errno = saved;
         return;
     }
@@ -207,10 +209,16 @@ void pcpu__counter_fold(struct pcpu_counter *c, int32_t v, int32_t batch)
     errno = saved;
 }
 
+void pcpu__counter_fold(struct pcpu_counter *c, int32_t v, int32_t batch)
+{
+    (void)batch;
+    fold_with(c, v);
+}
+
 bool pcpu__counter_slow(struct pcpu_counter *c, int64_t v, int32_t batch)
 {
     if (v <= -(int64_t)batch || v >= (int64_t)batch) {
-        __atomic_fetch_add(&c->count, v, __ATOMIC_RELAXED);
+        fold_with(c, v);
         return false;
     }
     int32_t *p = pcpu__clients_unit(c->counters);
@@ -247,7 +255,16 @@ void pcpu__counter_note_batch(struct pcpu_counter *c, int32_t batch)
 
 int pcpu_counter_init_many(struct pcpu_counter *c, int64_t value, unsigned int n)
 {
-    if (n == 0 || n > pcpu_max_alloc_size() / sizeof(int32_t)) {
+    if (n == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* 0: the allocator cannot be set up, and says why in errno (ENOMEM
+     * when the OS refuses the first chunk). */
+    size_t max = pcpu_max_alloc_size();
+    if (max == 0)
+        return -1;
+    if (n > max / sizeof(int32_t)) {
         errno = EINVAL;
         return -1;
     }

@@ -24,12 +24,28 @@
  * that a module's destructor could clear the rseq_cs of every enrolled
  * thread; that limit was a fourth load in every sequence.)
  *
- * Where the rseq area comes from: glibc 2.35+ registers one per thread and
- * publishes its offset (__rseq_offset, __rseq_size != 0).  When it did not
- * (older glibc, or GLIBC_TUNABLES=glibc.pthread.rseq=0) the library
- * registers an initial-exec TLS area of its own, lazily: its cpu_id starts
- * at -1, which fails the inline range check and lands here, where the
- * thread registers; a pthread key destructor unregisters it at thread exit.
+ * Whose rseq area.  The kernel takes one rseq area per thread, so every
+ * rseq user of a process must agree on it.  The area is chosen once,
+ * before any code that uses the library runs (rseq_early), and the
+ * library registers nothing until a thread's first this-CPU operation
+ * finds that thread unregistered (the slow path, own_register):
+ *  - glibc 2.35+ registers one per thread and publishes its offset
+ *    (__rseq_offset, __rseq_size != 0): used as it is;
+ *  - else, when a library that follows librseq's protocol is loaded (it
+ *    exports rseq_offset, rseq_size and rseq_register_current_thread,
+ *    and owns registration when glibc does not), its area: a thread it
+ *    registered is used as it is, and one it did not is registered with
+ *    that area, its length and the common signature, so that librseq's
+ *    own sequences work on it too;
+ *  - else glibc's own area (every thread has one at __rseq_offset, also
+ *    when glibc leaves it unregistered), registered by the library; with
+ *    a C library that has none, an initial-exec TLS area of its own.  A
+ *    thread whose area is already registered (EBUSY: another copy of this
+ *    library did it, or glibc did it for a thread created by a registered
+ *    one) is used as it is.
+ * A thread that already has another area registered (EINVAL: some other
+ * library registered its own) cannot run the sequences: the process
+ * switches to atomics, and says so once on stderr.
  *
  * Why the modes are global: a restartable sequence updates a unit with a
  * plain (unlocked) add, which is only safe if every thread that touches the
@@ -46,6 +62,7 @@
  */
 #include "rseq.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -99,15 +116,27 @@ _Static_assert(offsetof(struct pcpu__thiscpu_state, seq_offs) -
                    2 * sizeof(intptr_t),
                "seq_offs[-2] and seq_offs[-1] are seq_neg_");
 
-/* The library's own area; cpu_id and mm_cid start out of every range so
- * that the inline paths send an unregistered thread here. */
+/* The library's own area, with a C library that has none; cpu_id and
+ * mm_cid start out of every range so that the inline paths send an
+ * unregistered thread here. */
 static __thread struct pcpu_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {
     .cpu_id = UINT32_MAX,
     .mm_cid = UINT32_MAX,
 };
-/* REG_BORROWED: someone else (glibc) registered the area for this thread. */
-enum { REG_NONE, REG_DONE, REG_FAILED, REG_BORROWED };
+/* REG_FAILED: this thread cannot have the area registered (another one is,
+ * or the kernel refused); it is not asked again. */
+enum { REG_NONE, REG_FAILED };
 static __thread unsigned char own_state __attribute__((tls_model("initial-exec")));
+
+/* Who registers the threads' areas (see the top of the file). */
+enum owner { OWNER_GLIBC, OWNER_LIBRSEQ, OWNER_SELF };
+static enum owner owner = OWNER_SELF;
+/* librseq's rseq_size, when it owns registration (its registration
+ * length follows it). */
+static const unsigned int *librseq_size;
+/* Thread-pointer offset of the area the sequences use; valid memory in
+ * every thread from the first constructor on. */
+ptrdiff_t pcpu__rseq_area;
 
 /* Where in the rseq area the index word is: cpu_id until decided
  * otherwise. */
@@ -121,13 +150,9 @@ static bool disp_fixed;
 
 /* tc_lock: modes, limits and tables. */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t thread_key;
-static bool thread_key_ok;
 
 /* Set at init, read by the slow paths (no lock: written before mode is
  * published with release, read after it with acquire). */
-static bool use_own;            /* threads register own_rseq            */
 static bool have_idx;           /* the index word can be read at all    */
 static bool cid_mode;           /* the index word is mm_cid             */
 static bool use_rseq;           /* pcpu__rseq_start() enables rseq      */
@@ -137,25 +162,25 @@ static unsigned int nr_units;
 static unsigned int nr_os_ids;
 static unsigned int os_index[PCPU_MAX_CPUS]; /* OS CPU id -> CPU index */
 
-static bool rseq_syscall_exists(void)
+static long sys_rseq(struct pcpu_rseq_area *area, uint32_t len, int flags)
 {
 #ifdef SYS_rseq
-    return true;
-#else
-    return false;
-#endif
-}
-
-static long sys_rseq(struct pcpu_rseq_area *area, int flags)
-{
-#ifdef SYS_rseq
-    return syscall(SYS_rseq, area, PCPU_RSEQ_ORIG_SIZE, flags, PCPU__RSEQ_SIG);
+    return syscall(SYS_rseq, area, len, flags, PCPU__RSEQ_SIG);
 #else
     (void)area;
+    (void)len;
     (void)flags;
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+/* Whether this process may make rseq calls at all, without registering
+ * anything: the kernel answers EINVAL to a NULL area when it has the call
+ * and no filter (seccomp) refuses it. */
+static bool rseq_allowed(void)
+{
+    return sys_rseq(NULL, 0, 0) != 0 && errno == EINVAL;
 }
 
 static char *thread_pointer(void)
@@ -209,40 +234,62 @@ static bool cid_possible(void)
     return __rseq_size >= PCPU_RSEQ_MM_CID_END || __rseq_size == 20;
 }
 
-/* The area the library registers when glibc did not: glibc's own (every
- * thread has one at __rseq_offset even when glibc leaves it unregistered,
- * with cpu_id set to "registration failed"), which is where the inline
- * sequences look; own_rseq only with a C library that has none. */
-static struct pcpu_rseq_area *own_area(void)
+/* The calling thread's area (valid memory once rseq_early ran). */
+static struct pcpu_rseq_area *thread_area(void)
 {
-    if (&__rseq_offset != NULL)
-        return (struct pcpu_rseq_area *)(thread_pointer() + __rseq_offset);
-    return &own_rseq;
+    return (struct pcpu_rseq_area *)(thread_pointer() + pcpu__rseq_area);
 }
 
-/* Thread exit (pthread key destructor): give the library's own rseq
- * registration back.  A later operation in this thread (another key's
- * destructor) comes back through the slow path and registers again, which
- * sets the key again, so this runs again. */
-static void thread_exit(void *arg)
+/* cpu_id holds a CPU number only while the area is registered: -1 before
+ * (the kernel's "uninitialised", also after an unregistration) and -2
+ * where glibc's registration failed. */
+static bool area_registered(const struct pcpu_rseq_area *area)
 {
-    (void)arg;
-    if (own_state != REG_DONE)
+    return __atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED) < UINT32_MAX - 1;
+}
+
+/* The length a librseq area is registered with: what librseq itself uses
+ * (its feature size, at least the original 32 bytes), so that its own
+ * unregistration of the thread later matches. */
+static uint32_t librseq_len(void)
+{
+    unsigned int n = __atomic_load_n(librseq_size, __ATOMIC_RELAXED);
+    return n > PCPU_RSEQ_ORIG_SIZE && n != UINT32_MAX ? n : PCPU_RSEQ_ORIG_SIZE;
+}
+
+/* Choose the area (see the top of the file).  Runs before any sequence
+ * can, so that pcpu__rseq_area never changes under code that keeps it in
+ * a register. */
+static void choose_area(void)
+{
+    if (glibc_registered()) {
+        owner = OWNER_GLIBC;
+        pcpu__rseq_area = __rseq_offset;
         return;
-    struct pcpu_rseq_area *area = own_area();
-    if (sys_rseq(area, PCPU_RSEQ_UNREGISTER) == 0) {
-        /* No longer the kernel's: make the index word fail the inline
-         * range checks again, so a later operation in this thread comes
-         * back and registers anew. */
-        __atomic_store_n(&area->cpu_id, UINT32_MAX, __ATOMIC_RELAXED);
-        __atomic_store_n(&area->mm_cid, UINT32_MAX, __ATOMIC_RELAXED);
-        own_state = REG_NONE;
     }
-}
-
-static void make_key(void)
-{
-    thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
+    const ptrdiff_t *off = dlsym(RTLD_DEFAULT, "rseq_offset");
+    const unsigned int *size = dlsym(RTLD_DEFAULT, "rseq_size");
+    int (*reg)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "rseq_register_current_thread");
+    int (*unreg)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "rseq_unregister_current_thread");
+    if (off && size && reg && unreg) {
+        /* librseq sets its offset in a constructor that may not have run
+         * yet (the order of unrelated libraries' constructors is the
+         * link's); its registration runs it.  The thread is unregistered
+         * again at once, so librseq's own registration of it later works,
+         * but only when nothing had registered it. */
+        if (__atomic_load_n(size, __ATOMIC_ACQUIRE) == UINT32_MAX &&
+            rseq_allowed() && reg() == 0)
+            (void)unreg();
+        if (__atomic_load_n(size, __ATOMIC_ACQUIRE) != UINT32_MAX) {
+            owner = OWNER_LIBRSEQ;
+            librseq_size = size;
+            pcpu__rseq_area = *off;
+            return;
+        }
+    }
+    owner = OWNER_SELF;
+    pcpu__rseq_area = &__rseq_offset != NULL ? __rseq_offset
+                                             : (char *)&own_rseq - thread_pointer();
 }
 
 /* Open the sequences' table (tc_lock held): the offsets of offs for the
@@ -265,31 +312,32 @@ static void close_seq_locked(void)
     seq_open = 0;
 }
 
-/* Register own_rseq for the calling thread if the library uses it and it
- * is not registered yet.  Returns false if that failed. */
+/* Make sure the calling thread's area is registered, registering it if
+ * the library does that (not with glibc's own registration).  Returns
+ * false if it cannot be. */
 static bool own_register(void)
 {
-    if (!use_own || own_state == REG_DONE || own_state == REG_BORROWED)
+    if (owner == OWNER_GLIBC)
+        return true;
+    struct pcpu_rseq_area *area = thread_area();
+    /* Registered already: by its owner, by another copy of this library,
+     * or by glibc for a thread created by a registered one. */
+    if (area_registered(area))
         return true;
     if (own_state == REG_FAILED)
         return false;
-    struct pcpu_rseq_area *area = own_area();
-    /* EBUSY: this very area is registered already (glibc registers new
-     * threads' areas itself once one of its threads has an area
-     * registered), with the same signature: that is all we need. */
-    if (sys_rseq(area, 0) != 0) {
-        if (errno == EBUSY && __atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED) < UINT32_MAX - 1) {
-            own_state = REG_BORROWED;
-            return true;
-        }
-        own_state = REG_FAILED;
-        return false;
+    uint32_t len = owner == OWNER_LIBRSEQ ? librseq_len() : PCPU_RSEQ_ORIG_SIZE;
+    if (sys_rseq(area, len, 0) == 0 || (errno == EBUSY && area_registered(area)))
+        return true;
+    if (errno == EINVAL) {
+        static bool told;
+        if (!__atomic_exchange_n(&told, true, __ATOMIC_RELAXED))
+            pcpu__warn("another library registered a thread's rseq area, not %s: this-CPU "
+                       "operations use atomics (see \"Whose rseq area\" in percpu.h)",
+                       owner == OWNER_LIBRSEQ ? "librseq's" : "glibc's");
     }
-    own_state = REG_DONE;
-    /* The destructor only runs for threads with a non-NULL value. */
-    if (thread_key_ok)
-        pthread_setspecific(thread_key, &own_state);
-    return true;
+    own_state = REG_FAILED;
+    return false;
 }
 
 static uint32_t read_idx(void)
@@ -348,8 +396,7 @@ static intptr_t offline_off(void)
 
 void pcpu__rseq_disarm(void)
 {
-    __atomic_store_n((uint64_t *)(void *)((char *)own_area() + PCPU_RSEQ_CS_OFF), 0,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&thread_area()->rseq_cs, 0, __ATOMIC_RELAXED);
 }
 
 struct pcpu__slow pcpu__rseq_slow(const void *cookie)
@@ -403,12 +450,13 @@ bool pcpu__rseq_active(void)
 }
 
 /* Before any operation can run (this runs ahead of the constructors of
- * the program and of the libraries that use this one), point the
- * sequences at a real rseq area: glibc's, or this library's own. */
+ * the program and of the libraries that use this one), choose the area
+ * the sequences use. */
 __attribute__((constructor(101))) static void rseq_early(void)
 {
-    intptr_t off = (intptr_t)((char *)own_area() - thread_pointer());
-    pcpu__tc.cs_ptr = (char *)(off + PCPU_RSEQ_CS_OFF);
+    int saved = errno;
+    choose_area();
+    pcpu__tc.rseq_off = pcpu__rseq_area;
     pcpu__tc.cid = 0;
     /* The index mode the environment asks for, decided before any code
      * can read the displacement (pcpu_init() may still change it, up to
@@ -416,6 +464,7 @@ __attribute__((constructor(101))) static void rseq_early(void)
     const char *ix = getenv("PERCPU_INDEX");
     if (ix && strcmp(ix, "cid") == 0 && cid_possible())
         pcpu__index_disp = DISP_CID;
+    errno = saved;
 }
 
 void pcpu__rseq_fork_prepare(void)
@@ -442,28 +491,16 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
 {
     int saved = errno;
     pthread_mutex_lock(&tc_lock);
-    pthread_once(&key_once, make_key);
 
     nr_units = ai->nr_units;
     nr_os_ids = ai->nr_os_ids < PCPU_MAX_CPUS ? ai->nr_os_ids : PCPU_MAX_CPUS;
     for (unsigned int id = 0; id < nr_os_ids; id++)
         os_index[id] = ai->index_of_os[id] < nr_units ? ai->index_of_os[id] : 0;
 
-    /* Where the index word lives. */
-    intptr_t rseq_off = 0;
-    have_idx = false;
-    use_own = false;
-    bool cid_ok = cid_possible();
-    if (glibc_registered()) {
-        rseq_off = __rseq_offset;
-        have_idx = true;
-    } else if (rseq_syscall_exists()) {
-        use_own = true;
-        rseq_off = (intptr_t)((char *)own_area() - thread_pointer());
-        have_idx = own_register();
-        if (!have_idx)
-            use_own = false;
-    }
+    /* Whether the index word can be read: nothing is registered here
+     * (threads are, one by one, on their first operation). */
+    have_idx = owner == OWNER_GLIBC || rseq_allowed();
+    bool cid_ok = owner == OWNER_GLIBC && cid_possible();
     cid_mode = have_idx && index == PCPU_INDEX_CID && cid_ok;
     ptrdiff_t disp = cid_mode ? DISP_CID : DISP_CPU;
     /* A re-initialisation that changes the index mode after sequences
@@ -485,21 +522,21 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
     }
     if (!have_idx)
         idx_limit = 0;
-    pcpu__tc.rseq_off = rseq_off;
-    pcpu__tc.idx_off = rseq_off + (cid_mode ? PCPU_RSEQ_MM_CID_OFF : PCPU_RSEQ_CPU_ID_OFF);
-    /* The sequences always run first, so their area must be real memory
-     * even where rseq is not used: the (unregistered) own area then. */
-    intptr_t seq_off = rseq_off ? rseq_off : (intptr_t)((char *)own_area() - thread_pointer());
-    pcpu__tc.cs_ptr = (char *)(seq_off + PCPU_RSEQ_CS_OFF);
+    pcpu__tc.idx_off =
+        pcpu__rseq_area + (cid_mode ? PCPU_RSEQ_MM_CID_OFF : PCPU_RSEQ_CPU_ID_OFF);
     pcpu__tc.cid = cid_mode;
 
     /* rseq needs: the instruction sequences (x86_64), an index word, one
      * unit per CPU, CPU ids the table covers, and a way to switch to
-     * atomics safely later. */
+     * atomics safely later: the membarrier command itself, tried once
+     * (a seccomp filter may allow the registration and not the command,
+     * and the switch, a ref's kill or a list's pop_all would then fail
+     * when they need it). */
     bool rseq = false;
 #if PCPU__RSEQ_ASM
     rseq = have_idx && disp_ok && !ai->units_shared && kernel_ids_fit() &&
-           syscall(SYS_membarrier, PCPU_MEMBARRIER_REGISTER_RSEQ, 0, 0) == 0;
+           syscall(SYS_membarrier, PCPU_MEMBARRIER_REGISTER_RSEQ, 0, 0) == 0 &&
+           syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) == 0;
 #endif
     use_rseq = rseq;
     pthread_mutex_unlock(&tc_lock);

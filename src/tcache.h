@@ -298,6 +298,9 @@ PCPU_HIDDEN size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc);
 PCPU_HIDDEN size_t pcpu__tcache_store_flush_locked(void);
 /* pcpu_exit: forget every cached object (the chunks go away). */
 PCPU_HIDDEN void pcpu__tcache_drop_all_locked(void);
+/* The library is being unloaded (or the process exits): no thread-exit
+ * hook may call into it any more, and threads make no new caches. */
+PCPU_HIDDEN void pcpu__tcache_unload(void);
 /* fork child: give other threads' objects back and free their caches. */
 PCPU_HIDDEN void pcpu__tcache_flush_others_locked(void);
 PCPU_HIDDEN size_t pcpu__tcache_count_locked(void);
