@@ -667,6 +667,56 @@ extern "C" {
  * unmapped, does not.  PCPU_DISARM_AFTER_SEQ, defined to 1 or 0 before
  * this header is included, overrides the choice (0 only for a shared
  * object that is never unloaded).
+ *
+ * A plugin with its own copy of the library (libpercpu.a linked into a
+ * shared object) can be dlclose()d while the process goes on: the copy's
+ * destructor stops its background reclaim worker and removes its
+ * thread-exit hook, and glibc drops its fork handlers, so nothing of it
+ * runs afterwards.  Its memory stays mapped (the copy cannot know that no
+ * cookie is left in use); a plugin that wants it back calls pcpu_exit()
+ * before it is unloaded.  Limit: with a C library older than glibc 2.35
+ * (no __rseq_offset), a copy registers an rseq area of its own, in its
+ * own thread-local storage, for the threads it runs on; do not unload
+ * such a copy while those threads live (the kernel would keep writing
+ * into storage the copy no longer owns).
+ *
+ * Whose rseq area.  The kernel takes one rseq area per thread, so every
+ * rseq user in a process must agree on it.  The library picks one once,
+ * before any code that uses it runs, and registers nothing until a
+ * thread's first this-CPU operation finds that thread unregistered:
+ *  - glibc 2.35+ registers an area for every thread (the default): the
+ *    library uses it, as librseq and other rseq users do.
+ *  - glibc does not register (GLIBC_TUNABLES=glibc.pthread.rseq=0, or
+ *    glibc older than 2.35), and librseq, or another library that
+ *    follows its protocol (it exports rseq_offset, rseq_size and
+ *    rseq_register_current_thread()), is loaded at start-up: the library
+ *    uses librseq's area.  Threads librseq registered are used as they
+ *    are; a thread whose first rseq user is this library gets librseq's
+ *    area registered by it (librseq's length and signature), so that
+ *    librseq's own sequences work on that thread too.  librseq's
+ *    rseq_register_current_thread() on such a thread then fails as a
+ *    second registration (librseq aborts once another thread has
+ *    registered through it): register threads with librseq before their
+ *    first this-CPU operation, or not at all.
+ *  - glibc does not register and no such library is loaded: the library
+ *    registers glibc's own (unused) area of the thread, or one of its
+ *    own with a C library that has none.  glibc then registers the
+ *    threads that such a thread creates, with the same area; another
+ *    copy of this library (a plugin's) shares it.
+ *  - Refused: librseq loaded later (dlopen()) than this library's first
+ *    registration, with glibc not registering: librseq's registration
+ *    fails with EINVAL on the threads this library registered and on the
+ *    threads they create afterwards (librseq returns -1, or aborts once
+ *    another thread registered through it).  Load librseq at start-up
+ *    (link with it), or let glibc register.  librseq linked statically
+ *    into a program whose symbols are not exported (no -rdynamic) cannot
+ *    be seen and counts as "loaded later".
+ *  - A thread on which a library outside these protocols registered an
+ *    area of its own cannot run this library's sequences: its first
+ *    this-CPU operation switches the process to atomics (exact, slower;
+ *    pcpu_stats.rseq turns false) and one line on stderr says so.
+ * PCPU_INDEX_CID needs glibc's registration (mm_cid in its area); with
+ * the other two, units follow CPU ids.
  */
 
 /* ---- internal state of the inline paths (src/thiscpu.c) ---------------- */
