@@ -153,7 +153,7 @@ typedef __int128 wide;
 
 /* Close the gates in @bits that are open, so that no limited fast path can
  * commit relying on them any more (see the top). */
-static void close_gates_locked(struct pcpu_counter *c, uint32_t bits)
+static void close_gates_held(struct pcpu_counter *c, uint32_t bits)
 {
     if (!(bits & ~__atomic_load_n(&c->gate, __ATOMIC_RELAXED)))
         return;
@@ -162,7 +162,7 @@ static void close_gates_locked(struct pcpu_counter *c, uint32_t bits)
 }
 
 /* C += d, closing first the gate whose invariant the new C would break. */
-static void count_add_locked(struct pcpu_counter *c, int64_t d)
+static void count_add_held(struct pcpu_counter *c, int64_t d)
 {
     if (d == 0)
         return;
@@ -174,12 +174,12 @@ static void count_add_locked(struct pcpu_counter *c, int64_t d)
         close |= GATE_HI;
     if ((open & GATE_LO) && d < 0 && now < (wide)c->limit_lo + m)
         close |= GATE_LO;
-    close_gates_locked(c, close);
+    close_gates_held(c, close);
     __atomic_fetch_add(&c->count, d, __ATOMIC_RELAXED);
 }
 
 /* C plus every unit's delta. */
-static int64_t sum_locked(struct pcpu_counter *c)
+static int64_t sum_held(struct pcpu_counter *c)
 {
     int64_t s = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
     unsigned int n = pcpu_nr_cpus();
@@ -204,7 +204,7 @@ static void fold_with(struct pcpu_counter *c, int64_t v)
         return;
     }
     int32_t x = pcpu_this_xchg(c->counters, 0);
-    count_add_locked(c, (int64_t)x + v);
+    count_add_held(c, (int64_t)x + v);
     unlock(c);
     errno = saved;
 }
@@ -317,7 +317,7 @@ int64_t pcpu_counter_sum(struct pcpu_counter *c)
 {
     int saved = errno;
     lock_wait(c, "pcpu_counter_sum");
-    int64_t s = sum_locked(c);
+    int64_t s = sum_held(c);
     unlock(c);
     errno = saved;
     return s;
@@ -333,7 +333,7 @@ void pcpu_counter_set(struct pcpu_counter *c, int64_t value)
 {
     int saved = errno;
     lock_wait(c, "pcpu_counter_set");
-    count_add_locked(c, value - sum_locked(c));
+    count_add_held(c, value - sum_held(c));
     unlock(c);
     errno = saved;
 }
@@ -402,12 +402,12 @@ static bool limited_slow(struct pcpu_counter *c, int64_t limit, int64_t v)
     uint32_t bit = up ? GATE_HI : GATE_LO;
     int64_t *lim = up ? &c->limit_hi : &c->limit_lo;
     int64_t m = margin_of(c);
-    bool rseq = pcpu__rseq_uses_rseq();
+    bool rseq = pcpu__rseq_runs_sequences();
 
     lock_wait(c, "pcpu_counter_limited_add");
     if (*lim != limit) {
         /* A new limit: the open gate promised nothing about it. */
-        close_gates_locked(c, bit);
+        close_gates_held(c, bit);
         __atomic_store_n(lim, limit, __ATOMIC_RELAXED);
     }
     if (rseq && !(__atomic_load_n(&c->gate, __ATOMIC_RELAXED) & bit)) {
@@ -416,19 +416,19 @@ static bool limited_slow(struct pcpu_counter *c, int64_t limit, int64_t v)
         int64_t x = pcpu_this_xchg(c->counters, 0);
         wide nc = (wide)__atomic_load_n(&c->count, __ATOMIC_RELAXED) + x + v;
         if (up ? nc <= (wide)limit - m : nc >= (wide)limit + m) {
-            count_add_locked(c, x + v);
+            count_add_held(c, x + v);
             ok = true;
             goto out;
         }
-        count_add_locked(c, x);
-        close_gates_locked(c, bit);
+        count_add_held(c, x);
+        close_gates_held(c, bit);
     }
     /* Gate closed (or no rseq): no increase (decrease) runs outside the
      * lock; check the exact value. */
-    wide s = sum_locked(c);
+    wide s = sum_held(c);
     ok = up ? s + v <= limit : s + v >= limit;
     if (ok)
-        count_add_locked(c, v);
+        count_add_held(c, v);
     if (rseq) {
         wide cnt = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
         if (up ? cnt <= (wide)limit - 2 * m : cnt >= (wide)limit + 2 * m)

@@ -2,13 +2,13 @@
  * rseq.c - how this-CPU operations find the calling thread's unit: rseq
  * registration, the modes, the tables.
  *
- * The inline code in percpu.h reads everything from pcpu__tc: a 32-bit
+ * The inline code in percpu.h reads everything from pcpu__thiscpu: a 32-bit
  * index word at a fixed offset from the thread pointer (the rseq cpu_id, or
  * mm_cid in PCPU_INDEX_CID mode), tables from that index straight to the
  * unit's offset, and limits saying which paths may use them.  The rseq
  * sequences have a table of their own (seq_offs) whose entries are 0
  * whenever an index must not run a sequence; they read it inside the
- * critical section.  This file fills pcpu__tc in and decides, for the slow
+ * critical section.  This file fills pcpu__thiscpu in and decides, for the slow
  * paths (thiscpu.c), whether an operation runs its sequence again or goes
  * atomic.
  *
@@ -108,7 +108,7 @@ struct pcpu_rseq_area {
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
-struct pcpu__thiscpu_state pcpu__tc __attribute__((aligned(64)));
+struct pcpu__thiscpu_state pcpu__thiscpu __attribute__((aligned(64)));
 _Static_assert(offsetof(struct pcpu__thiscpu_state, seq_offs) == 64,
                "the hot fields share one cache line, the tables start the next");
 _Static_assert(offsetof(struct pcpu__thiscpu_state, seq_offs) -
@@ -148,16 +148,16 @@ ptrdiff_t pcpu__index_disp = DISP_CPU;
  * it): it never changes again. */
 static bool disp_fixed;
 
-/* tc_lock: modes, limits and tables. */
-static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+/* mode_lock: modes, limits and tables. */
+static pthread_mutex_t mode_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Set at init, read by the slow paths (no lock: written before mode is
  * published with release, read after it with acquire). */
 static bool have_idx;           /* the index word can be read at all    */
 static bool cid_mode;           /* the index word is mm_cid             */
 static bool use_rseq;           /* pcpu__rseq_start() enables rseq      */
-static uint32_t idx_limit;      /* entries of pcpu__tc.offs in use      */
-static uint32_t seq_open;       /* entries of pcpu__tc.seq_offs not 0   */
+static uint32_t idx_limit;      /* entries of pcpu__thiscpu.offs in use      */
+static uint32_t seq_open;       /* entries of pcpu__thiscpu.seq_offs not 0   */
 static unsigned int nr_units;
 static unsigned int nr_os_ids;
 static unsigned int os_index[PCPU_MAX_CPUS]; /* OS CPU id -> CPU index */
@@ -292,23 +292,23 @@ static void choose_area(void)
                                              : (char *)&own_rseq - thread_pointer();
 }
 
-/* Open the sequences' table (tc_lock held): the offsets of offs for the
+/* Open the sequences' table (mode_lock held): the offsets of offs for the
  * indexes in use.  Release: a sequence that reads an entry sees the unit
  * it names set up. */
-static void open_seq_locked(void)
+static void open_seq_table(void)
 {
     for (uint32_t i = 0; i < idx_limit; i++)
-        __atomic_store_n(&pcpu__tc.seq_offs[i], pcpu__tc.offs[i], __ATOMIC_RELEASE);
+        __atomic_store_n(&pcpu__thiscpu.seq_offs[i], pcpu__thiscpu.offs[i], __ATOMIC_RELEASE);
     seq_open = idx_limit;
 }
 
-/* Close it (tc_lock held): a sequence that reads an entry from now on
+/* Close it (mode_lock held): a sequence that reads an entry from now on
  * leaves through its slow exit; the ones in flight are the caller's
  * business (membarrier, or nobody may run one). */
-static void close_seq_locked(void)
+static void close_seq_table(void)
 {
     for (uint32_t i = 0; i < seq_open; i++)
-        __atomic_store_n(&pcpu__tc.seq_offs[i], 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&pcpu__thiscpu.seq_offs[i], 0, __ATOMIC_SEQ_CST);
     seq_open = 0;
 }
 
@@ -342,7 +342,7 @@ static bool own_register(void)
 
 static uint32_t read_idx(void)
 {
-    return have_idx ? pcpu__tp_u32(pcpu__tc.idx_off) : UINT32_MAX;
+    return have_idx ? pcpu__tp_u32(pcpu__thiscpu.idx_off) : UINT32_MAX;
 }
 
 static unsigned int cpu_index_from_os(void)
@@ -366,23 +366,23 @@ static intptr_t current_off(void)
 {
     uint32_t idx = read_idx();
     if (idx < idx_limit)
-        return pcpu__tc.offs[idx];
+        return pcpu__thiscpu.offs[idx];
     return pcpu__cpu_offsets[cpu_index_from_os()];
 }
 
 /* Switch every thread from rseq to atomics (see the top of the file). */
 static void degrade(void)
 {
-    pthread_mutex_lock(&tc_lock);
-    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
-        close_seq_locked();
+    pthread_mutex_lock(&mode_lock);
+    if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_RSEQ) {
+        close_seq_table();
         if (syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) != 0)
             pcpu__die("percpu: membarrier(PRIVATE_EXPEDITED_RSEQ) failed: %s",
                       strerror(errno));
-        __atomic_store_n(&pcpu__tc.atomic_limit, idx_limit, __ATOMIC_RELEASE);
-        __atomic_store_n(&pcpu__tc.mode, PCPU__TC_ATOMIC, __ATOMIC_RELEASE);
+        __atomic_store_n(&pcpu__thiscpu.atomic_limit, idx_limit, __ATOMIC_RELEASE);
+        __atomic_store_n(&pcpu__thiscpu.mode, PCPU__MODE_ATOMIC, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&tc_lock);
+    pthread_mutex_unlock(&mode_lock);
 }
 
 /* The unit offset while the modes are off (only while another thread
@@ -399,12 +399,12 @@ void pcpu__rseq_disarm(void)
     __atomic_store_n(&thread_area()->rseq_cs, 0, __ATOMIC_RELAXED);
 }
 
-struct pcpu__slow pcpu__rseq_slow(const void *cookie)
+struct pcpu__unit_at pcpu__rseq_slow(const void *cookie)
 {
-    struct pcpu__slow r;
+    struct pcpu__unit_at r;
     r.cookie = cookie;
-    uint32_t mode = __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE);
-    if (mode == PCPU__TC_OFF) {
+    uint32_t mode = __atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE);
+    if (mode == PCPU__MODE_OFF) {
         r.off = offline_off();
         return r;
     }
@@ -413,12 +413,12 @@ struct pcpu__slow pcpu__rseq_slow(const void *cookie)
      * running threads) come here for every operation, which must stay
      * async-signal-safe. */
     bool registered = own_register();
-    if (mode == PCPU__TC_RSEQ) {
+    if (mode == PCPU__MODE_RSEQ) {
         uint32_t idx = read_idx();
         if (!registered || idx >= idx_limit)
             degrade();
-        if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ) {
-            r.off = PCPU__TC_RETRY;
+        if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_RSEQ) {
+            r.off = PCPU__RETRY;
             return r;
         }
     }
@@ -428,7 +428,7 @@ struct pcpu__slow pcpu__rseq_slow(const void *cookie)
 
 intptr_t pcpu__rseq_unit_off(void)
 {
-    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF)
+    if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_OFF)
         return offline_off();
     (void)own_register();
     return current_off();
@@ -436,7 +436,7 @@ intptr_t pcpu__rseq_unit_off(void)
 
 unsigned int pcpu__rseq_unit_index(void)
 {
-    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF) {
+    if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_OFF) {
         int c = sched_getcpu();
         return (c < 0 ? 0u : (unsigned int)c) % (pcpu__nr_units ? pcpu__nr_units : 1);
     }
@@ -444,9 +444,9 @@ unsigned int pcpu__rseq_unit_index(void)
     return current_index();
 }
 
-bool pcpu__rseq_active(void)
+bool pcpu__rseq_is_set_up(void)
 {
-    return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) != PCPU__TC_OFF;
+    return __atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) != PCPU__MODE_OFF;
 }
 
 /* Before any operation can run (this runs ahead of the constructors of
@@ -456,8 +456,8 @@ __attribute__((constructor(101))) static void rseq_early(void)
 {
     int saved = errno;
     choose_area();
-    pcpu__tc.rseq_off = pcpu__rseq_area;
-    pcpu__tc.cid = 0;
+    pcpu__thiscpu.rseq_off = pcpu__rseq_area;
+    pcpu__thiscpu.cid = 0;
     /* The index mode the environment asks for, decided before any code
      * can read the displacement (pcpu_init() may still change it, up to
      * the first operation). */
@@ -469,28 +469,28 @@ __attribute__((constructor(101))) static void rseq_early(void)
 
 void pcpu__rseq_fork_prepare(void)
 {
-    pthread_mutex_lock(&tc_lock);
+    pthread_mutex_lock(&mode_lock);
 }
 
 void pcpu__rseq_fork_parent(void)
 {
-    pthread_mutex_unlock(&tc_lock);
+    pthread_mutex_unlock(&mode_lock);
 }
 
 void pcpu__rseq_fork_child(void)
 {
-    pthread_mutex_unlock(&tc_lock);
+    pthread_mutex_unlock(&mode_lock);
 }
 
-bool pcpu__rseq_uses_rseq(void)
+bool pcpu__rseq_runs_sequences(void)
 {
-    return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ;
+    return __atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_RSEQ;
 }
 
 void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
 {
     int saved = errno;
-    pthread_mutex_lock(&tc_lock);
+    pthread_mutex_lock(&mode_lock);
 
     nr_units = ai->nr_units;
     nr_os_ids = ai->nr_os_ids < PCPU_MAX_CPUS ? ai->nr_os_ids : PCPU_MAX_CPUS;
@@ -514,17 +514,17 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
     if (cid_mode) {
         idx_limit = nr_units;
         for (unsigned int i = 0; i < nr_units; i++)
-            pcpu__tc.offs[i] = pcpu__cpu_offsets[i];
+            pcpu__thiscpu.offs[i] = pcpu__cpu_offsets[i];
     } else {
         idx_limit = nr_os_ids;
         for (unsigned int id = 0; id < nr_os_ids; id++)
-            pcpu__tc.offs[id] = pcpu__cpu_offsets[os_index[id]];
+            pcpu__thiscpu.offs[id] = pcpu__cpu_offsets[os_index[id]];
     }
     if (!have_idx)
         idx_limit = 0;
-    pcpu__tc.idx_off =
+    pcpu__thiscpu.idx_off =
         pcpu__rseq_area + (cid_mode ? PCPU_RSEQ_MM_CID_OFF : PCPU_RSEQ_CPU_ID_OFF);
-    pcpu__tc.cid = cid_mode;
+    pcpu__thiscpu.cid = cid_mode;
 
     /* rseq needs: the instruction sequences (x86_64), an index word, one
      * unit per CPU, CPU ids the table covers, and a way to switch to
@@ -539,22 +539,22 @@ void pcpu__rseq_setup(const struct pcpu_alloc_info *ai, enum pcpu_index index)
            syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) == 0;
 #endif
     use_rseq = rseq;
-    pthread_mutex_unlock(&tc_lock);
+    pthread_mutex_unlock(&mode_lock);
     errno = saved;
 }
 
 void pcpu__rseq_start(void)
 {
-    pthread_mutex_lock(&tc_lock);
+    pthread_mutex_lock(&mode_lock);
     if (use_rseq)
         disp_fixed = true;
-    __atomic_store_n(&pcpu__tc.ptr_limit, idx_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__thiscpu.ptr_limit, idx_limit, __ATOMIC_RELEASE);
     if (use_rseq)
-        open_seq_locked();
-    __atomic_store_n(&pcpu__tc.atomic_limit, use_rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.mode, use_rseq ? PCPU__TC_RSEQ : PCPU__TC_ATOMIC,
+        open_seq_table();
+    __atomic_store_n(&pcpu__thiscpu.atomic_limit, use_rseq ? 0 : idx_limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__thiscpu.mode, use_rseq ? PCPU__MODE_RSEQ : PCPU__MODE_ATOMIC,
                      __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&tc_lock);
+    pthread_mutex_unlock(&mode_lock);
 }
 
 bool pcpu__rseq_uses_cid(void)
@@ -564,10 +564,10 @@ bool pcpu__rseq_uses_cid(void)
 
 void pcpu__rseq_stop(void)
 {
-    pthread_mutex_lock(&tc_lock);
-    __atomic_store_n(&pcpu__tc.mode, PCPU__TC_OFF, __ATOMIC_RELEASE);
-    close_seq_locked();
-    __atomic_store_n(&pcpu__tc.atomic_limit, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&pcpu__tc.ptr_limit, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&tc_lock);
+    pthread_mutex_lock(&mode_lock);
+    __atomic_store_n(&pcpu__thiscpu.mode, PCPU__MODE_OFF, __ATOMIC_RELEASE);
+    close_seq_table();
+    __atomic_store_n(&pcpu__thiscpu.atomic_limit, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&pcpu__thiscpu.ptr_limit, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&mode_lock);
 }

@@ -153,7 +153,7 @@ static void break_block_hint(void *arg)
     pcpu__pool_lock();
     struct pcpu_chunk *c = pcpu__lookup(p);
     size_t bit = pcpu__chunk_bit(c, p);
-    c->md[bit / (pcpu__page_size / PCPU_GRANULE)].nfree ^= 1;
+    c->block_hints[bit / (pcpu__page_size / PCPU_GRANULE)].nfree ^= 1;
     pcpu__pool_unlock();
     (void)pcpu_alloc(16, 0); /* the same object back from the cache */
 }

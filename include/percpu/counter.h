@@ -288,13 +288,11 @@ PCPU__PUBLIC bool pcpu_counter_limited_add(struct pcpu_counter *c, int64_t limit
  * pcpu_counter_batch - the default batch: max(256, 2 * pcpu_nr_cpus()).
  *
  * The fold threshold of pcpu_counter_add(), as the kernel's
- * percpu_counter_batch, but with 256 where the kernel has 32: here a
- * fold takes a futex lock whose cache line two busy CPUs pass back and
- * forth (some hundred nanoseconds each time), and at 32 adds per fold that
- * cost dominates (percpu-bench, 2 CPUs adding: ~10 ns per add at 32, ~4
- * at 256).  The price is a looser pcpu_counter_read() (see the error bound
- * above); pcpu_counter_add_batch() takes any other batch.  Initialises the
- * allocator if needed.
+ * percpu_counter_batch, but at least 256 where the kernel has 32: a fold
+ * takes a lock whose cache line busy CPUs pass back and forth, so fewer
+ * folds keep adds cheap; the price is a looser pcpu_counter_read() (the
+ * error bound above).  pcpu_counter_add_batch() takes any other batch.
+ * Initialises the allocator if needed.
  * Thread safety: any thread.  Not async-signal-safe.
  */
 PCPU__PUBLIC int32_t pcpu_counter_batch(void);

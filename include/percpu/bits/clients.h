@@ -37,9 +37,9 @@ extern "C" {
     } while (0)
 #define PCPU__CLIENT_INPUTS(cookie_)                                            \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                                \
-    [tc] "r"(&pcpu__tc),                                                         \
+    [tc] "r"(&pcpu__thiscpu),                                                         \
     [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),                   \
-    [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
+    [ck] "r"(cookie_), [tcm] "m"(pcpu__thiscpu)
 #endif
 
 /*
@@ -70,7 +70,7 @@ static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *
         PCPU__RSEQ_LEFT();
         return false;
     slow:
-        if (pcpu__tc_fallback(c).off != PCPU__TC_RETRY)
+        if (pcpu__seq_fallback(c).off != PCPU__RETRY)
             return false;
     }
 #else

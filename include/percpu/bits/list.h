@@ -57,7 +57,7 @@ PCPU__PUBLIC void pcpu__list_bad_node(const void *node);
     } while (0)
 #define PCPU__LIST_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
-    [tc] "r"(&pcpu__tc),                                                  \
+    [tc] "r"(&pcpu__thiscpu),                                                  \
     [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),             \
     [ck] "r"(cookie_)
 #endif

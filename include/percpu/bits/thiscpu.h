@@ -17,15 +17,15 @@ extern "C" {
 #endif
 
 
-/* pcpu__tc.mode */
-#define PCPU__TC_OFF 0u    /* not set up yet: everything takes the slow path */
-#define PCPU__TC_RSEQ 1u   /* restartable sequences (x86_64)                 */
-#define PCPU__TC_ATOMIC 2u /* atomics on the current unit                   */
+/* pcpu__thiscpu.mode */
+#define PCPU__MODE_OFF 0u    /* not set up yet: everything takes the slow path */
+#define PCPU__MODE_RSEQ 1u   /* restartable sequences (x86_64)                 */
+#define PCPU__MODE_ATOMIC 2u /* atomics on the current unit                   */
 
 /* pcpu__thiscpu_slow(): "rseq is usable now, run the sequence again".  No
  * unit is at offset 0 from a cookie (cookies point into a guard area), and
  * a test against 0 needs no register for the constant. */
-#define PCPU__TC_RETRY 0
+#define PCPU__RETRY 0
 
 /*
  * Where the sequences find the thread's rseq area: thread pointer +
@@ -77,7 +77,7 @@ struct pcpu__thiscpu_state {
     intptr_t seq_offs[PCPU_MAX_CPUS];
     intptr_t offs[PCPU_MAX_CPUS];
 };
-PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__tc;
+PCPU__PUBLIC extern struct pcpu__thiscpu_state pcpu__thiscpu;
 
 #ifdef PCPU__LIBRARY_BUILD
 PCPU__PUBLIC extern ptrdiff_t pcpu__index_disp;
@@ -100,16 +100,16 @@ PCPU__PUBLIC extern const ptrdiff_t pcpu__index_disp;
  * placement, so that no write lands where the old first chunk was.
  *
  * pcpu__thiscpu_slow(): initialise if needed, register rseq for this
- * thread if the library does it; off is PCPU__TC_RETRY if the rseq
+ * thread if the library does it; off is PCPU__RETRY if the rseq
  * sequence should run (again), else the offset of the unit for an atomic
  * operation.  pcpu__thiscpu_ptr_slow(): the current unit's copy.
  * pcpu__sum_slow(): initialise (marking the allocator used) for pcpu_sum().
  */
-struct pcpu__slow {
+struct pcpu__unit_at {
     intptr_t off;
     const void *cookie;
 };
-PCPU__PUBLIC struct pcpu__slow pcpu__thiscpu_slow(const void *cookie);
+PCPU__PUBLIC struct pcpu__unit_at pcpu__thiscpu_slow(const void *cookie);
 PCPU__PUBLIC void *pcpu__thiscpu_ptr_slow(const void *cookie);
 PCPU__PUBLIC const void *pcpu__sum_slow(const void *cookie);
 
@@ -129,20 +129,20 @@ static inline uint32_t pcpu__tp_u32(intptr_t off)
 #endif
 }
 
-static inline uint32_t pcpu__tc_mode(void)
+static inline uint32_t pcpu__thiscpu_mode(void)
 {
-    return __atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE);
 }
 
 /* Where an atomic operation on the current unit goes, or off ==
- * PCPU__TC_RETRY when the rseq sequence should run instead. */
-static inline struct pcpu__slow pcpu__tc_atomic_at(const void *cookie)
+ * PCPU__RETRY when the rseq sequence should run instead. */
+static inline struct pcpu__unit_at pcpu__atomic_at(const void *cookie)
 {
-    uint32_t lim = __atomic_load_n(&pcpu__tc.atomic_limit, __ATOMIC_ACQUIRE);
-    uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
+    uint32_t lim = __atomic_load_n(&pcpu__thiscpu.atomic_limit, __ATOMIC_ACQUIRE);
+    uint32_t idx = pcpu__tp_u32(pcpu__thiscpu.idx_off);
     if (PCPU__LIKELY(idx < lim)) {
-        struct pcpu__slow s;
-        s.off = pcpu__tc.offs[idx];
+        struct pcpu__unit_at s;
+        s.off = pcpu__thiscpu.offs[idx];
         s.cookie = cookie;
         return s;
     }
@@ -152,10 +152,10 @@ static inline struct pcpu__slow pcpu__tc_atomic_at(const void *cookie)
 /* pcpu_this_ptr() (documented in <percpu/ops.h>). */
 static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
 {
-    uint32_t lim = __atomic_load_n(&pcpu__tc.ptr_limit, __ATOMIC_ACQUIRE);
-    uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
+    uint32_t lim = __atomic_load_n(&pcpu__thiscpu.ptr_limit, __ATOMIC_ACQUIRE);
+    uint32_t idx = pcpu__tp_u32(pcpu__thiscpu.idx_off);
     if (PCPU__LIKELY(idx < lim))
-        return (char *)(uintptr_t)cookie + pcpu__tc.offs[idx];
+        return (char *)(uintptr_t)cookie + pcpu__thiscpu.offs[idx];
     return pcpu__thiscpu_ptr_slow(cookie);
 }
 
@@ -176,7 +176,7 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * rseq_cs (the kernel clears rseq_cs when it aborts, so the abort handler
  * comes back here, not to 1).  Label 1 starts the critical section: read
  * the index word sign-extended, load the unit offset into TMP from
- * pcpu__tc.seq_offs and leave through FAIL if it is 0 (both inside the
+ * pcpu__thiscpu.seq_offs and leave through FAIL if it is 0 (both inside the
  * section, so a migration or a switch to atomics restarts it).  The
  * commit instruction that follows must end at label 2.
  *
@@ -223,7 +223,7 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
  * rseq_cs, so that no thread keeps a descriptor of a module that may be
  * dlclose()d (see "Modules" above).  Every other way out of a sequence
  * clears it too: the kernel does when it aborts one, the slow paths
- * always do (pcpu__tc_fallback()), and the C code at every other early
+ * always do (pcpu__seq_fallback()), and the C code at every other early
  * exit calls PCPU__RSEQ_LEFT().  A thread preempted between the
  * commit and this store is still running the module's code, which nobody
  * may unload under it.
@@ -268,9 +268,9 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
 #define PCPU__RSEQ_INPUTS(cookie_)                                        \
     [rs] "r"(PCPU__RSEQ_AREA_TP),                                         \
     [ixd] "r"(pcpu__index_disp),                                           \
-    [tc] "r"(&pcpu__tc),                                                  \
+    [tc] "r"(&pcpu__thiscpu),                                                  \
     [tab] "i"(offsetof(struct pcpu__thiscpu_state, seq_offs)),             \
-    [ck] "r"(cookie_), [tcm] "m"(pcpu__tc)
+    [ck] "r"(cookie_), [tcm] "m"(pcpu__thiscpu)
 
 /*
  * What a sequence writes, for the compiler: some unit's copy of the
@@ -317,18 +317,18 @@ union pcpu__units64 {
 /*
  * After a sequence left through its slow exit (index out of range: rseq
  * not set up yet, this thread not registered yet, or the process switched
- * to atomics): off is PCPU__TC_RETRY to run the sequence again, or the
+ * to atomics): off is PCPU__RETRY to run the sequence again, or the
  * offset of the current unit for an atomic operation.
  */
-static inline struct pcpu__slow pcpu__tc_fallback(const void *cookie)
+static inline struct pcpu__unit_at pcpu__seq_fallback(const void *cookie)
 {
-    if (pcpu__tc_mode() == PCPU__TC_ATOMIC) {
+    if (pcpu__thiscpu_mode() == PCPU__MODE_ATOMIC) {
         /* The sequence armed rseq_cs before finding its entry closed:
          * disarm it (wherever the sequence lives: this thread may never
          * run a sequence to its commit again, and an executable's own
          * sequences do not disarm). */
         __asm__ __volatile__("movq $0, %%fs:(%0)" : : "r"(PCPU__RSEQ_CS_TP) : "memory");
-        return pcpu__tc_atomic_at(cookie);
+        return pcpu__atomic_at(cookie);
     }
     return pcpu__thiscpu_slow(cookie);
 }
@@ -343,15 +343,15 @@ static inline struct pcpu__slow pcpu__tc_fallback(const void *cookie)
  */
 #define PCPU__AT(W) ((uint##W##_t *)((char *)(uintptr_t)c + s_.off))
 #define PCPU__OP_FRAME(SEQ, RESULT, ATOMIC)                                     \
-    struct pcpu__slow s_;                                                       \
+    struct pcpu__unit_at s_;                                                       \
     for (;;) {                                                                  \
         uintptr_t tmp;                                                          \
         SEQ;                                                                    \
         RESULT;                                                                 \
     slow: PCPU__COLD_LABEL                                                      \
-        s_ = pcpu__tc_fallback(c);                                              \
+        s_ = pcpu__seq_fallback(c);                                              \
         c = s_.cookie;                                                          \
-        if (s_.off != PCPU__TC_RETRY)                                           \
+        if (s_.off != PCPU__RETRY)                                           \
             break;                                                              \
     }                                                                           \
     ATOMIC
@@ -447,8 +447,8 @@ PCPU__THIS_RSEQ_OPS(64, "q", "er")
 /* ATOMIC as above; the slow path never asks for a sequence here, but a
  * retry is harmless. */
 #define PCPU__OP_FRAME(SEQ, RESULT, ATOMIC)                                     \
-    struct pcpu__slow s_;                                                       \
-    while (PCPU__UNLIKELY((s_ = pcpu__tc_atomic_at(c)).off == PCPU__TC_RETRY))  \
+    struct pcpu__unit_at s_;                                                       \
+    while (PCPU__UNLIKELY((s_ = pcpu__atomic_at(c)).off == PCPU__RETRY))  \
         c = s_.cookie;                                                          \
     c = s_.cookie;                                                              \
     ATOMIC
@@ -492,7 +492,7 @@ static PCPU__INLINE uint##W##_t pcpu__this_read##W(const void *c)               
 static PCPU__INLINE uint##W##_t pcpu__sum##W(const void *c)                           \
 {                                                                               \
     uint##W##_t sum = 0;                                                        \
-    if (PCPU__UNLIKELY(pcpu__tc_mode() == PCPU__TC_OFF))                        \
+    if (PCPU__UNLIKELY(pcpu__thiscpu_mode() == PCPU__MODE_OFF))                        \
         c = pcpu__sum_slow(c);                                                  \
     unsigned int n = __atomic_load_n(&pcpu__nr_units, __ATOMIC_ACQUIRE);        \
     for (unsigned int i = 0; i < n; i++)                                        \
