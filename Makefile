@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The two commands a newcomer needs:
 #   make run   build everything and run the benchmark (the main job)
 #   make test  build everything and run every test through CTest

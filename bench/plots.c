@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plots.c - charts and the chunk-map picture of percpu-bench.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * percpu.h - per-CPU memory for Linux programs (the whole public API).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * units.h - every walk over the units of one object (units.c): zeroing,
  * robust-mode poisoning and checks, sanitizer and valgrind marks, copying

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # docs.cmake - every public name has a man page that man finds and renders.
 #
 # Included by tests/CMakeLists.txt, it adds the test "docs.manpages", which

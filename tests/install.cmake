@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # install.cmake - check an installed percpu the way a user's build sees it.
 #
 # Included by tests/CMakeLists.txt, it adds two tests, which run this same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * install_smoke.c - a program built outside the tree against an installed
  * percpu (tests/install.cmake): compiled with only
