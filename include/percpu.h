@@ -60,8 +60,49 @@
 extern "C" {
 #endif
 
-#define PCPU_VERSION_MAJOR 0
-#define PCPU_VERSION_MINOR 2
+/* The version of this header and of the library built with it, defined
+ * here and nowhere else (CMakeLists.txt reads the three numbers).  What
+ * the numbers promise: see pcpu_version(). */
+#define PCPU_VERSION_MAJOR 0 /* 0: the API may still change between minor versions */
+#define PCPU_VERSION_MINOR 2 /* new features (while the major is 0: any API change) */
+#define PCPU_VERSION_PATCH 0 /* fixes only: no change to the API or the ABI */
+/* The version as one number, major * 10000 + minor * 100 + patch, for
+ * "#if PCPU_VERSION_NUMBER >= 300". */
+#define PCPU_VERSION_NUMBER \
+    (PCPU_VERSION_MAJOR * 10000 + PCPU_VERSION_MINOR * 100 + PCPU_VERSION_PATCH)
+/* The version as a string, "major.minor.patch". */
+#define PCPU_VERSION                                                   \
+    PCPU__STR(PCPU_VERSION_MAJOR) "." PCPU__STR(PCPU_VERSION_MINOR) "." \
+    PCPU__STR(PCPU_VERSION_PATCH)
+
+/**
+ * pcpu_version - the version of the library the program runs with.
+ *
+ * Returns PCPU_VERSION_NUMBER of the library loaded at run time (major *
+ * 10000 + minor * 100 + patch), which may be newer than the header the
+ * program was compiled with (PCPU_VERSION_NUMBER): compare the two to see
+ * which library a program really got, or to require a minimum at run
+ * time.  Needs no initialisation and never fails.
+ *
+ * What versions promise: while the major version is 0, the API of this
+ * header may change between minor versions, and NEWS.md lists every
+ * change; a patch version only fixes.  The shared library's SONAME
+ * (libpercpu.so.0) changes exactly when its ABI breaks, so a program keeps
+ * working with any later library of the same SONAME; its symbols are
+ * versioned (PERCPU_0).
+ * Thread safety: any thread.  Async-signal-safe.
+ */
+unsigned int pcpu_version(void);
+
+/**
+ * pcpu_version_string - the version of the library, as text.
+ *
+ * Returns PCPU_VERSION of the library loaded at run time,
+ * "major.minor.patch": a static string, never NULL, never to be freed.
+ * Needs no initialisation and never fails.
+ * Thread safety: any thread.  Async-signal-safe.
+ */
+const char *pcpu_version_string(void);
 
 /* Largest number of units (CPUs) a chunk can have. */
 #define PCPU_MAX_CPUS 8192
