@@ -26,10 +26,8 @@
 # pcpu_version() returns when it runs, and `pkg-config --modversion` or
 # percpuConfigVersion.cmake's PACKAGE_VERSION.
 #
-# percpu.pc names the configure-time prefix, so the pkg-config test passes
-# the temp prefix with --define-variable=prefix=..., as one does for a
-# staged install (DESTDIR-style relocation); the CMake package is
-# relocatable by itself.
+# percpu.pc is written at install time and names the prefix it is
+# installed into (checked); the CMake package is relocatable by itself.
 
 if(NOT CMAKE_SCRIPT_MODE_FILE)
   # A sanitizer build's library needs the sanitizer runtime in the program.
@@ -108,10 +106,15 @@ if(PCPU_INSTALL_TEST STREQUAL "pkgconfig")
 
   set(ENV{PKG_CONFIG_PATH} ${pcdir})
   set(ENV{PKG_CONFIG_LIBDIR} ${pcdir})   # only ours, not a system-wide percpu
+  run("pkg-config --variable=prefix" ${PKG_CONFIG} --variable=prefix percpu)
+  string(STRIP "${run_out}" pc_prefix)
+  if(NOT pc_prefix STREQUAL prefix)
+    message(FATAL_ERROR "percpu.pc says prefix=${pc_prefix}, installed into ${prefix}")
+  endif()
   run("pkg-config --modversion" ${PKG_CONFIG} --modversion percpu)
   string(STRIP "${run_out}" pc_version)
   pcpu_expect_version("percpu.pc (pkg-config --modversion)" ${version} "${pc_version}")
-  run("pkg-config" ${PKG_CONFIG} --define-variable=prefix=${prefix} --cflags --libs percpu)
+  run("pkg-config" ${PKG_CONFIG} --cflags --libs percpu)
   string(STRIP "${run_out}" flags)
   separate_arguments(flags UNIX_COMMAND "${flags}")
   message(STATUS "pkg-config flags: ${flags}")
