@@ -32,6 +32,8 @@
  *
  * Contents (each header documents its functions; "man FUNCTION" too):
  *
+ *   <percpu/version.h>  the library's version at run time
+ *       PCPU_VERSION  pcpu_version  pcpu_version_string
  *   <percpu/alloc.h>    pointers, allocation, set-up
  *       pcpu_ptr  PCPU_PTR  pcpu_nr_cpus  pcpu_this_cpu  pcpu_for_each_cpu
  *       pcpu_alloc  pcpu_alloc_reserved  pcpu_free  pcpu_max_alloc_size
@@ -76,14 +78,27 @@
 #ifndef PERCPU_H
 #define PERCPU_H
 
-#define PCPU_VERSION_MAJOR 0
-#define PCPU_VERSION_MINOR 2
+/* The version of this header and of the library built with it, defined
+ * here and nowhere else (CMakeLists.txt reads the three numbers).  What
+ * the numbers promise: see pcpu_version(). */
+#define PCPU_VERSION_MAJOR 0 /* 0: the API may still change between minor versions */
+#define PCPU_VERSION_MINOR 2 /* new features (while the major is 0: any API change) */
+#define PCPU_VERSION_PATCH 0 /* fixes only: no change to the API or the ABI */
+/* The version as one number, major * 10000 + minor * 100 + patch, for
+ * "#if PCPU_VERSION_NUMBER >= 300". */
+#define PCPU_VERSION_NUMBER \
+    (PCPU_VERSION_MAJOR * 10000 + PCPU_VERSION_MINOR * 100 + PCPU_VERSION_PATCH)
+/* The version as a string, "major.minor.patch". */
+#define PCPU_VERSION                                                   \
+    PCPU__STR(PCPU_VERSION_MAJOR) "." PCPU__STR(PCPU_VERSION_MINOR) "." \
+    PCPU__STR(PCPU_VERSION_PATCH)
 
 /* Largest number of units (CPUs) a chunk can have. */
 #define PCPU_MAX_CPUS 8192
 
 #include "percpu/bits/common.h"
 
+#include "percpu/version.h"
 #include "percpu/alloc.h"
 #include "percpu/stats.h"
 #include "percpu/statics.h"

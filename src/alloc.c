@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.c - pcpu_alloc(), pcpu_alloc_reserved(), pcpu_free(), pcpu_reclaim().
  *

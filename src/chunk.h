@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chunk.h - one chunk and its allocation map (chunk.c).
  *

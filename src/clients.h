@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clients.h - what the clients (counter.c, ref.c, rwsem.c) share: futex
  * waits and wake-ups, a small futex mutex, and the fence that makes a

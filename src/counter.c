@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * counter.c - per-CPU counters (the kernel's percpu_counter): the slow
  * paths of the add, sum, set, compare and limited_add.

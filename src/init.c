@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * init.c - the allocator's life: configuration, set-up, teardown, fork,
  * and the registration of modules (the program and its shared libraries).

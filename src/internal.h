@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h - what every source file of the library shares, and nothing
  * more: symbol visibility, branch hints, graded assertions, fatal

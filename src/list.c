@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * list.c - per-CPU lists: the slow paths of push and pop, and
  * pcpu_list_pop_all().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.c - the OS layer: every memory system call the library makes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c - every chunk of the allocator: the kernel's mm/percpu.c core,
  * without the parts that are about users (thread caches, statics,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.h - every chunk of the allocator and the lock over them (pool.c).
  *

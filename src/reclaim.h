@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reclaim.h - the background worker that runs the pool's balance pass
  * (reclaim.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ref.c - per-CPU reference counts (the kernel's percpu_ref): the atomic
  * paths and the mode switches.

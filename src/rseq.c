@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rseq.c - how this-CPU operations find the calling thread's unit: rseq
  * registration, the modes, the tables.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rseq.h - the this-CPU machinery the inline operations of percpu.h rely
  * on (rseq.c): rseq registration, the modes (rseq or atomics), the table

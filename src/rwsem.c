@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rwsem.c - the per-CPU reader-writer semaphore (the kernel's
  * percpu-rwsem): the readers' slow paths and the writers.

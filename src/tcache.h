@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tcache.h - per-thread caches of small free objects (tcache.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thiscpu.c - the slow paths of the this-CPU operations and pcpu_sum().
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * topology.c - which CPUs exist, which NUMA node each is on, and the
  * allocation info built from that (the kernel's pcpu_alloc_info).

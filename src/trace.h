@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trace.h - USDT tracepoints of the allocator (provider "percpu").
  *

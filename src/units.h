@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * units.h - every walk over the units of one object: zeroing and the
  * check for zero (units_zero.c), robust-mode poisoning and checks

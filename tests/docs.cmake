@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # docs.cmake - every public name has a man page that man finds and renders.
 #
 # Included by tests/CMakeLists.txt, it adds the test "docs.manpages", which
@@ -10,7 +11,8 @@
 #     has a page: `man NAME` shows a page that mentions NAME (its own, or
 #     its family's through a link page);
 #   - `man 7 percpu` shows the overview;
-#   - `man -l` renders every installed page without a groff warning.
+#   - `man -l` renders every installed page without a groff warning
+#     (also the tools' pages in man1).
 # It also says whether `man` will find pages installed under the build's
 # CMAKE_INSTALL_PREFIX without MANPATH (/usr/local/share/man: yes), and
 # shows Doxygen's warnings about the header's comments.
@@ -133,7 +135,7 @@ if(NOT run_out MATCHES "per-CPU" OR NOT run_out MATCHES "SEE ALSO")
 endif()
 
 # Every page renders, without groff warnings.
-file(GLOB pages ${mandir}/man3/*.3 ${mandir}/man7/*.7)
+file(GLOB pages ${mandir}/man1/*.1 ${mandir}/man3/*.3 ${mandir}/man7/*.7)
 set(nreal 0)
 foreach(p ${pages})
   file(READ ${p} head LIMIT 16)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_counter.c - per-CPU counters: exact sums, the read bound, exact compare and limited_add under threads and migration; init_many; ENOMEM. */
 /*
  * Every concurrent test runs with a mover thread that migrates the workers

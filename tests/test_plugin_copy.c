@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_plugin_copy.c - a plugin with its own copy of the library (libpercpu.a, symbols hidden) is loaded, used from threads and unloaded while the process lives on: nothing of the copy may run afterwards. */
 /*
  * Plugin authors link their dependencies in (-Wl,--exclude-libs,ALL), so

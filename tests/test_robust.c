@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_robust.c - robust mode (poison, write-after-free detection, validation, leak report) and sanitizer annotations. */
 /*
  * Robust mode (PCPU_F_DEBUG / PERCPU_DEBUG=1): freed objects are poisoned

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rseq_neighbour.c - percpu beside another rseq library (librseq's registration protocol, tests/libs/pcpu_other_rseq.c), with glibc's registration on and off: both libraries' sequences exact on every thread. */
 /*
  * The kernel takes one rseq area per thread.  With glibc registering (the

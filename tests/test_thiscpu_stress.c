@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_thiscpu_stress.c - this-CPU updates under forced migration.
  *

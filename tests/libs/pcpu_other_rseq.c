@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pcpu_other_rseq.c - another rseq library in the process, behaving as librseq does when it owns registration: the neighbour test_rseq_neighbour puts beside percpu. */
 /*
  * librseq is not packaged by Debian, so the tests carry this stand-in for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pcpu_other_rseq.h - the stand-in for librseq that test_rseq_neighbour loads (pcpu_other_rseq.c). */
 #ifndef PCPU_OTHER_RSEQ_H
 #define PCPU_OTHER_RSEQ_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pcpu_plugin_copy.c - a plugin that carries its own copy of the library (linked with libpercpu.a, its symbols hidden), as plugin authors ship them: test_plugin_copy loads, uses and unloads it. */
 /*
  * Everything that leaves something behind in the process is used here:

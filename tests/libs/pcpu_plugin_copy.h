@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pcpu_plugin_copy.h - the entry points of the plugin with its own copy of the library (pcpu_plugin_copy.c), as test_plugin_copy finds them with dlsym(). */
 #ifndef PCPU_PLUGIN_COPY_H
 #define PCPU_PLUGIN_COPY_H

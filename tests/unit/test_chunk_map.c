@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_chunk_map.c - a chunk's allocation map, its block and group hints and its page counts agree with a reference model through random claims and releases. */
 #include <errno.h>
 #include <setjmp.h>
