@@ -729,7 +729,9 @@ static void dw_rwsem_writer(void *arg)
         } else {
             pcpu_rwsem_down_write(&dw_sem);
         }
-        DW_CHECK(!pcpu_rwsem_is_read_locked(&dw_sem), "read-locked under the write lock");
+        /* (pcpu_rwsem_is_read_locked() may say true here for an instant
+         * in the atomic fallback: a reader that found the writer counts
+         * until it backs off; the header says so.) */
         dw_sem_a++;
         sched_yield();
         dw_sem_b++;
