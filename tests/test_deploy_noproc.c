@@ -28,9 +28,11 @@
  * CPU it had (the cpuset grown at run time); threads pinned to each CPU
  * then update the units, sums exact.  With /sys the units are the
  * possible CPUs (the affinity does not matter) and rseq stays; without
- * /sys the library knows only the one CPU it was given: one unit, which
- * the CPUs then share, and the threads on the new CPU switch the process
- * to atomics (pcpu_stats.rseq false at the end) -- exact all the same.
+ * /sys the library knows only that there is one CPU: one unit, which the
+ * CPUs then share (the process is pinned to the last CPU here, so the
+ * CPU id is not the unit's even before the cpuset grows), and threads on
+ * other CPUs switch the process to atomics (pcpu_stats.rseq false at the
+ * end) -- exact all the same, slower than it could be.
  */
 #include "testutil.h"
 
@@ -153,7 +155,10 @@ static void cpuset_child(void *arg)
     cpu_set_t all, one;
     child_check(sched_getaffinity(0, sizeof(all), &all) == 0, "sched_getaffinity: %s",
                 strerror(errno));
-    int first = dw_allowed_cpu(0);
+    /* With /sys the first allowed CPU; without, the last one: a cpuset
+     * that does not start at CPU 0 (the one unit the library then knows
+     * of is not the CPU the process runs on). */
+    int first = dw_allowed_cpu(noproc ? nr_allowed - 1 : 0);
     child_check(first >= 0, "no CPU");
     if (noproc)
         hide_proc_sys();
