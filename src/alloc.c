@@ -41,6 +41,21 @@ static inline __attribute__((always_inline)) int check_args(size_t size, size_t 
     }
     *bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
     *align_bits = align ? (align < PCPU_GRANULE ? 1 : align / PCPU_GRANULE) : pcpu__natural_bits(*bits);
+    /* A size asked for more alignment than its natural one is rounded up
+     * to a multiple of the alignment (when that still fits a unit).  Up to
+     * 16 bytes of alignment, that size's natural alignment covers the
+     * request, so it is served as that size is (the class caches); up to
+     * 256 bytes, the class's refill runs start aligned to its size's power
+     * of two, so its cached objects have the alignment.  And objects of
+     * one such size pack without holes: left as they were, 4-byte objects
+     * aligned to 8 leave a 4-byte hole after each, and every search of the
+     * map walks all of them, a cost that grows with the number of objects
+     * (the holes would hold nothing of that size anyway). */
+    if (*align_bits > 1 && (*bits & (*align_bits - 1))) {
+        size_t r = (*bits + *align_bits - 1) & ~(*align_bits - 1);
+        if (r * PCPU_GRANULE <= pcpu__layout.unit_size)
+            *bits = r;
+    }
     return 0;
 }
 
@@ -100,11 +115,10 @@ static inline __attribute__((always_inline)) void *alloc_impl(size_t size, size_
              * one of the class's size from the pool (so that freeing it
              * feeds the cache). */
             size_t rounded = pcpu__tcache_aligned_class(ci, align_bits);
-            if (rounded && likely(tc)) {
+            if (rounded)
                 ci = rounded;
-                if (tc->cls[ci].count == 0 && pcpu__tcache_refill(tc, ci) != 0)
-                    return NULL;
-            }
+            if (likely(tc) && tc->cls[ci].count == 0 && pcpu__tcache_refill(tc, ci) != 0)
+                return NULL;
             if (!tc || !pcpu__tcache_pop_aligned(tc, ci, align_bits, &e))
                 return alloc_slow(size, pcpu__tcache_class_bits(ci), align_bits, false);
         } else if (likely(tc)) {
@@ -292,10 +306,16 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
     }
     size_t bits = (size + PCPU_GRANULE - 1) / PCPU_GRANULE;
     /* 0 (most calls: tested first), or a power of two the class's natural
-     * alignment covers. */
-    if (unlikely(align) && (unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE) ||
-                            unlikely(align & (align - 1))))
+     * alignment covers; up to 16 bytes, the size rounded up to a multiple
+     * of it does (check_args). */
+    if (unlikely(align) && unlikely(align > (pcpu__natural_mask(bits) + 1) * PCPU_GRANULE)) {
+        if (unlikely(align > 4 * PCPU_GRANULE) || unlikely(align & (align - 1)))
+            return alloc_general(size, align);
+        size_t a = align / PCPU_GRANULE;
+        bits = (bits + a - 1) & ~(a - 1);
+    } else if (unlikely(align & (align - 1))) {
         return alloc_general(size, align);
+    }
     return alloc_fast_pop(tc, bits, (uint8_t)bits, size, align);
 }
 

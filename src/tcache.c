@@ -469,8 +469,14 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
         /* Runs of the 64-byte classes start on 256 bytes: then a class
          * whose size is a multiple of 128 or 256 bytes holds only objects
          * aligned that far, and pcpu__tcache_pop_aligned finds one for an
-         * over-aligned request without the lock. */
-        size_t run_align = bits > PCPU_TCACHE_EXACT_BITS ? PCPU_TCACHE_RUN_ALIGN_BITS : align;
+         * over-aligned request without the lock.  Runs of an exact class
+         * start aligned to its size's power of two (up to 256 bytes), for
+         * the same reason: sizes rounded up to an alignment (alloc.c). */
+        size_t run_align = bits > PCPU_TCACHE_EXACT_BITS
+                               ? PCPU_TCACHE_RUN_ALIGN_BITS
+                               : (bits & (~bits + 1)) < PCPU_TCACHE_RUN_ALIGN_BITS
+                                     ? (bits & (~bits + 1))
+                                     : PCPU_TCACHE_RUN_ALIGN_BITS;
         char *p = pcpu__pool_take_run_locked(bits, batch, run_align, &c);
         for (size_t i = 0; p && i < batch; i++)
             cls->e[cls->count++] =

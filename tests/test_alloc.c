@@ -169,6 +169,52 @@ static void test_overaligned_classes(void **state)
     assert_valid();
 }
 
+/*
+ * A size asked for more alignment than its natural one is rounded up to a
+ * multiple of the alignment: the object holds that many bytes (the held
+ * size of the rounded size), is aligned and zero in every unit, and
+ * objects of one such size lie side by side without holes (the pattern
+ * that once made every allocation walk all the holes left before it).
+ */
+static void test_overaligned_small(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 3, 4, 8, 12, 20, 100, 200, 250};
+    for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+        for (size_t a = 8; a <= 4096; a *= 2) {
+            size_t size = sizes[si];
+            size_t want = tu_held_size((size + a - 1) & ~(a - 1));
+            enum { N = 40 };
+            char *v[N];
+            for (int i = 0; i < N; i++) {
+                v[i] = pcpu_alloc(size, a);
+                if (!v[i])
+                    fail_msg("pcpu_alloc(%zu, %zu): %s", size, a, strerror(errno));
+                struct pcpu_addr_info info;
+                assert_int_equal(pcpu_addr_info(pcpu_ptr(v[i], 0), &info), 0);
+                assert_ptr_equal(info.cookie, v[i]);
+                if (info.size != want)
+                    fail_msg("pcpu_alloc(%zu, %zu): holds %zu bytes, want %zu", size, a, info.size,
+                             want);
+                pcpu_for_each_cpu(cpu) assert_int_equal((uintptr_t)pcpu_ptr(v[i], cpu) % a, 0);
+                tu_assert_zero_units(v[i], want);
+                tu_fill_units(v[i], want, (unsigned char)(i + 1));
+            }
+            /* No holes: most neighbours (those of one refill run or one
+             * search frontier) are exactly the held size apart. */
+            int adjacent = 0;
+            for (int i = 1; i < N; i++)
+                adjacent += v[i] - v[i - 1] == (ptrdiff_t)want || v[i - 1] - v[i] == (ptrdiff_t)want;
+            if (adjacent < N / 2)
+                fail_msg("pcpu_alloc(%zu, %zu): only %d of %d neighbours side by side", size, a,
+                         adjacent, N - 1);
+            for (int i = 0; i < N; i++)
+                pcpu_free(v[i]);
+        }
+    }
+    assert_valid();
+}
+
 static void test_sizes(void **state)
 {
     (void)state;
@@ -498,7 +544,7 @@ static void test_cookie_guard(void **state)
 static void test_million(void **state)
 {
     (void)state;
-    enum { N = 1 << 20 };
+    enum { N = TU_STEPS(1 << 20, 4) }; /* a quarter under the sanitizers: 2 MiB a unit */
     void **v = malloc(N * sizeof(*v));
     assert_non_null(v);
     double t0 = tu_now();
@@ -538,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup(test_alignment, setup),
         cmocka_unit_test_setup(test_overaligned_churn, setup),
         cmocka_unit_test_setup(test_overaligned_classes, setup),
+        cmocka_unit_test_setup(test_overaligned_small, setup),
         cmocka_unit_test_setup(test_sizes, setup),
         cmocka_unit_test_setup(test_einval, setup),
         cmocka_unit_test_setup(test_zeroing, setup),

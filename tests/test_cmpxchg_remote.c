@@ -115,7 +115,7 @@ static void *remote_main(void *arg)
 
 static void lost_updates(int width)
 {
-    int a, b;
+    int a = 0, b = 0;
     if (!two_cpus(&a, &b))
         skip();
     reinit_env();
@@ -236,7 +236,7 @@ static void *releaser_main(void *arg)
 static void test_spinlock_released_from_other_cpu(void **state)
 {
     (void)state;
-    int a, b;
+    int a = 0, b = 0;
     if (!two_cpus(&a, &b))
         skip();
     reinit_env();

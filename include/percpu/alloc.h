@@ -88,7 +88,8 @@ PCPU__PUBLIC int pcpu_this_cpu(void);
  * @size:  1 .. pcpu_max_alloc_size() bytes.
  * @align: a power of two, 1 .. page size; 0 means the natural alignment of
  *         @size (the largest power of two dividing it, at most 16, at least
- *         4).
+ *         4).  More than that rounds @size up to a multiple of @align (the
+ *         object holds that many bytes; it costs what that size costs).
  *
  * Returns a cookie whose memory is zero in every unit, or NULL with errno:
  *   EINVAL  @size or @align out of range, or the allocator's configuration

@@ -145,9 +145,9 @@ struct pcpu_addr_info {
  *
  * Returns 0, or -1 with errno ENOENT when @addr is in no unit of a live
  * chunk, EINVAL when @info is NULL.  size is the size the allocation holds:
- * the size asked rounded up to 4 bytes, and from 256 bytes to 4 KiB up to
- * its size class (a multiple of 64 bytes, or of the alignment asked when
- * that is 128 or 256).  Cost: O(log chunks).  Thread safety: any thread.
+ * the size asked rounded up to 4 bytes and to a multiple of the alignment
+ * asked (when that is more than the size's natural alignment), and from
+ * 256 bytes to 4 KiB up to its size class (a multiple of 64 bytes).  Cost: O(log chunks).  Thread safety: any thread.
  * Not async-signal-safe.
  */
 PCPU__PUBLIC int pcpu_addr_info(const void *addr, struct pcpu_addr_info *info);

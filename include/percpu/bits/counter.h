@@ -36,15 +36,15 @@ static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, in
          * unsigned: one compare. */
         uint32_t bias = (uint32_t)batch - 1, range = 2 * (uint32_t)batch - 1;
         for (;;) {
-            uintptr_t tmp;
+            uintptr_t off, scr;
             uint32_t nv, t2;
-            PCPU__CLIENT_SEQ_ANY("movl (%[ck], %[tmp]), %[nv]\n\t"
+            PCPU__CLIENT_SEQ_ANY("movl (%[ck], %[off]), %[nv]\n\t"
                                  "addl %[v], %[nv]\n\t"
                                  "leal (%q[nv], %q[bias]), %[t2]\n\t"
                                  "cmpl %[range], %[t2]\n\t"
                                  "jae %l[fold]\n\t"
-                                 "movl %[nv], (%[ck], %[tmp])",
-                                 ([tmp] "=&r"(tmp), [nv] "=&r"(nv), [t2] "=&r"(t2),
+                                 "movl %[nv], (%[ck], %[off])",
+                                 ([off] "=&r"(off), [scr] "=&r"(scr), [nv] "=&r"(nv), [t2] "=&r"(t2),
                                   PCPU__RSEQ_MEM(32, ck)),
                                  (PCPU__CLIENT_INPUTS(ck), [v] "r"((int32_t)v),
                                   [bias] "r"(bias), [range] "ir"(range)),
