@@ -2700,4 +2700,7 @@ PCPU__PUBLIC bool pcpu_rwsem_is_read_locked(struct pcpu_rwsem *s);
 }
 #endif
 
+/* Per-CPU memory shared between processes (regions, version 0.3). */
+#include <percpu/region.h>
+
 #endif /* PERCPU_H */
