@@ -251,7 +251,11 @@ int pcpu_region_unlink(const char *name)
 {
     if (!pcpu__rfile_name_ok(name))
         return fail_int(EINVAL);
-    return shm_unlink(name);
+    /* Another user's file in the sticky /dev/shm is EPERM: a permission
+     * error all the same. */
+    if (shm_unlink(name) != 0)
+        return fail_int(errno == EPERM ? EACCES : errno);
+    return 0;
 }
 
 /* Common checks of the calls that use r: 0, or -1 with errno. */

@@ -268,7 +268,7 @@ int pcpu__rdir_check(const struct pcpu_rdir *d)
         return report(d, "directory fill mark %u is beyond its capacity %u", used, d->cap);
     uint32_t lw = __atomic_load_n(&d->hdr->lock, __ATOMIC_RELAXED);
     if (!pcpu__rlock_word_plausible(lw))
-        return report(d, "lock word 0x%x names no live process", lw);
+        return report(d, "lock word 0x%x names no process", lw);
     size_t n;
     unsigned int bad = 0, ka, kb;
     struct run *runs = snapshot(d, &n, &bad);

@@ -14,7 +14,8 @@
  *
  * The word is 0 when free, else the owner's pid in bits 0-21 (Linux pids
  * are below 2^22) and, in bits 22-31, a tag of the owner's start time
- * (/proc/<pid>/stat), never 0 (0: unknown, not checked).  One atomic
+ * (/proc/<pid>/stat), never 0 (0: /proc could not be read, and then
+ * only the pid is checked).  One atomic
  * compare-and-swap writes both, so there is no moment when the lock is
  * owned but its owner not yet named.  A waiter that finds the word taken
  * asks whether that owner still exists: no such process, a zombie, a
@@ -148,21 +149,17 @@ static bool owner_gone(uint32_t w)
         return false;
     if (ps.state == 'Z' || ps.state == 'X')
         return true;
-    return tag != 0 && tag != tag_of(ps.start);
+    /* Owners that could read their own start time wrote its tag (never
+     * 0); one that could not wrote 0, and then neither can we read it. */
+    return tag != tag_of(ps.start);
 }
 
 bool pcpu__rlock_word_plausible(uint32_t w)
 {
-    if (w == 0)
-        return true;
-    int saved = errno;
-    pthread_mutex_lock(&local);
-    identify_locked();
-    /* Our own pid is plausible here: a thread of ours may hold it now. */
-    bool ok = (w & PID_MASK) == (uint32_t)me_pid ? w == me_word : !owner_gone(w);
-    pthread_mutex_unlock(&local);
-    errno = saved;
-    return ok;
+    /* An owner that died leaves its word behind, which the next locker
+     * takes over: that is a normal state.  Only a word no owner could
+     * have written (a pid of 0) is wrong. */
+    return w == 0 || (w & PID_MASK) != 0;
 }
 
 uint64_t pcpu__rlock_pidns(void)

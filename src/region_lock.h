@@ -15,7 +15,8 @@
  * for the whole timeout (then nothing is held). */
 PCPU_HIDDEN int pcpu__rlock_acquire(uint32_t *word);
 PCPU_HIDDEN void pcpu__rlock_release(uint32_t *word);
-/* Whether @w could be a lock word: 0, or an owner that is alive now. */
+/* Whether @w could be a lock word: 0, or one naming a process (alive or
+ * not: a dead owner's word is taken over by the next locker). */
 PCPU_HIDDEN bool pcpu__rlock_word_plausible(uint32_t w);
 /* The calling process's PID namespace (an inode number), 0 if unknown. */
 PCPU_HIDDEN uint64_t pcpu__rlock_pidns(void);
