@@ -53,7 +53,6 @@ struct pcpu_region {
     bool writable;
     bool pinned;                    /* holds an exactness pin            */
     bool detached;                  /* by pcpu_exit(): cookies are gone  */
-    bool foreign_pidns;             /* another PID namespace made it     */
     int fd;
     struct pcpu_rgeom g;            /* checked copy of the header        */
     void *meta;                     /* [0, data_off) of the file         */
@@ -150,8 +149,11 @@ static int attach(struct pcpu_region *r)
     for (unsigned int i = 0; i < r->g.nr_units; i++)
         if (r->os_id[i] != ai->os_id[i])
             return fail_int(EINVAL);
+    /* The directory's lock names its owners by pid: writers must share
+     * one PID namespace (readers take no lock). */
     uint64_t ns = pcpu__rlock_pidns();
-    r->foreign_pidns = r->g.pidns && ns && r->g.pidns != ns;
+    if (r->writable && r->g.pidns && ns && r->g.pidns != ns)
+        return fail_int(EINVAL);
 
     int prot = PROT_READ | (r->writable ? PROT_WRITE : 0);
     void *meta = pcpu__os_fault(PCPU_OS_MAP) ? MAP_FAILED
@@ -268,8 +270,6 @@ static int usable(struct pcpu_region *r, const char *fn, bool write)
         return fail_int(EINVAL);
     if (write && !r->writable)
         return fail_int(EACCES);
-    if (write && r->foreign_pidns)
-        return fail_int(EOPNOTSUPP);
     return 0;
 }
 

@@ -96,9 +96,10 @@ extern "C" {
  * data only (a pointer means nothing in another process, so lists,
  * counters, refs and rwsems do not go in regions); pcpu_is_percpu_address()
  * and pcpu_addr_info() do not know region memory, and pcpu_free() of a
- * region cookie stops the process as a foreign pointer; every process of
- * a region must be in one PID namespace to allocate or free (the lock
- * names processes by pid): others get EOPNOTSUPP; a process with write
+ * region cookie stops the process as a foreign pointer; the processes
+ * that open a region for writing must be in one PID namespace (the lock
+ * names processes by pid): an open for writing from another gets EINVAL
+ * (read-only opens work from anywhere); a process with write
  * access that truncates the file makes every process that touches the
  * lost pages die of SIGBUS, as with any shared mapping (anonymous regions
  * are sealed against it); pcpu_exit() detaches every open region.
@@ -199,8 +200,6 @@ PCPU__PUBLIC int pcpu_region_unlink(const char *name);
  *   ENOSPC      no free run of @size bytes at @align, or the directory is
  *               full.
  *   EACCES      @r was opened read-only.
- *   EOPNOTSUPP  this process is in another PID namespace than the one
- *               that created @r.
  *   ETIMEDOUT   another live process has held the region's lock for 10
  *               seconds (stopped, or a forged lock word).
  *   EBADMSG     the directory is corrupt.
@@ -241,8 +240,8 @@ PCPU__PUBLIC void *pcpu_region_find(struct pcpu_region *r, const char *obj, size
  * Returns 0, or -1 with errno EINVAL when @cookie is not the start of a
  * live object of @r (a foreign, interior or already freed cookie: the
  * region may be shared with processes that free objects too, so this is
- * an error, not a stop), EACCES (read-only), EOPNOTSUPP, ETIMEDOUT,
- * EBADMSG as for pcpu_region_alloc().
+ * an error, not a stop), EACCES (read-only), ETIMEDOUT, EBADMSG as for
+ * pcpu_region_alloc().
  * Costs: O(objects) under the region's lock.  Thread safety: any thread.
  * Not async-signal-safe.
  */
