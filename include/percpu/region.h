@@ -44,7 +44,8 @@ extern "C" {
  *   pcpu_region_find(r, "requests", &size)      its cookie in this process
  *   pcpu_region_foreach(r, fn, arg)             every object
  *   pcpu_region_free(r, cookie)                 remove it
- *   pcpu_region_close(r), pcpu_region_unlink(name)
+ *   pcpu_region_close(r)                        unmap it here
+ *   pcpu_region_unlink(name)                    remove its name
  *
  * Exactness.  A restartable sequence restarts whenever its thread is
  * preempted, whoever preempts it, so this-CPU operations from threads of
@@ -118,7 +119,7 @@ struct pcpu_region;
 /**
  * pcpu_region_open - create or open a region shared between processes.
  * @name:  a POSIX shared-memory name: "/" then 1..255 bytes without "/"
- *         (the file /dev/shm/<name>); NULL for an anonymous region (a
+ *         (the file /dev/shm/NAME); NULL for an anonymous region (a
  *         memfd), shared only with the children this process forks after
  *         the call, in which every cookie keeps working without reopening.
  *         NULL needs PCPU_REGION_CREATE.
@@ -153,6 +154,11 @@ struct pcpu_region;
  *   ENOMEM      out of memory or mappings; nothing is left behind.
  * Costs: O(units) system calls when the region's unit size differs from
  * this process's (one mapping per unit), else a few.
+ * Limits: a process with write access to the file that truncates it makes
+ * every process that touches the lost pages die of SIGBUS, as with any
+ * shared mapping (anonymous regions are sealed against it); pcpu_exit()
+ * detaches every open region (only pcpu_region_close() works on it
+ * afterwards, and its cookies fault).
  * Thread safety: any thread.  Not async-signal-safe.
  */
 PCPU__PUBLIC struct pcpu_region *pcpu_region_open(const char *name, size_t size,
@@ -205,6 +211,10 @@ PCPU__PUBLIC int pcpu_region_unlink(const char *name);
  *   EBADMSG     the directory is corrupt.
  * A process killed during the call leaves the region consistent: the
  * next allocation or free drops the half-made entry.
+ * The cookie holds plain data (a pointer stored in it means nothing in
+ * another process); it is not pcpu_free()'s (which stops the process, as
+ * for any foreign pointer), and pcpu_is_percpu_address() and
+ * pcpu_addr_info() do not know it.
  * Costs: O(objects * log objects) under the region's lock, plus zeroing
  * in the units that hold data there.
  * Thread safety: any thread of any process.  Not async-signal-safe.
