@@ -64,6 +64,24 @@ struct pcpu_region {
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pcpu_region *open_regions;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* fork(): the list is held across it, so the child (whose only thread is
+ * the forking one) finds it consistent and unlocked. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&list_lock);
+}
+
+static void fork_release(void)
+{
+    pthread_mutex_unlock(&list_lock);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
 
 static void *fail_null(int err)
 {
@@ -192,6 +210,7 @@ struct pcpu_region *pcpu_region_open(const char *name, size_t size, unsigned int
         return fail_null(EINVAL);
     if (pcpu__ensure_init() != 0)
         return NULL;
+    pthread_once(&atfork_once, register_atfork);
     size_t unit_size = 0;
     if (create) {
         size_t ps = pcpu__page_size;

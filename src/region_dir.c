@@ -261,6 +261,16 @@ static __attribute__((format(printf, 2, 3))) int report(const struct pcpu_rdir *
     return -1;
 }
 
+struct named {
+    char name[64];
+    unsigned int k;
+};
+
+static int named_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
 int pcpu__rdir_check(const struct pcpu_rdir *d)
 {
     uint32_t used = __atomic_load_n(&d->hdr->dir_used, __ATOMIC_RELAXED);
@@ -274,19 +284,32 @@ int pcpu__rdir_check(const struct pcpu_rdir *d)
     struct run *runs = snapshot(d, &n, &bad);
     if (!runs)
         return errno == EBADMSG ? report(d, "directory entry %u is corrupt", bad) : -1;
-    /* Names: unique among live entries (sorted copies, then neighbours). */
     int ret = 0;
-    if (sort_runs(runs, n, &ka, &kb) != 0) {
+    if (sort_runs(runs, n, &ka, &kb) != 0)
         ret = report(d, "directory entries %u and %u overlap", ka, kb);
-    } else {
-        struct pcpu_rent a, b;
-        for (size_t i = 0; i < n && ret == 0; i++)
-            for (size_t j = i + 1; j < n && ret == 0; j++)
-                if (read_ent(d, runs[i].k, &a) > 0 && read_ent(d, runs[j].k, &b) > 0 &&
-                    strcmp(a.name, b.name) == 0)
-                    ret = report(d, "directory entries %u and %u have the same name",
-                                 runs[i].k, runs[j].k);
+    /* Names: unique among live entries (sorted copies, then neighbours;
+     * an entry that changed since the snapshot is left out). */
+    struct named *names = ret ? NULL : malloc((n ? n : 1) * sizeof(*names));
+    if (!ret && !names) {
+        errno = ENOMEM;
+        ret = -1;
     }
+    size_t m = 0;
+    for (size_t i = 0; !ret && i < n; i++) {
+        struct pcpu_rent e;
+        if (read_ent(d, runs[i].k, &e) > 0) {
+            memcpy(names[m].name, e.name, sizeof(e.name));
+            names[m++].k = runs[i].k;
+        }
+    }
+    if (!ret) {
+        qsort(names, m, sizeof(*names), named_cmp);
+        for (size_t i = 1; i < m && !ret; i++)
+            if (strcmp(names[i - 1].name, names[i].name) == 0)
+                ret = report(d, "directory entries %u and %u have the same name",
+                             names[i - 1].k, names[i].k);
+    }
+    free(names);
     free(runs);
     return ret;
 }

@@ -71,15 +71,21 @@ static unsigned int words_of(size_t size)
     return 0;
 }
 
-/* Word w of an object in unit cpu, as a signed 64-bit value. */
+/* Word w of an object in unit cpu, as a signed 64-bit value.  memcpy:
+ * an object need not be aligned to its size (its maker chose the
+ * alignment), and one small copy is one load where it is. */
 static int64_t value(const struct object *o, unsigned int cpu, unsigned int w)
 {
     const char *p = (const char *)pcpu_ptr(o->cookie, cpu);
+    int8_t v8;
+    int16_t v16;
+    int32_t v32;
+    int64_t v64;
     switch (o->size) {
-    case 1: return __atomic_load_n((const int8_t *)p, __ATOMIC_RELAXED);
-    case 2: return __atomic_load_n((const int16_t *)(const void *)p, __ATOMIC_RELAXED);
-    case 4: return __atomic_load_n((const int32_t *)(const void *)p, __ATOMIC_RELAXED);
-    default: return __atomic_load_n((const int64_t *)(const void *)(p + 8 * (size_t)w), __ATOMIC_RELAXED);
+    case 1: memcpy(&v8, p, 1); return v8;
+    case 2: memcpy(&v16, p, 2); return v16;
+    case 4: memcpy(&v32, p, 4); return v32;
+    default: memcpy(&v64, p + 8 * (size_t)w, 8); return v64;
     }
 }
 
