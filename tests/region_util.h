@@ -30,6 +30,33 @@ __attribute__((unused)) static const char *rt_name(const char *tag)
     return b;
 }
 
+/* At exit: remove every /dev/shm/pcpu-test-<this pid>-* left behind by
+ * a test that failed before its own unlink (children leave with _exit()
+ * and run none of this). */
+static void rt_cleanup(void)
+{
+    char prefix[64], path[512];
+    snprintf(prefix, sizeof(prefix), "pcpu-test-%ld-", (long)getpid());
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+            unlink(path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+__attribute__((unused)) static void rt_cleanup_at_exit(void)
+{
+    static bool done;
+    if (!done)
+        atexit(rt_cleanup);
+    done = true;
+}
+
 /* The file behind a region name. */
 __attribute__((unused)) static const char *rt_path(const char *name)
 {

@@ -56,6 +56,7 @@ static char *run_stat(const char *args, int *status)
 static int setup(void **state)
 {
     (void)state;
+    rt_cleanup_at_exit();
     tu_reinit(NULL);
     n = rt_name("stat");
     r = pcpu_region_open(n, 8192, PCPU_REGION_CREATE | PCPU_REGION_EXCL, 0600);

@@ -25,6 +25,7 @@
 static int setup(void **state)
 {
     (void)state;
+    rt_cleanup_at_exit();
     tu_reinit(NULL);
     return 0;
 }

@@ -37,6 +37,7 @@ struct tally {
 static int setup(void **state)
 {
     (void)state;
+    rt_cleanup_at_exit();
     tu_reinit(NULL);
     return 0;
 }

@@ -205,6 +205,7 @@ static struct pcpu_region *parent_r;
 static int setup(void **state)
 {
     (void)state;
+    rt_cleanup_at_exit();
     tu_reinit(NULL);
     test_region = rt_name("exact");
     parent_r = pcpu_region_open(test_region, 4096, PCPU_REGION_CREATE | PCPU_REGION_EXCL, 0600);

@@ -53,6 +53,7 @@ static int allowed_cpus(void)
 static int setup(void **state)
 {
     (void)state;
+    rt_cleanup_at_exit();
     tu_reinit(NULL);
     return 0;
 }
