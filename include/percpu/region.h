@@ -53,8 +53,10 @@ extern "C" {
  * maps CPU k to unit k and uses restartable sequences indexed by CPU.
  * The region records which CPU each unit belongs to, and an open for
  * writing fails with EOPNOTSUPP in a process that cannot promise that
- * (no rseq, PCPU_INDEX_CID, or fewer units than CPUs); such a process may
- * still open the region read-only.  A writer that loses rseq later (a
+ * (no rseq, PCPU_INDEX_CID, or fewer units than CPUs; and on every
+ * architecture where the library has no restartable sequences yet, such
+ * as aarch64, where regions can only be read); such a process may still
+ * open the region read-only.  A writer that loses rseq later (a
  * seccomp filter makes a new thread's registration fail, and the library
  * would switch the process to atomics) stops with a one-line message
  * naming the region instead of writing inexactly.
@@ -149,7 +151,8 @@ struct pcpu_region;
  *   EACCES      the file's permissions refuse the access asked for.
  *   EOPNOTSUPP  open for writing in a process that cannot update the
  *               region exactly (no rseq, PCPU_INDEX_CID, fewer units
- *               than CPUs).
+ *               than CPUs, an architecture without the library's
+ *               restartable sequences such as aarch64).
  *   EBADMSG     the region's header is inconsistent (corrupted).
  *   ENOMEM      out of memory or mappings; nothing is left behind.
  * Costs: O(units) system calls when the region's unit size differs from
