@@ -340,7 +340,7 @@ static void test_sigkill_mid_alloc(void **state)
         long *mineo = pcpu_region_alloc(r, name, 24, 0);
         if (!mineo)
             fail_msg("round %d: alloc after the kill: %s", round, strerror(errno));
-        assert_true(tu_now() - t0 < 2.0);
+        assert_true(tu_now() - t0 < 5.0); /* a busy machine may be slow; a missed takeover fails, not slows */
         mine++;
         pcpu_this_inc(mineo);
         for (int k = 0; k < 3; k++) {
@@ -409,7 +409,7 @@ static void expect_takeover(struct pcpu_region *r, uint32_t *word, uint32_t w, c
     void *p = pcpu_region_alloc(r, name, 8, 0);
     if (!p)
         fail_msg("%s (0x%x): %s", what, w, strerror(errno));
-    if (tu_now() - t0 > 1.0)
+    if (tu_now() - t0 > 5.0)
         fail_msg("%s (0x%x): took %.2f s", what, w, tu_now() - t0);
     assert_int_equal(__atomic_load_n(word, __ATOMIC_ACQUIRE), 0);
     assert_int_equal(pcpu_region_free(r, p), 0);
