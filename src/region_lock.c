@@ -31,7 +31,8 @@
  * fail with ETIMEDOUT instead of waiting forever.
  *
  * Everything is keyed by pid, so every process that changes a region's
- * directory must be in one PID namespace; region.c checks that.
+ * directory must be in one PID namespace; region.c refuses an open for
+ * writing from another (EINVAL).
  */
 #include "region_lock.h"
 
