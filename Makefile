@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The two commands a newcomer needs:
 #   make run   build everything and run the benchmark (the main job)
 #   make test  build everything and run every test through CTest
@@ -7,12 +8,16 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 PACKAGES   := cmake gcc g++ make pkg-config libcmocka-dev gnuplot-nox clang libclang-rt-14-dev \
-              systemtap-sdt-dev bpftrace doxygen man-db
+              systemtap-sdt-dev bpftrace doxygen man-db valgrind dpkg-dev file
 FUZZ_SECONDS ?= 60
 
 CROSS_PACKAGES := gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
 
-.PHONY: all run test deps build docs sanitize tsan fuzz coverage cross install clean
+# `make deb` also lints the packages; `make test` checks them with lintian
+# only where it is installed (it is big, and CI has no use for it twice).
+DEB_PACKAGES := lintian
+
+.PHONY: all run test deps build docs sanitize tsan fuzz coverage cross install deb clean
 
 all: build
 
@@ -95,6 +100,16 @@ cross:
 
 install: build
 	cmake --install $(BUILD)
+
+# The Debian packages libpercpu0, libpercpu-dev and percpu-tools, from the
+# install rules (CPack, cmake/package.cmake), into $(BUILD)/packages;
+# then `sudo apt install ./$(BUILD)/packages/*.deb`.
+deb: build
+	$(call install_missing,$(DEB_PACKAGES))
+	rm -f $(BUILD)/packages/*.deb
+	cd $(BUILD) && cpack --config CPackConfig.cmake
+	lintian $(BUILD)/packages/*.deb
+	@ls -l $(BUILD)/packages/*.deb
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-cov build-aarch64

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * figures.c - the measured loops of percpu-bench.
  *

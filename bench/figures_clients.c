@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * figures_clients.c - the counters, reference counts and reader-writer
  * semaphore of percpu-bench, each against what a user would write

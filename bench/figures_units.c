@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * figures_units.c - what a configuration with many units costs.
  *

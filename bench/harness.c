@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * harness.c - pinned worker threads, timing and statistics for percpu-bench.
  *

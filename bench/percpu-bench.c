@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * percpu-bench.c - measure percpu against what users would pick instead.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # plot.gp - charts of percpu-bench results.
 #
 # Run by percpu-bench --plots DIR as:  gnuplot -e "dir='DIR'; ncpu=N" plot.gp

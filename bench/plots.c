@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plots.c - charts and the chunk-map picture of percpu-bench.
  *
@@ -5,8 +6,9 @@
  * (inc.dat, ops.dat, list.dat, alloc.dat, scale.dat, units.dat, mem.dat) and runs
  * gnuplot on plot.gp to
  * turn them into SVG charts (and PNG ones when gnuplot has pngcairo).
- * plot.gp is looked for next to the executable (the build copies it there)
- * and then in the source tree.  Without gnuplot the data files are still
+ * plot.gp is looked for next to the executable (the build copies it there),
+ * in ../share/percpu from it (where `make install` and the percpu-tools
+ * package put it) and then in the source tree.  Without gnuplot the data files are still
  * written and a line says the charts were skipped; that is not an error.
  *
  * chunkmap_write() draws the allocator's chunks from pcpu_chunk_info(): one
@@ -82,6 +84,9 @@ static bool find_script(char *buf, size_t n)
         if (slash) {
             *slash = 0;
             snprintf(buf, n, "%.*s/plot.gp", PATH_MAX - 16, exe);
+            if (access(buf, R_OK) == 0)
+                return true;
+            snprintf(buf, n, "%.*s/../share/percpu/plot.gp", PATH_MAX - 32, exe);
             if (access(buf, R_OK) == 0)
                 return true;
         }

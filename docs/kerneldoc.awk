@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # kerneldoc.awk - Doxygen's INPUT_FILTER for include/percpu.h.
 #
 # The header is documented in the kernel's kernel-doc style:
@@ -413,6 +414,12 @@ BEGIN {
 
 {
     line = $0
+
+    # The license line above the opening comment is not that comment.
+    if (FNR == 1 && line ~ /SPDX-License-Identifier:/) {
+        print line
+        next
+    }
 
     # What only C++ sees is left alone: Doxygen reads the header as C, so
     # documentation in there (and groups defined there) would be lost.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # man.cmake - finish Doxygen's man pages (cmake -P, from docs/CMakeLists.txt).
 #
 #   -DIN=<doxygen's man3 directory> -DOUT=<the tree to install: man3, man7>
@@ -5,7 +6,8 @@
 # Keeps the pages of docs/pages.txt (Doxygen's groups) and the header's
 # overview, which becomes percpu(7); gives every page a LIBRARY section
 # and "#include <percpu.h>" in its SYNOPSIS, drops an empty "Detailed
-# Description"; and writes a link page (".so man3/<page>.3") for every
+# Description", and gives it the license: an SPDX comment on its first
+# line and a COPYRIGHT section (from LICENSE); and writes a link page (".so man3/<page>.3") for every
 # other public name a page declares, so that `man pcpu_this_inc` or
 # `man PCPU_NEW` finds its family's page.
 cmake_minimum_required(VERSION 3.18)
@@ -15,6 +17,13 @@ file(GLOB pages RELATIVE ${IN} ${IN}/*.3)
 if(NOT pages)
   message(FATAL_ERROR "Doxygen wrote no man pages into ${IN}")
 endif()
+file(STRINGS ${CMAKE_CURRENT_LIST_DIR}/../LICENSE copyright REGEX "^Copyright ")
+if(NOT copyright)
+  message(FATAL_ERROR "no Copyright line in LICENSE")
+endif()
+string(REPLACE "(c)" "\\(co" copyright "${copyright}")
+set(license_head ".\\\" SPDX-License-Identifier: MIT\n")
+set(license_tail ".SH COPYRIGHT\n${copyright}.\n.PP\npercpu is free software under the MIT license (SPDX-License-Identifier: MIT):\nsee the file LICENSE of its source, or the copyright file of its package\n(/usr/share/doc/libpercpu-dev/copyright).\n")
 
 set(names "")
 foreach(f ${pages})
@@ -23,16 +32,17 @@ foreach(f ${pages})
     continue()    # internal
   endif()
   file(READ ${IN}/${f} roff)
+  set(roff "${roff}${license_tail}")
   if(page STREQUAL "percpu")
     string(REGEX REPLACE "^\\.TH \"percpu\" 3" ".TH \"percpu\" 7" roff "${roff}")
-    file(WRITE ${OUT}/man7/percpu.7 "${roff}")
+    file(WRITE ${OUT}/man7/percpu.7 "${license_head}${roff}")
     continue()
   endif()
   string(REPLACE ".SH SYNOPSIS\n.br\n.PP\n"
     ".SH LIBRARY\npercpu (\\fIlibpercpu\\fP, \\fI-lpercpu\\fP; pkg-config percpu; CMake percpu::percpu)\n.SH SYNOPSIS\n.nf\n\\fB#include <percpu.h>\\fP\n.fi\n.PP\n"
     roff "${roff}")
   string(REGEX REPLACE "\\.SH \"Detailed Description\"\n(\\.PP *\n|\n)*\\.SH" ".SH" roff "${roff}")
-  file(WRITE ${OUT}/man3/${f} "${roff}")
+  file(WRITE ${OUT}/man3/${f} "${license_head}${roff}")
   list(APPEND names ${page})
 
   # The names it declares: the first bold name of each declaration in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server_stats.c - what a server needs from per-CPU counters and
  * reference counts: request statistics, a connection limit, and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stats_demo.c - allocate per-CPU objects of a few sizes, free some, and
  * print the allocator's statistics and a picture of its chunks.

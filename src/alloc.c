@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.c - pcpu_alloc(), pcpu_alloc_reserved(), pcpu_free(), pcpu_reclaim().
  *
@@ -165,7 +166,7 @@ static inline __attribute__((always_inline)) void free_impl(void *cookie)
     struct pcpu_chunk *owner = pcpu__pool_owner(c, bit);
     if (unlikely(!owner))
         pcpu__die("percpu: invalid free of %p (a static per-CPU variable)", cookie);
-    if (unlikely(!pcpu__live_clear(owner, bit)))
+    if (unlikely(!pcpu__live_unset_checked(owner, bit)))
         bad_free(cookie, owner, bit);
     size_t bits = pcpu__alloc_bits_fast(owner, bit);
     size_t bytes = bits * PCPU_GRANULE;
@@ -298,11 +299,11 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_
     return alloc_fast_pop(tc, bits, (uint8_t)bits, size, align);
 }
 
-/* A free the fast path takes (free_fast_takes): the cookie starts a live
+/* A free the fast path takes (free_fast_decode): the cookie starts a live
  * dynamic allocation; where its chunk and live mark are, and its size in
- * granules (as free_fast_takes fills it: the live mark, which is the size
+ * granules (as free_fast_decode fills it: the live mark, which is the size
  * up to 127 granules; see pcpu__live_mark). */
-struct free_fast {
+struct free_site {
     struct pcpu_tcache *tc;
     struct pcpu_chunk *c;
     uint8_t *live;
@@ -313,7 +314,7 @@ struct free_fast {
  * of the chunk's dynamic area (the first chunk's static and reserved
  * areas lie below start_bit), which is inside the first unit, so that the
  * cookie is in the chunk's reservation.  Remembered for the next free. */
-static __attribute__((noinline)) bool free_fast_find(struct pcpu_tcache *tc, void *cookie)
+static __attribute__((noinline)) bool refresh_free_hint(struct pcpu_tcache *tc, void *cookie)
 {
     unsigned long gen = atomic_load_explicit(&pcpu__chunk_gen, memory_order_acquire);
     struct pcpu_chunk *c = pcpu__lookup_region(cookie);
@@ -334,8 +335,8 @@ static __attribute__((noinline)) bool free_fast_find(struct pcpu_tcache *tc, voi
     return true;
 }
 
-static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
-                                                                  struct free_fast *f)
+static inline __attribute__((always_inline)) bool free_fast_decode(void *cookie,
+                                                                  struct free_site *f)
 {
     struct pcpu_tcache *tc = pcpu__my_tcache;
     if (unlikely(!tc) || unlikely(!pcpu__settings.fast_alloc))
@@ -344,7 +345,7 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
     size_t off = (size_t)((char *)cookie - h->lo);
     if (unlikely(off >= h->len) ||
         unlikely(h->gen != atomic_load_explicit(&pcpu__chunk_gen, memory_order_acquire))) {
-        if (!free_fast_find(tc, cookie))
+        if (!refresh_free_hint(tc, cookie))
             return false;
         off = (size_t)((char *)cookie - h->lo);
     }
@@ -353,15 +354,15 @@ static inline __attribute__((always_inline)) bool free_fast_takes(void *cookie,
     if (unlikely(off % PCPU_GRANULE) || unlikely(!mark))
         return false;
     /* The live mark, which is the size itself up to 127 granules
-     * (free_fast_big reads the others).  (Whether the object is of an
+     * (free_over_8_bytes reads the others).  (Whether the object is of an
      * exact class and aligned as its class is the caller's to test.) */
-    *f = (struct free_fast){tc, h->chunk, h->live, bit, mark};
+    *f = (struct free_site){tc, h->chunk, h->live, bit, mark};
     return true;
 }
 
 /* An object of 1 or 2 granules is of an exact class, aligned as it, when
  * a 2-granule one starts on an even granule. */
-static inline __attribute__((always_inline)) bool free_fast_aligned(const struct free_fast *f)
+static inline __attribute__((always_inline)) bool small_object_aligned(const struct free_site *f)
 {
     return !(f->bit & (f->bits - 1));
 }
@@ -369,8 +370,8 @@ static inline __attribute__((always_inline)) bool free_fast_aligned(const struct
 /* Take the object back and, with few units, zero it (reading each unit
  * is cheaper than asking the kernel): a 4- or 8-byte object inline, or
  * any object. */
-static inline __attribute__((always_inline)) void free_fast_take_back(void *cookie,
-                                                                      const struct free_fast *f,
+static inline __attribute__((always_inline)) void take_back_and_zero(void *cookie,
+                                                                      const struct free_site *f,
                                                                       bool word)
 {
     __atomic_store_n(&f->live[f->bit], 0, __ATOMIC_RELAXED);
@@ -381,8 +382,8 @@ static inline __attribute__((always_inline)) void free_fast_take_back(void *cook
 }
 
 /* Park a zeroed object in its class cache, if the class has room. */
-static inline __attribute__((always_inline)) bool free_fast_park(void *cookie,
-                                                                 const struct free_fast *f)
+static inline __attribute__((always_inline)) bool park_in_class(void *cookie,
+                                                                 const struct free_site *f)
 {
     struct pcpu_tcache_class *cls = &f->tc->cls[f->bits];
     unsigned int n = cls->count;
@@ -396,7 +397,7 @@ static inline __attribute__((always_inline)) bool free_fast_park(void *cookie,
 /* Out of line (it needs registers the inline path would save on every
  * free): into the pending batch, zeroed already (clean) or to be zeroed
  * with it, and the batch to the pool when that filled it.  Leaves. */
-static __attribute__((noinline)) void free_fast_pending(void *cookie, struct pcpu_tcache *tc,
+static __attribute__((noinline)) void to_pending_batch(void *cookie, struct pcpu_tcache *tc,
                                                        struct pcpu_chunk *c, size_t bits,
                                                        bool clean)
 {
@@ -431,7 +432,7 @@ static __attribute__((noinline)) void free_general(void *cookie)
  * end bit, which is its own; 0 past the
  * biggest class (then the general path answers).  Reads no word past the
  * dynamic area's last (end_bit: the area's end), inside the map. */
-static size_t free_fast_far_bits(const uint64_t *end_map, size_t bit, size_t end_bit)
+static size_t size_from_end_map(const uint64_t *end_map, size_t bit, size_t end_bit)
 {
     size_t last = (bit + PCPU_TCACHE_MAX_BITS - 1) / 64, area_last = (end_bit - 1) / 64;
     if (last > area_last)
@@ -472,13 +473,13 @@ _Static_assert(4096 / PCPU_GRANULE <= PCPU_TCACHE_MAX_BITS, "4 KiB is a class");
  * out again soon); others wait in the batch, zeroed now if small (reading
  * them is cheap), else with the batch where the kernel says pages hold
  * data. */
-static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tcache *tc,
+static __attribute__((noinline)) void free_over_8_bytes(void *cookie, struct pcpu_tcache *tc,
                                                   struct pcpu_chunk *c, uint8_t *live,
                                                   size_t bit, size_t mark)
 {
     size_t bits = pcpu__live_mark_bits((unsigned int)mark);
     if (unlikely(!bits))
-        bits = free_fast_far_bits(tc->hint.end_map, bit,
+        bits = size_from_end_map(tc->hint.end_map, bit,
                                   tc->hint.start_bit + tc->hint.len / PCPU_GRANULE);
     /* Of a class, aligned as the class (pcpu__tcache_takes; the hint's
      * chunk is a dynamic area, never the reserved one). */
@@ -489,18 +490,18 @@ static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tc
         return;
     }
     pcpu_trace_free_live(cookie);
-    struct free_fast f = {tc, c, live, bit, bits};
+    struct free_site f = {tc, c, live, bit, bits};
     if (pcpu__settings.free_batched || !pcpu__tcache_has_room(tc, ci)) {
         if (pcpu__units_batch_wanted(bytes)) {
             __atomic_store_n(&live[bit], 0, __ATOMIC_RELAXED);
-            free_fast_pending(cookie, tc, c, bits, false);
+            to_pending_batch(cookie, tc, c, bits, false);
         } else {
-            free_fast_take_back(cookie, &f, false);
-            free_fast_pending(cookie, tc, c, bits, true);
+            take_back_and_zero(cookie, &f, false);
+            to_pending_batch(cookie, tc, c, bits, true);
         }
         return;
     }
-    free_fast_take_back(cookie, &f, false);
+    take_back_and_zero(cookie, &f, false);
     pcpu__tcache_push(tc, ci, cookie, c);
     pcpu__usage_count_free(&tc->usage);
     pcpu__leave();
@@ -511,10 +512,9 @@ static __attribute__((noinline)) void free_fast_big(void *cookie, struct pcpu_tc
  * shows: the mark says a multiple of 16 granules, so the object is of a
  * class (exact) and the class's cache holds PCPU_TCACHE_MIN_CAP; what
  * remains to test is the class's alignment.  A function of its own, so
- * that the other frees over 8 bytes run exactly as before (with the test
- * in free_fast_big, 64- and 256-byte pairs took 1.04-1.21x as long in
- * paired runs, for 5 more instructions). */
-static __attribute__((noinline)) void free_fast_kib(void *cookie, struct pcpu_tcache *tc,
+ * that the other frees over 8 bytes run exactly as before (the test in
+ * free_over_8_bytes made 64- and 256-byte pairs measurably slower). */
+static __attribute__((noinline)) void free_kib_class(void *cookie, struct pcpu_tcache *tc,
                                                   struct pcpu_chunk *c, uint8_t *live,
                                                   size_t bit, size_t mark)
 {
@@ -524,15 +524,15 @@ static __attribute__((noinline)) void free_fast_kib(void *cookie, struct pcpu_tc
         unsigned int n = cls->count;
         if (likely(n < PCPU_TCACHE_MIN_CAP)) {
             pcpu_trace_free_live(cookie);
-            struct free_fast f = {tc, c, live, bit, bits};
-            free_fast_take_back(cookie, &f, false);
+            struct free_site f = {tc, c, live, bit, bits};
+            take_back_and_zero(cookie, &f, false);
             pcpu__tcache_put(cls, n, cookie, c);
             pcpu__usage_count_free(&tc->usage);
             pcpu__leave();
             return;
         }
     }
-    free_fast_big(cookie, tc, c, live, bit, mark);
+    free_over_8_bytes(cookie, tc, c, live, bit, mark);
 }
 
 void *pcpu_alloc(size_t size, size_t align)
@@ -552,13 +552,13 @@ void *pcpu_alloc_reserved(size_t size, size_t align)
 
 /* A 4- or 8-byte object (bits a constant): back into its class, or the
  * batch when the class is full.  Leaves. */
-static inline __attribute__((always_inline)) void free_fast_word(void *cookie, struct free_fast *f,
+static inline __attribute__((always_inline)) void free_word(void *cookie, struct free_site *f,
                                                                  size_t bits)
 {
     f->bits = bits;
-    free_fast_take_back(cookie, f, true);
-    if (unlikely(!free_fast_park(cookie, f))) {
-        free_fast_pending(cookie, f->tc, f->c, bits, true);
+    take_back_and_zero(cookie, f, true);
+    if (unlikely(!park_in_class(cookie, f))) {
+        to_pending_batch(cookie, f->tc, f->c, bits, true);
         return;
     }
     pcpu__leave();
@@ -567,36 +567,36 @@ static inline __attribute__((always_inline)) void free_fast_word(void *cookie, s
 void pcpu_free(void *cookie)
 {
     pcpu__enter("pcpu_free");
-    struct free_fast f;
-    if (unlikely(!free_fast_takes(cookie, &f))) {
+    struct free_site f;
+    if (unlikely(!free_fast_decode(cookie, &f))) {
         free_general(cookie);
         return;
     }
     /* Inline only what needs few registers: 4- and 8-byte objects. */
     if (unlikely(f.bits - 1 >= 8 / PCPU_GRANULE)) {
         if (f.bits - FREE_MARK_1K <= FREE_MARK_4K - FREE_MARK_1K)
-            free_fast_kib(cookie, f.tc, f.c, f.live, f.bit, f.bits);
+            free_kib_class(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         else
-            free_fast_big(cookie, f.tc, f.c, f.live, f.bit, f.bits);
+            free_over_8_bytes(cookie, f.tc, f.c, f.live, f.bit, f.bits);
         return;
     }
-    if (unlikely(!free_fast_aligned(&f))) {
+    if (unlikely(!small_object_aligned(&f))) {
         free_general(cookie);
         return;
     }
     pcpu_trace_free_live(cookie);
     if (unlikely(pcpu__settings.free_batched)) {
-        /* Many units: zeroed with the batch (free_fast_big). */
+        /* Many units: zeroed with the batch (free_over_8_bytes). */
         __atomic_store_n(&f.live[f.bit], 0, __ATOMIC_RELAXED);
-        free_fast_pending(cookie, f.tc, f.c, f.bits, false);
+        to_pending_batch(cookie, f.tc, f.c, f.bits, false);
         return;
     }
     /* One copy per size, so that the class's address is a constant
      * offset: a predicted branch instead of a wait for the end map. */
     if (f.bits == 1)
-        free_fast_word(cookie, &f, 1);
+        free_word(cookie, &f, 1);
     else
-        free_fast_word(cookie, &f, 2);
+        free_word(cookie, &f, 2);
 }
 
 size_t pcpu_reclaim(bool all)

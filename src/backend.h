@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend.h - the chunk backend contract (the seed's percpu-vm/percpu-km
  * split), as an ops table chosen at run time.  Both backends are built in.

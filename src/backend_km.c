@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend_km.c - contiguous chunks: one usable block per chunk.
  *

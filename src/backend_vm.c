@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend_vm.c - the default chunk backend: one mapping per chunk, memory
  * placed per NUMA node, pages given back unit by unit.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bitmap.c - word-at-a-time bit operations for the allocation maps.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bitmap.h - word-at-a-time bit operations on the allocation maps
  * (bitmap.c).  Every access is a relaxed atomic (see bitmap.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chunk.c - the allocation map inside one chunk.
  *
@@ -73,14 +74,14 @@ static unsigned int longest_ones(uint64_t x, unsigned int *start)
  * keep up to date incrementally: counting bits is the expensive part).
  * Works a word at a time, so a block riddled with small holes costs the
  * same as a clean one. */
-static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t b, size_t nfree)
+static struct pcpu_block_hint compute_block_hint_nfree(const struct pcpu_chunk *c, size_t b, size_t nfree)
 {
     size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
     if (nfree == len)
-        return (struct pcpu_block_md){len, len, len, len, 0};
+        return (struct pcpu_block_hint){len, len, len, len, 0};
     if (nfree == 0)
-        return (struct pcpu_block_md){0, 0, 0, 0, 0};
-    struct pcpu_block_md md = {.nfree = (uint32_t)nfree};
+        return (struct pcpu_block_hint){0, 0, 0, 0, 0};
+    struct pcpu_block_hint h = {.nfree = (uint32_t)nfree};
     size_t best = 0, best_start = 0, run = 0, run_start = lo;
     bool seen_used = false;
     /* Blocks start on word boundaries; only the last block of a map that
@@ -104,7 +105,7 @@ static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t 
             run_start = base;
         run += low;
         if (!seen_used) {
-            md.left = (uint32_t)run;
+            h.left = (uint32_t)run;
             seen_used = true;
         }
         if (run > best) {
@@ -125,20 +126,20 @@ static struct pcpu_block_md compute_md_nfree(const struct pcpu_chunk *c, size_t 
         run = high;
         run_start = base + valid - high;
     }
-    md.right = (uint32_t)run;
+    h.right = (uint32_t)run;
     if (run > best) {
         best = run;
         best_start = run_start;
     }
-    md.contig = (uint32_t)best;
-    md.contig_start = (uint32_t)(best_start - lo);
-    return md;
+    h.contig = (uint32_t)best;
+    h.contig_start = (uint32_t)(best_start - lo);
+    return h;
 }
 
-static struct pcpu_block_md compute_md(const struct pcpu_chunk *c, size_t b)
+static struct pcpu_block_hint compute_block_hint(const struct pcpu_chunk *c, size_t b)
 {
     size_t lo = b * block_bits(), len = block_len(c, b);
-    return compute_md_nfree(c, b, len - pcpu__count_set(c->alloc_map, lo, lo + len));
+    return compute_block_hint_nfree(c, b, len - pcpu__count_set(c->alloc_map, lo, lo + len));
 }
 
 /* One live mark per granule, rounded up to whole words for the scans. */
@@ -177,17 +178,17 @@ struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size
         return NULL;
     }
     c->meta_bytes += nr_live_bytes(c);
-    c->md = pcpu__meta_calloc(pages, sizeof(*c->md));
+    c->block_hints = pcpu__meta_calloc(pages, sizeof(*c->block_hints));
     c->nr_groups = (pages + PCPU_GROUP_BLOCKS - 1) / PCPU_GROUP_BLOCKS;
-    c->gmd = pcpu__meta_calloc(c->nr_groups, sizeof(*c->gmd));
-    c->gdirty = pcpu__meta_calloc(pcpu__words(c->nr_groups), sizeof(uint64_t));
-    if (!c->md || !c->gmd || !c->gdirty) {
+    c->group_hints = pcpu__meta_calloc(c->nr_groups, sizeof(*c->group_hints));
+    c->group_hint_stale = pcpu__meta_calloc(pcpu__words(c->nr_groups), sizeof(uint64_t));
+    if (!c->block_hints || !c->group_hints || !c->group_hint_stale) {
         pcpu__chunk_free_meta(c);
         return NULL;
     }
-    c->meta_bytes += pages * sizeof(*c->md) + c->nr_groups * sizeof(*c->gmd) +
+    c->meta_bytes += pages * sizeof(*c->block_hints) + c->nr_groups * sizeof(*c->group_hints) +
                      pcpu__words(c->nr_groups) * sizeof(uint64_t);
-    pcpu__set_range(c->gdirty, 0, c->nr_groups);
+    pcpu__set_range(c->group_hint_stale, 0, c->nr_groups);
 
     /* Granules outside [start_bit, end_bit) are hidden: permanently
      * allocated, so searches and merges stop at the region's edges. */
@@ -196,7 +197,7 @@ struct pcpu_chunk *pcpu__chunk_alloc_meta(size_t nr_bits, size_t start_bit, size
     if (end_bit < nr_bits)
         pcpu__set_range(c->alloc_map, end_bit, nr_bits - end_bit);
     for (size_t b = 0; b < pages; b++)
-        c->md[b] = compute_md(c, b);
+        c->block_hints[b] = compute_block_hint(c, b);
     c->free_bits = end_bit - start_bit;
     c->contig_bits = c->free_bits;
     c->contig_start = start_bit;
@@ -217,15 +218,15 @@ void pcpu__chunk_free_meta(struct pcpu_chunk *c)
     pcpu__meta_free(c->end_map, words * 8);
     pcpu__meta_free(c->live, nr_live_bytes(c));
     pcpu__meta_free(c->populated, pcpu__words(c->nr_pages) * 8);
-    pcpu__meta_free(c->md, c->nr_pages * sizeof(*c->md));
-    pcpu__meta_free(c->gmd, c->nr_groups * sizeof(*c->gmd));
-    pcpu__meta_free(c->gdirty, pcpu__words(c->nr_groups) * sizeof(uint64_t));
+    pcpu__meta_free(c->block_hints, c->nr_pages * sizeof(*c->block_hints));
+    pcpu__meta_free(c->group_hints, c->nr_groups * sizeof(*c->group_hints));
+    pcpu__meta_free(c->group_hint_stale, pcpu__words(c->nr_groups) * sizeof(uint64_t));
     pcpu__meta_free(c, sizeof(*c));
 }
 
 bool pcpu__chunk_page_empty(const struct pcpu_chunk *c, size_t page)
 {
-    return c->md[page].nfree == block_bits();
+    return c->block_hints[page].nfree == block_bits();
 }
 
 static void account_empty(struct pcpu_chunk *c, size_t b, bool was_empty)
@@ -234,9 +235,9 @@ static void account_empty(struct pcpu_chunk *c, size_t b, bool was_empty)
     if (now == was_empty || !pcpu__test_bit(c->populated, b))
         return;
     if (now)
-        c->nr_empty_pop++;
+        c->nr_empty_populated++;
     else
-        c->nr_empty_pop--;
+        c->nr_empty_populated--;
 }
 
 /* Refresh the hints of the blocks covering [bit, bit+n) after the map
@@ -251,38 +252,38 @@ static void account_empty(struct pcpu_chunk *c, size_t b, bool was_empty)
 static void md_after_free(struct pcpu_chunk *c, size_t b, size_t a, size_t z, size_t *start,
                           size_t *end)
 {
-    struct pcpu_block_md *md = &c->md[b];
+    struct pcpu_block_hint *h = &c->block_hints[b];
     size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
-    size_t cs = lo + md->contig_start, ce = cs + md->contig;
+    size_t cs = lo + h->contig_start, ce = cs + h->contig;
     size_t s, e;
-    if (md->left >= a - lo)
+    if (h->left >= a - lo)
         s = lo;
-    else if (md->contig && ce == a)
+    else if (h->contig && ce == a)
         s = cs;
     else {
         size_t p = pcpu__prev_set(c->alloc_map, lo, a);
         s = p == SIZE_MAX ? lo : p + 1;
     }
-    if (md->right >= hi - z)
+    if (h->right >= hi - z)
         e = hi;
-    else if (md->contig && cs == z)
+    else if (h->contig && cs == z)
         e = ce;
     else
         e = pcpu__next_set(c->alloc_map, z, hi);
     *start = s;
     *end = e;
-    md->nfree += (uint32_t)(z - a);
-    if (md->nfree == len) {
-        *md = (struct pcpu_block_md){len, len, len, len, 0};
+    h->nfree += (uint32_t)(z - a);
+    if (h->nfree == len) {
+        *h = (struct pcpu_block_hint){len, len, len, len, 0};
         return;
     }
     if (s == lo)
-        md->left = (uint32_t)(e - lo);
+        h->left = (uint32_t)(e - lo);
     if (e == hi)
-        md->right = (uint32_t)(hi - s);
-    if (e - s > md->contig) {
-        md->contig = (uint32_t)(e - s);
-        md->contig_start = (uint32_t)(s - lo);
+        h->right = (uint32_t)(hi - s);
+    if (e - s > h->contig) {
+        h->contig = (uint32_t)(e - s);
+        h->contig_start = (uint32_t)(s - lo);
     }
 }
 
@@ -290,19 +291,19 @@ static void md_after_free(struct pcpu_chunk *c, size_t b, size_t a, size_t z, si
  * a claim that cuts into the longest run needs the block measured again. */
 static void md_after_claim(struct pcpu_chunk *c, size_t b, size_t a, size_t z)
 {
-    struct pcpu_block_md *md = &c->md[b];
+    struct pcpu_block_hint *h = &c->block_hints[b];
     size_t lo = b * block_bits(), len = block_len(c, b), hi = lo + len;
-    size_t nfree = md->nfree - (z - a);
-    size_t cs = lo + md->contig_start;
-    if (nfree == 0 || (a < cs + md->contig && cs < z)) {
-        *md = compute_md_nfree(c, b, nfree);
+    size_t nfree = h->nfree - (z - a);
+    size_t cs = lo + h->contig_start;
+    if (nfree == 0 || (a < cs + h->contig && cs < z)) {
+        *h = compute_block_hint_nfree(c, b, nfree);
         return;
     }
-    md->nfree = (uint32_t)nfree;
-    if (a < lo + md->left)
-        md->left = (uint32_t)(a - lo);
-    if (z > hi - md->right)
-        md->right = (uint32_t)(hi - z);
+    h->nfree = (uint32_t)nfree;
+    if (a < lo + h->left)
+        h->left = (uint32_t)(a - lo);
+    if (z > hi - h->right)
+        h->right = (uint32_t)(hi - z);
 }
 
 /* Refresh the hints of the blocks covering [bit, bit+n) after the map
@@ -314,13 +315,13 @@ static void refresh_range(struct pcpu_chunk *c, size_t bit, size_t n, bool alloc
 {
     size_t b0 = bit / block_bits(), b1 = (bit + n - 1) / block_bits();
     for (size_t g = b0 / PCPU_GROUP_BLOCKS; g <= b1 / PCPU_GROUP_BLOCKS; g++)
-        pcpu__set_bit(c->gdirty, g);
+        pcpu__set_bit(c->group_hint_stale, g);
     for (size_t b = b0; b <= b1; b++) {
         bool was_empty = pcpu__chunk_page_empty(c, b);
         size_t lo = b * block_bits(), len = block_len(c, b);
         if (b != b0 && b != b1 && bit <= lo && lo + len <= bit + n) {
             uint32_t v = allocated ? 0 : (uint32_t)len;
-            c->md[b] = (struct pcpu_block_md){v, v, v, v, 0};
+            c->block_hints[b] = (struct pcpu_block_hint){v, v, v, v, 0};
         } else {
             size_t a = bit > lo ? bit : lo;
             size_t z = bit + n < lo + len ? bit + n : lo + len;
@@ -350,7 +351,7 @@ void pcpu__chunk_set_populated(struct pcpu_chunk *c, size_t page, bool on)
     long d = on ? 1 : -1;
     c->nr_populated += d;
     if (pcpu__chunk_page_empty(c, page))
-        c->nr_empty_pop += d;
+        c->nr_empty_populated += d;
 }
 
 /* Claim [p, p + n*count) as count allocations of n bits each. */
@@ -365,7 +366,7 @@ static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n, size_t coun
     refresh_range(c, p, n, true, NULL, NULL);
     c->free_bits -= n;
     c->nr_alloc += count;
-    while (c->first_free_block < c->nr_pages && c->md[c->first_free_block].nfree == 0)
+    while (c->first_free_block < c->nr_pages && c->block_hints[c->first_free_block].nfree == 0)
         c->first_free_block++;
     /* Claiming out of the largest run leaves the hint too high. */
     if (p < c->contig_start + c->contig_bits && c->contig_start < p + n)
@@ -377,12 +378,12 @@ static void mark_allocated(struct pcpu_chunk *c, size_t p, size_t n, size_t coun
 /* Free runs of a span of the map (a block, a group, a chunk): its length,
  * the free bits at each edge and its longest free run (the first one of
  * that length, start in chunk bits). */
-struct span_md {
+struct span_hint {
     size_t len, left, right, contig, contig_start;
 };
 
 /* Extend acc by q, the span that starts right where acc ends (at q_lo). */
-static void span_append(struct span_md *acc, const struct span_md *q, size_t q_lo)
+static void span_append(struct span_hint *acc, const struct span_hint *q, size_t q_lo)
 {
     if (acc->len == 0) {
         *acc = *q;
@@ -403,20 +404,20 @@ static void span_append(struct span_md *acc, const struct span_md *q, size_t q_l
     acc->len += q->len;
 }
 
-static struct span_md block_span(const struct pcpu_chunk *c, size_t b)
+static struct span_hint block_span(const struct pcpu_chunk *c, size_t b)
 {
-    const struct pcpu_block_md *md = &c->md[b];
+    const struct pcpu_block_hint *h = &c->block_hints[b];
     size_t lo = b * block_bits();
-    return (struct span_md){block_len(c, b), md->left, md->right, md->contig,
-                            lo + md->contig_start};
+    return (struct span_hint){block_len(c, b), h->left, h->right, h->contig,
+                            lo + h->contig_start};
 }
 
 /* Blocks [b0, b1) summed up from their hints. */
-static struct span_md summarize(const struct pcpu_chunk *c, size_t b0, size_t b1)
+static struct span_hint summarize(const struct pcpu_chunk *c, size_t b0, size_t b1)
 {
-    struct span_md acc = {0, 0, 0, 0, b0 * block_bits()};
+    struct span_hint acc = {0, 0, 0, 0, b0 * block_bits()};
     for (size_t b = b0; b < b1; b++) {
-        struct span_md q = block_span(c, b);
+        struct span_hint q = block_span(c, b);
         span_append(&acc, &q, b * block_bits());
     }
     return acc;
@@ -428,15 +429,15 @@ static inline size_t group_end(const struct pcpu_chunk *c, size_t g)
     return b1 < c->nr_pages ? b1 : c->nr_pages;
 }
 
-static const struct pcpu_group_md *group_md(struct pcpu_chunk *c, size_t g)
+static const struct pcpu_group_hint *group_hint(struct pcpu_chunk *c, size_t g)
 {
-    if (pcpu__test_bit(c->gdirty, g)) {
-        struct span_md s = summarize(c, g * PCPU_GROUP_BLOCKS, group_end(c, g));
-        c->gmd[g] = (struct pcpu_group_md){(uint32_t)s.contig, (uint32_t)s.contig_start,
+    if (pcpu__test_bit(c->group_hint_stale, g)) {
+        struct span_hint s = summarize(c, g * PCPU_GROUP_BLOCKS, group_end(c, g));
+        c->group_hints[g] = (struct pcpu_group_hint){(uint32_t)s.contig, (uint32_t)s.contig_start,
                                            (uint32_t)s.left, (uint32_t)s.right};
-        pcpu__clear_bit(c->gdirty, g);
+        pcpu__clear_bit(c->group_hint_stale, g);
     }
-    return &c->gmd[g];
+    return &c->group_hints[g];
 }
 
 size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_t align,
@@ -453,48 +454,48 @@ size_t pcpu__chunk_claim(struct pcpu_chunk *c, size_t piece, size_t count, size_
             /* At a group's start, its hints decide in one step whether a
              * carried run ends in it and whether its blocks need a look. */
             size_t g = b / PCPU_GROUP_BLOCKS, end = group_end(c, g);
-            const struct pcpu_group_md *gm = group_md(c, g);
+            const struct pcpu_group_hint *gh = group_hint(c, g);
             size_t glo = b * bb, ghi = (end - 1) * bb + block_len(c, end - 1);
             if (carry != SIZE_MAX) {
                 p = (carry + align - 1) & ~(align - 1);
-                if (p + n <= glo + gm->left)
+                if (p + n <= glo + gh->left)
                     goto found;
-                if (gm->left == ghi - glo) {
+                if (gh->left == ghi - glo) {
                     b = end - 1; /* the run goes on through the group */
                     continue;
                 }
                 carry = SIZE_MAX;
             }
-            if (gm->contig < n) {
-                carry = gm->right ? ghi - gm->right : SIZE_MAX;
+            if (gh->contig < n) {
+                carry = gh->right ? ghi - gh->right : SIZE_MAX;
                 b = end - 1;
                 continue;
             }
         }
-        const struct pcpu_block_md *md = &c->md[b];
+        const struct pcpu_block_hint *h = &c->block_hints[b];
         size_t lo = b * bb, len = block_len(c, b), hi = lo + len;
         if (carry != SIZE_MAX) {
-            if (md->left == len)
+            if (h->left == len)
                 continue;
             p = (carry + align - 1) & ~(align - 1);
-            if (p + n <= lo + md->left)
+            if (p + n <= lo + h->left)
                 goto found;
             carry = SIZE_MAX;
         }
-        bool fits = pcpu__run_fits(lo + md->contig_start, md->contig, n, align);
-        if (md->contig >= n && (fits || thorough)) {
+        bool fits = pcpu__run_fits(lo + h->contig_start, h->contig, n, align);
+        if (h->contig >= n && (fits || thorough)) {
             /* Small requests take the first hole that fits (holes get
              * reused); larger ones go straight to the run known to fit
              * instead of walking every small hole before it. */
-            size_t from = n >= 16 && fits ? lo + md->contig_start : lo;
+            size_t from = n >= 16 && fits ? lo + h->contig_start : lo;
             p = pcpu__find_zero_area(c->alloc_map, from, hi, n, align);
             if (p != SIZE_MAX)
                 goto found;
         }
-        if (md->left == len)
+        if (h->left == len)
             carry = lo;
-        else if (md->right)
-            carry = hi - md->right;
+        else if (h->right)
+            carry = hi - h->right;
     }
     if (carry != SIZE_MAX) {
         p = (carry + align - 1) & ~(align - 1);
@@ -532,9 +533,9 @@ static size_t run_start(const struct pcpu_chunk *c, size_t lo)
         if (k == MERGE_BLOCKS)
             return SIZE_MAX;
         b--;
-        const struct pcpu_block_md *md = &c->md[b];
-        if (md->nfree != block_len(c, b))
-            return b * bb + block_len(c, b) - md->right;
+        const struct pcpu_block_hint *h = &c->block_hints[b];
+        if (h->nfree != block_len(c, b))
+            return b * bb + block_len(c, b) - h->right;
     }
     return 0;
 }
@@ -552,9 +553,9 @@ static size_t run_end(const struct pcpu_chunk *c, size_t hi)
     for (unsigned int k = 0; ++b < c->nr_pages; k++) {
         if (k == MERGE_BLOCKS)
             return SIZE_MAX;
-        const struct pcpu_block_md *md = &c->md[b];
-        if (md->nfree != block_len(c, b))
-            return b * bb + md->left;
+        const struct pcpu_block_hint *h = &c->block_hints[b];
+        if (h->nfree != block_len(c, b))
+            return b * bb + h->left;
     }
     return c->nr_bits;
 }
@@ -595,13 +596,13 @@ void pcpu__chunk_release_run(struct pcpu_chunk *c, size_t bit, size_t n, size_t 
 void pcpu__chunk_refresh_contig(struct pcpu_chunk *c)
 {
     /* From the group hints: the blocks of clean groups are not read. */
-    struct span_md s = {0, 0, 0, 0, 0};
+    struct span_hint s = {0, 0, 0, 0, 0};
     for (size_t g = 0; g < c->nr_groups; g++) {
-        const struct pcpu_group_md *gm = group_md(c, g);
+        const struct pcpu_group_hint *gh = group_hint(c, g);
         size_t b0 = g * PCPU_GROUP_BLOCKS, end = group_end(c, g);
         size_t glo = b0 * block_bits();
-        struct span_md q = {(end - 1) * block_bits() + block_len(c, end - 1) - glo, gm->left,
-                            gm->right, gm->contig, gm->contig_start};
+        struct span_hint q = {(end - 1) * block_bits() + block_len(c, end - 1) - glo, gh->left,
+                            gh->right, gh->contig, gh->contig_start};
         span_append(&s, &q, glo);
     }
     c->contig_bits = s.contig;
@@ -642,39 +643,39 @@ static int validate_block(const struct pcpu_chunk *c, size_t b)
             ref_contig = cur;
     }
     ref_right = cur;
-    const struct pcpu_block_md *md = &c->md[b];
-    CHECK(md->nfree == ref_free && md->left == ref_left && md->right == ref_right &&
-              md->contig == ref_contig,
+    const struct pcpu_block_hint *h = &c->block_hints[b];
+    CHECK(h->nfree == ref_free && h->left == ref_left && h->right == ref_right &&
+              h->contig == ref_contig,
           "block %zu hints {contig %u, left %u, right %u, free %u} should be {%zu,%zu,%zu,%zu}",
-          b, md->contig, md->left, md->right, md->nfree, ref_contig, ref_left, ref_right,
+          b, h->contig, h->left, h->right, h->nfree, ref_contig, ref_left, ref_right,
           ref_free);
-    if (md->contig) {
-        size_t cs = lo + md->contig_start;
-        CHECK(cs + md->contig <= lo + len &&
-                  pcpu__next_set(c->alloc_map, cs, cs + md->contig) == cs + md->contig,
-              "block %zu: longest run at %u is not free", b, md->contig_start);
+    if (h->contig) {
+        size_t cs = lo + h->contig_start;
+        CHECK(cs + h->contig <= lo + len &&
+                  pcpu__next_set(c->alloc_map, cs, cs + h->contig) == cs + h->contig,
+              "block %zu: longest run at %u is not free", b, h->contig_start);
     }
     if (b < c->first_free_block)
-        CHECK(c->md[b].nfree == 0, "block %zu has free bits before first_free_block %zu", b,
+        CHECK(c->block_hints[b].nfree == 0, "block %zu has free bits before first_free_block %zu", b,
               c->first_free_block);
-    if (md->contig)
-        CHECK(c->contig_bits >= md->contig, "contig hint %zu below block %zu's run %u",
-              c->contig_bits, b, md->contig);
+    if (h->contig)
+        CHECK(c->contig_bits >= h->contig, "contig hint %zu below block %zu's run %u",
+              c->contig_bits, b, h->contig);
     return problems;
 }
 
 static int validate_group(const struct pcpu_chunk *c, size_t g)
 {
     int problems = 0;
-    if (pcpu__test_bit(c->gdirty, g))
+    if (pcpu__test_bit(c->group_hint_stale, g))
         return 0;
-    struct span_md s = summarize(c, g * PCPU_GROUP_BLOCKS, group_end(c, g));
-    const struct pcpu_group_md *gm = &c->gmd[g];
-    CHECK(gm->contig == s.contig && gm->left == s.left && gm->right == s.right &&
-              (!s.contig || gm->contig_start == s.contig_start),
+    struct span_hint s = summarize(c, g * PCPU_GROUP_BLOCKS, group_end(c, g));
+    const struct pcpu_group_hint *gh = &c->group_hints[g];
+    CHECK(gh->contig == s.contig && gh->left == s.left && gh->right == s.right &&
+              (!s.contig || gh->contig_start == s.contig_start),
           "group %zu hints {contig %u at %u, left %u, right %u} should be "
           "{%zu at %zu, %zu, %zu}",
-          g, gm->contig, gm->contig_start, gm->left, gm->right, s.contig, s.contig_start, s.left,
+          g, gh->contig, gh->contig_start, gh->left, gh->right, s.contig, s.contig_start, s.left,
           s.right);
     return problems;
 }
@@ -743,7 +744,7 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
     for (size_t g = 0; g < c->nr_groups; g++)
         problems += validate_group(c, g);
     /* The chunk's hint against the blocks (refresh_contig reads groups). */
-    struct span_md all = summarize(c, 0, c->nr_pages);
+    struct span_hint all = summarize(c, 0, c->nr_pages);
     CHECK(c->contig_bits >= all.contig, "contig hint %zu below real %zu", c->contig_bits,
           all.contig);
     if (!c->contig_stale)
@@ -786,7 +787,7 @@ int pcpu__chunk_validate(const struct pcpu_chunk *c)
         }
         CHECK(pop == c->nr_populated, "nr_populated %zu but %zu pages populated",
               c->nr_populated, pop);
-        CHECK(empty == c->nr_empty_pop, "nr_empty_pop %zu but %zu", c->nr_empty_pop, empty);
+        CHECK(empty == c->nr_empty_populated, "nr_empty_populated %zu but %zu", c->nr_empty_populated, empty);
     }
     return problems;
 }

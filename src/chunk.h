@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chunk.h - one chunk and its allocation map (chunk.c).
  *
@@ -5,7 +6,7 @@
  * the picture) with one map for all units.  The map and its hints belong
  * to chunk.c; the pool (pool.c) links chunks into its slots and list and
  * keeps the totals, which it learns from each chunk's own counters
- * (nr_populated, nr_empty_pop) rather than chunk.c writing them; the
+ * (nr_populated, nr_empty_populated) rather than chunk.c writing them; the
  * backend fills in the mapping fields.  Everything here runs with the
  * allocator lock held, except the live-bit and end-bit reads below, which
  * frees do without it.
@@ -18,7 +19,7 @@
 #include "bitmap.h"
 
 /* Per-page (block) hints over the allocation map. */
-struct pcpu_block_md {
+struct pcpu_block_hint {
     uint32_t contig; /* longest free run inside the block          */
     uint32_t left;   /* free bits at the block's start             */
     uint32_t right;  /* free bits at the block's end               */
@@ -33,7 +34,7 @@ struct pcpu_block_md {
 
 /* Hints of a group of blocks, recomputed from the block hints when a
  * search needs them after a change (dirty bit). */
-struct pcpu_group_md {
+struct pcpu_group_hint {
     uint32_t contig;       /* longest free run inside the group        */
     uint32_t contig_start; /* its first bit (in the chunk)             */
     uint32_t left;         /* free bits at the group's start           */
@@ -62,9 +63,9 @@ struct pcpu_chunk {
     uint64_t *end_map;    /* 1 = last granule of an allocation            */
     uint8_t *live;        /* per granule: 1 = the allocation starting here
                              is handed to the user                       */
-    struct pcpu_block_md *md;
-    struct pcpu_group_md *gmd;
-    uint64_t *gdirty;     /* 1 bit per group: gmd must be recomputed       */
+    struct pcpu_block_hint *block_hints; /* one per page             */
+    struct pcpu_group_hint *group_hints; /* one per group of pages   */
+    uint64_t *group_hint_stale; /* 1 bit per group: its hint must be recomputed */
     size_t nr_groups;
     uint64_t *populated;  /* 1 bit per page; shared by first+reserved     */
     size_t free_bits;
@@ -73,7 +74,7 @@ struct pcpu_chunk {
     bool contig_stale;    /* contig_bits may be too high                  */
     size_t first_free_block;
     size_t nr_populated;  /* pages marked populated                       */
-    size_t nr_empty_pop;  /* populated pages with no allocated granule    */
+    size_t nr_empty_populated;  /* populated pages with no allocated granule    */
     size_t nr_alloc;      /* allocations in the map (live or cached)      */
     size_t meta_bytes;
 };
@@ -189,15 +190,15 @@ static inline void pcpu__live_set(const struct pcpu_chunk *c, size_t bit, uint8_
 }
 /* Take the allocation at bit back from the user (live_take: known live);
  * false if it was not live (a double free, or not an allocation start). */
-static inline void pcpu__live_take(const struct pcpu_chunk *c, size_t bit)
+static inline void pcpu__live_unset(const struct pcpu_chunk *c, size_t bit)
 {
     __atomic_store_n(&c->live[bit], 0, __ATOMIC_RELAXED);
 }
-static inline bool pcpu__live_clear(const struct pcpu_chunk *c, size_t bit)
+static inline bool pcpu__live_unset_checked(const struct pcpu_chunk *c, size_t bit)
 {
     if (unlikely(!pcpu__live_test(c, bit)))
         return false;
-    pcpu__live_take(c, bit);
+    pcpu__live_unset(c, bit);
     return true;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clients.h - what the clients (counter.c, ref.c, rwsem.c) share: futex
  * waits and wake-ups, a small futex mutex, and the fence that makes a
@@ -6,6 +7,10 @@
  * The clients sit on top of the API layer (see internal.h): they use the
  * public header and, from below, only internal.h's messages and rseq.h's
  * answer to "are the sequences in use".
+ *
+ * Names: a client function ending in _held runs with its object's own
+ * lock held (the counter's or the reference's futex mutex); _locked, as
+ * everywhere in the library, means the allocator's lock (pool.c).
  */
 #ifndef PCPU_CLIENTS_H
 #define PCPU_CLIENTS_H
@@ -85,7 +90,7 @@ static inline void pcpu__mutex_unlock(uint32_t *m)
 static inline void pcpu__clients_flush(void)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (!pcpu__rseq_uses_rseq())
+    if (!pcpu__rseq_runs_sequences())
         return;
     int saved = errno;
     if (syscall(SYS_membarrier, PCPU_CLIENT_MB_RSEQ, 0, 0) != 0)
@@ -101,11 +106,11 @@ static inline void pcpu__clients_flush(void)
 static inline void *pcpu__clients_unit(const void *cookie)
 {
 #if PCPU__RSEQ_ASM
-    struct pcpu__slow s = pcpu__tc_fallback(cookie);
+    struct pcpu__unit_at s = pcpu__seq_fallback(cookie);
 #else
-    struct pcpu__slow s = pcpu__tc_atomic_at(cookie);
+    struct pcpu__unit_at s = pcpu__atomic_at(cookie);
 #endif
-    if (s.off == PCPU__TC_RETRY)
+    if (s.off == PCPU__RETRY)
         return NULL;
     return (char *)(uintptr_t)s.cookie + s.off;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * counter.c - per-CPU counters (the kernel's percpu_counter): the slow
  * paths of the add, sum, set, compare and limited_add.
@@ -153,7 +154,7 @@ typedef __int128 wide;
 
 /* Close the gates in @bits that are open, so that no limited fast path can
  * commit relying on them any more (see the top). */
-static void close_gates_locked(struct pcpu_counter *c, uint32_t bits)
+static void close_gates_held(struct pcpu_counter *c, uint32_t bits)
 {
     if (!(bits & ~__atomic_load_n(&c->gate, __ATOMIC_RELAXED)))
         return;
@@ -162,7 +163,7 @@ static void close_gates_locked(struct pcpu_counter *c, uint32_t bits)
 }
 
 /* C += d, closing first the gate whose invariant the new C would break. */
-static void count_add_locked(struct pcpu_counter *c, int64_t d)
+static void count_add_held(struct pcpu_counter *c, int64_t d)
 {
     if (d == 0)
         return;
@@ -174,12 +175,12 @@ static void count_add_locked(struct pcpu_counter *c, int64_t d)
         close |= GATE_HI;
     if ((open & GATE_LO) && d < 0 && now < (wide)c->limit_lo + m)
         close |= GATE_LO;
-    close_gates_locked(c, close);
+    close_gates_held(c, close);
     __atomic_fetch_add(&c->count, d, __ATOMIC_RELAXED);
 }
 
 /* C plus every unit's delta. */
-static int64_t sum_locked(struct pcpu_counter *c)
+static int64_t sum_held(struct pcpu_counter *c)
 {
     int64_t s = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
     unsigned int n = pcpu_nr_cpus();
@@ -190,27 +191,35 @@ static int64_t sum_locked(struct pcpu_counter *c)
 
 /* ---- the add ------------------------------------------------------------------- */
 
-void pcpu__counter_fold(struct pcpu_counter *c, int32_t v, int32_t batch)
+/* Fold the current unit's delta and v into C: what an add does when the
+ * two reach the batch (also when v alone does, as the kernel's add does,
+ * so that a batch of 1 keeps every delta at 0 and read() exact). */
+static void fold_with(struct pcpu_counter *c, int64_t v)
 {
-    (void)batch;
     int saved = errno;
     if (!lock_fold(c)) {
         /* A handler while its thread holds a counter's lock: v was not
          * written anywhere, so one atomic add to C is the whole add. */
-        __atomic_fetch_add(&c->count, (int64_t)v, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->count, v, __ATOMIC_RELAXED);
         errno = saved;
         return;
     }
     int32_t x = pcpu_this_xchg(c->counters, 0);
-    count_add_locked(c, (int64_t)x + v);
+    count_add_held(c, (int64_t)x + v);
     unlock(c);
     errno = saved;
+}
+
+void pcpu__counter_fold(struct pcpu_counter *c, int32_t v, int32_t batch)
+{
+    (void)batch;
+    fold_with(c, v);
 }
 
 bool pcpu__counter_slow(struct pcpu_counter *c, int64_t v, int32_t batch)
 {
     if (v <= -(int64_t)batch || v >= (int64_t)batch) {
-        __atomic_fetch_add(&c->count, v, __ATOMIC_RELAXED);
+        fold_with(c, v);
         return false;
     }
     int32_t *p = pcpu__clients_unit(c->counters);
@@ -247,7 +256,16 @@ void pcpu__counter_note_batch(struct pcpu_counter *c, int32_t batch)
 
 int pcpu_counter_init_many(struct pcpu_counter *c, int64_t value, unsigned int n)
 {
-    if (n == 0 || n > pcpu_max_alloc_size() / sizeof(int32_t)) {
+    if (n == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* 0: the allocator cannot be set up, and says why in errno (ENOMEM
+     * when the OS refuses the first chunk). */
+    size_t max = pcpu_max_alloc_size();
+    if (max == 0)
+        return -1;
+    if (n > max / sizeof(int32_t)) {
         errno = EINVAL;
         return -1;
     }
@@ -300,7 +318,7 @@ int64_t pcpu_counter_sum(struct pcpu_counter *c)
 {
     int saved = errno;
     lock_wait(c, "pcpu_counter_sum");
-    int64_t s = sum_locked(c);
+    int64_t s = sum_held(c);
     unlock(c);
     errno = saved;
     return s;
@@ -316,7 +334,7 @@ void pcpu_counter_set(struct pcpu_counter *c, int64_t value)
 {
     int saved = errno;
     lock_wait(c, "pcpu_counter_set");
-    count_add_locked(c, value - sum_locked(c));
+    count_add_held(c, value - sum_held(c));
     unlock(c);
     errno = saved;
 }
@@ -385,12 +403,12 @@ static bool limited_slow(struct pcpu_counter *c, int64_t limit, int64_t v)
     uint32_t bit = up ? GATE_HI : GATE_LO;
     int64_t *lim = up ? &c->limit_hi : &c->limit_lo;
     int64_t m = margin_of(c);
-    bool rseq = pcpu__rseq_uses_rseq();
+    bool rseq = pcpu__rseq_runs_sequences();
 
     lock_wait(c, "pcpu_counter_limited_add");
     if (*lim != limit) {
         /* A new limit: the open gate promised nothing about it. */
-        close_gates_locked(c, bit);
+        close_gates_held(c, bit);
         __atomic_store_n(lim, limit, __ATOMIC_RELAXED);
     }
     if (rseq && !(__atomic_load_n(&c->gate, __ATOMIC_RELAXED) & bit)) {
@@ -399,19 +417,19 @@ static bool limited_slow(struct pcpu_counter *c, int64_t limit, int64_t v)
         int64_t x = pcpu_this_xchg(c->counters, 0);
         wide nc = (wide)__atomic_load_n(&c->count, __ATOMIC_RELAXED) + x + v;
         if (up ? nc <= (wide)limit - m : nc >= (wide)limit + m) {
-            count_add_locked(c, x + v);
+            count_add_held(c, x + v);
             ok = true;
             goto out;
         }
-        count_add_locked(c, x);
-        close_gates_locked(c, bit);
+        count_add_held(c, x);
+        close_gates_held(c, bit);
     }
     /* Gate closed (or no rseq): no increase (decrease) runs outside the
      * lock; check the exact value. */
-    wide s = sum_locked(c);
+    wide s = sum_held(c);
     ok = up ? s + v <= limit : s + v >= limit;
     if (ok)
-        count_add_locked(c, v);
+        count_add_held(c, v);
     if (rseq) {
         wide cnt = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
         if (up ? cnt <= (wide)limit - 2 * m : cnt >= (wide)limit + 2 * m)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * init.c - the allocator's life: configuration, set-up, teardown, fork,
  * and the registration of modules (the program and its shared libraries).
@@ -271,6 +272,25 @@ size_t pcpu_max_alloc_size(void)
     if (pcpu__ensure_init() != 0)
         return 0;
     return pcpu__layout.unit_size;
+}
+
+/*
+ * This copy of the library is being unloaded: dlclose() of a plugin that
+ * was linked with libpercpu.a, or of the last user of libpercpu.so (or the
+ * process exits).  Nothing of it may run afterwards: no background worker,
+ * no thread-exit hook.  (The fork handlers go with the object: glibc drops
+ * the pthread_atfork() handlers of an object it unloads.)  The memory
+ * stays mapped: other threads may still hold cookies at process exit, and
+ * a plugin that wants its copy's memory back calls pcpu_exit() first.
+ * Priority 101: after the destructors that unregister the object's own
+ * static variables, which may kick the worker.
+ */
+__attribute__((destructor(101))) static void library_unload(void)
+{
+    int saved = errno;
+    pcpu__reclaim_unload();
+    pcpu__tcache_unload();
+    errno = saved;
 }
 
 /* ---- modules ------------------------------------------------------------- */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * init.h - the allocator's life (init.c): configuration, the states it
  * goes through, module registration, fork.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.c - the library's last-resort reporting (fatal messages,
  * warnings, failed assertions) and the per-thread marker of the public

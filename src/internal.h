@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h - what every source file of the library shares, and nothing
  * more: symbol visibility, branch hints, graded assertions, fatal
@@ -6,7 +7,7 @@
  * rest; the modules form layers, each calling only those below it:
  *
  *   clients   counter.c  ref.c  rwsem.c   (public API + clients.h only)
- *   API       alloc.c  init.c  thiscpu.c  validate.c  stats.c
+ *   API       alloc.c  init.c  thiscpu.c  validate.c  introspect.c  list.c
  *             region.c  region_dir.c  region_lock.c  region_file.c
  *   services  tcache.c  statics.c  rseq.c  reclaim.c  usage.c
  *   pool      pool.c                (lock, slots, every chunk, balance)
@@ -36,7 +37,7 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-/* ---- fatal messages and graded assertions (mimalloc style; os.c) ------- */
+/* ---- fatal messages and graded assertions (mimalloc style; internal.c) - */
 PCPU_HIDDEN _Noreturn void pcpu__assert_fail(const char *expr, const char *file, int line);
 PCPU_HIDDEN _Noreturn __attribute__((format(printf, 1, 2))) void pcpu__die(const char *fmt, ...);
 PCPU_HIDDEN __attribute__((format(printf, 1, 2))) void pcpu__warn(const char *fmt, ...);

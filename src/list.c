@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * list.c - per-CPU lists: the slow paths of push and pop, and
  * pcpu_list_pop_all().
@@ -237,11 +238,11 @@ static bool wait_unfenced(const void *cookie)
 #if PCPU__RSEQ_ASM
     unsigned int spins = 0;
     for (;;) {
-        if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) != PCPU__TC_RSEQ)
+        if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) != PCPU__MODE_RSEQ)
             return false;
-        uint32_t idx = pcpu__tp_u32(pcpu__tc.idx_off);
+        uint32_t idx = pcpu__tp_u32(pcpu__thiscpu.idx_off);
         intptr_t off = idx < PCPU_MAX_CPUS
-                           ? __atomic_load_n(&pcpu__tc.seq_offs[idx], __ATOMIC_ACQUIRE)
+                           ? __atomic_load_n(&pcpu__thiscpu.seq_offs[idx], __ATOMIC_ACQUIRE)
                            : 0;
         if (!off)
             return false;
@@ -258,14 +259,14 @@ static bool wait_unfenced(const void *cookie)
 #endif
 }
 
-/* The usual slow path: off PCPU__TC_RETRY (run the sequence again), or
+/* The usual slow path: off PCPU__RETRY (run the sequence again), or
  * the current unit for the atomic protocol. */
-static struct pcpu__slow fallback(const void *cookie)
+static struct pcpu__unit_at fallback(const void *cookie)
 {
 #if PCPU__RSEQ_ASM
-    return pcpu__tc_fallback(cookie);
+    return pcpu__seq_fallback(cookie);
 #else
-    return pcpu__tc_atomic_at(cookie);
+    return pcpu__atomic_at(cookie);
 #endif
 }
 
@@ -276,9 +277,9 @@ const void *pcpu__list_push_slow(const void *cookie, struct pcpu_list_node *node
     if ((uintptr_t)node & BITS)
         pcpu__list_bad_node(node);
     if (!wait_unfenced(cookie)) {
-        struct pcpu__slow s = fallback(cookie);
+        struct pcpu__unit_at s = fallback(cookie);
         retry = s.cookie;
-        if (s.off != PCPU__TC_RETRY) {
+        if (s.off != PCPU__RETRY) {
             atomic_push((uintptr_t *)(void *)((char *)(uintptr_t)s.cookie + s.off), node);
             retry = NULL;
         }
@@ -292,9 +293,9 @@ struct pcpu__list_slow pcpu__list_pop_slow(const void *cookie)
     int saved = errno;
     struct pcpu__list_slow r = {NULL, cookie};
     if (!wait_unfenced(cookie)) {
-        struct pcpu__slow s = fallback(cookie);
+        struct pcpu__unit_at s = fallback(cookie);
         r.retry = s.cookie;
-        if (s.off != PCPU__TC_RETRY) {
+        if (s.off != PCPU__RETRY) {
             r.node = atomic_pop((uintptr_t *)(void *)((char *)(uintptr_t)s.cookie + s.off));
             r.retry = NULL;
         }
@@ -356,10 +357,10 @@ __attribute__((constructor)) static void list_atfork(void)
  * does: the inverse of the index -> offset table thiscpu.c fills in. */
 static int os_cpu_of(unsigned int unit)
 {
-    uint32_t n = __atomic_load_n(&pcpu__tc.ptr_limit, __ATOMIC_ACQUIRE);
+    uint32_t n = __atomic_load_n(&pcpu__thiscpu.ptr_limit, __ATOMIC_ACQUIRE);
     intptr_t off = pcpu__cpu_offsets[unit];
     for (uint32_t id = 0; id < n; id++)
-        if (pcpu__tc.offs[id] == off)
+        if (pcpu__thiscpu.offs[id] == off)
             return (int)id;
     return -1;
 }
@@ -370,7 +371,7 @@ static int flag_cpu_ok = 1;
 /* Restart every sequence in flight (or preempted) that may write @unit. */
 static void restart_sequences(unsigned int unit)
 {
-    if (!__atomic_load_n(&pcpu__tc.cid, __ATOMIC_RELAXED)) { /* CPU mode */
+    if (!__atomic_load_n(&pcpu__thiscpu.cid, __ATOMIC_RELAXED)) { /* CPU mode */
         int cpu = os_cpu_of(unit);
         if (cpu < 0)
             return; /* no CPU maps to this unit: no sequence writes it */
@@ -423,7 +424,7 @@ struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, unsigned int cp
 {
     int saved = errno;
     const void *c = list;
-    if (unlikely(__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_OFF))
+    if (unlikely(__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_OFF))
         c = pcpu__sum_slow(c); /* initialise; a stale static cookie moves */
     unsigned int n = __atomic_load_n(&pcpu__nr_units, __ATOMIC_ACQUIRE);
     if (unlikely(cpu >= n))
@@ -431,7 +432,7 @@ struct pcpu_list_node *pcpu_list_pop_all(struct pcpu_list *list, unsigned int cp
                   cpu, n);
     uintptr_t *h = (uintptr_t *)(void *)((char *)(uintptr_t)c + pcpu__cpu_offsets[cpu]);
     uintptr_t got;
-    if (__atomic_load_n(&pcpu__tc.mode, __ATOMIC_ACQUIRE) == PCPU__TC_RSEQ)
+    if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_RSEQ)
         got = fenced_pop_all(h, cpu);
     else
         got = atomic_pop_all(h);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lookup.c - address to chunk without a scan (the kernel's
  * pcpu_chunk_addr_search).

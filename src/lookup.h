@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lookup.h - address to chunk without a lock or a scan (lookup.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.c - the OS layer: every memory system call the library makes.
  *
@@ -225,7 +226,9 @@ int pcpu__os_dirty_ranges(char *start, char *end, void (*fn)(char *lo, char *hi,
                 return -1;
         }
     }
-    struct pcpu_page_region vec[32];
+    /* Zeroed: valgrind does not know the ioctl, and would take what the
+     * kernel writes here for uninitialised memory. */
+    struct pcpu_page_region vec[32] = {{0}};
     struct pcpu_pm_scan_arg a;
     uint64_t at = (uintptr_t)start;
     while (at < (uintptr_t)end) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.h - the OS layer (os.c): the only code that makes memory system
  * calls, the fault-injection point, and the metadata allocator.

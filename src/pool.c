@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c - every chunk of the allocator: the kernel's mm/percpu.c core,
  * without the parts that are about users (thread caches, statics,
@@ -113,13 +114,13 @@ struct pages_before {
 
 static struct pages_before pages_of(const struct pcpu_chunk *c)
 {
-    return (struct pages_before){c->nr_populated, c->nr_empty_pop};
+    return (struct pages_before){c->nr_populated, c->nr_empty_populated};
 }
 
 static void track(const struct pcpu_chunk *c, struct pages_before b)
 {
     pool.st.nr_populated += c->nr_populated - b.populated;
-    pool.st.nr_empty_pop += c->nr_empty_pop - b.empty;
+    pool.st.nr_empty_populated += c->nr_empty_populated - b.empty;
 }
 
 /* ---- slots and the list of chunks --------------------------------------- */
@@ -420,7 +421,7 @@ bool pcpu__pool_release_locked(struct pcpu_chunk *c, size_t bit, size_t bits)
     track(c, b);
     relocate(c);
     pool.st.allocated_bits -= bits;
-    return pool.st.nr_empty_pop > PCPU_EMPTY_POP_HIGH ||
+    return pool.st.nr_empty_populated > PCPU_EMPTY_POP_HIGH ||
            (pcpu__chunk_is_empty(c) && !c->is_first && !c->is_reserved);
 }
 
@@ -448,7 +449,7 @@ bool pcpu__pool_release_many_locked(struct pcpu_freed *objs, size_t n)
         balance |= pcpu__chunk_is_empty(c) && !c->is_first && !c->is_reserved;
         i = j;
     }
-    return balance || pool.st.nr_empty_pop > PCPU_EMPTY_POP_HIGH;
+    return balance || pool.st.nr_empty_populated > PCPU_EMPTY_POP_HIGH;
 }
 
 /* ---- balance ------------------------------------------------------------ */
@@ -458,12 +459,12 @@ static size_t depopulate_chunk(struct pcpu_chunk *c, size_t target)
 {
     size_t freed = 0;
     size_t p = c->nr_pages;
-    while (p > 0 && pool.st.nr_empty_pop > target && c->nr_empty_pop > 0) {
+    while (p > 0 && pool.st.nr_empty_populated > target && c->nr_empty_populated > 0) {
         p--;
         if (!pcpu__test_bit(c->populated, p) || !pcpu__chunk_page_empty(c, p))
             continue;
         size_t end = p + 1;
-        size_t room = pool.st.nr_empty_pop - target;
+        size_t room = pool.st.nr_empty_populated - target;
         while (p > 0 && end - p < room && pcpu__test_bit(c->populated, p - 1) &&
                pcpu__chunk_page_empty(c, p - 1))
             p--;
@@ -495,7 +496,7 @@ size_t pcpu__pool_balance_locked(bool all)
     }
     size_t target = all ? 0 : PCPU_EMPTY_POP_LOW;
     /* Newer chunks first: populated pages should gather at the front. */
-    for (c = pool.newest; c && pool.st.nr_empty_pop > target; c = c->list_prev)
+    for (c = pool.newest; c && pool.st.nr_empty_populated > target; c = c->list_prev)
         freed += depopulate_chunk(c, target);
     return freed;
 }
@@ -634,7 +635,7 @@ static void validate_one(struct pcpu_chunk *c, void *arg)
         return;
     v->chunks++;
     v->populated += c->nr_populated;
-    v->empty_pop += c->nr_empty_pop;
+    v->empty_pop += c->nr_empty_populated;
     if (c->slot != chunk_slot(c)) {
         fprintf(stderr, "percpu: validate: chunk %p in slot %d, should be %d\n", (void *)c->base,
                 c->slot, chunk_slot(c));
@@ -658,9 +659,9 @@ int pcpu__pool_validate_locked(void)
                 pool.st.nr_chunks);
         v.problems++;
     }
-    if (v.populated != pool.st.nr_populated || v.empty_pop != pool.st.nr_empty_pop) {
+    if (v.populated != pool.st.nr_populated || v.empty_pop != pool.st.nr_empty_populated) {
         fprintf(stderr, "percpu: validate: populated %zu/%zu, empty %zu/%zu (chunks/pool)\n",
-                v.populated, pool.st.nr_populated, v.empty_pop, pool.st.nr_empty_pop);
+                v.populated, pool.st.nr_populated, v.empty_pop, pool.st.nr_empty_populated);
         v.problems++;
     }
     return v.problems;

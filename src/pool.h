@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.h - every chunk of the allocator and the lock over them (pool.c).
  *
@@ -29,7 +30,7 @@ struct pcpu_pool_stats {
     unsigned int nr_chunks;          /* the first included, not the reserved part */
     unsigned int nr_max_chunks;
     size_t nr_populated;             /* pages, per unit                   */
-    size_t nr_empty_pop;             /* populated pages with nothing in them */
+    size_t nr_empty_populated;             /* populated pages with nothing in them */
     size_t allocated_bits;           /* granules handed out, per unit     */
     uint64_t nr_populate, nr_depopulate, nr_chunk_create, nr_chunk_destroy;
 };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reclaim.c - giving empty memory back, in the background.
  *
@@ -26,6 +27,7 @@
 
 static pthread_t worker;
 static bool enabled, running, pending, stopping;   /* under the pool lock */
+static bool unloaded;   /* the library is going away: no worker any more */
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 
 static void deadline(struct timespec *ts, long ms)
@@ -61,7 +63,7 @@ static void *worker_main(void *arg)
 
 void pcpu__reclaim_enable(bool on)
 {
-    enabled = on;
+    enabled = on && !unloaded;
 }
 
 void pcpu__reclaim_kick_locked(void)
@@ -98,6 +100,20 @@ void pcpu__reclaim_stop(void)
     pcpu__pool_lock();
     running = stopping = pending = false;
     pcpu__pool_unlock();
+}
+
+void pcpu__reclaim_unload(void)
+{
+    /* exit() called where this thread holds the lock (a signal handler
+     * that interrupted the allocator): the worker may be waiting for it,
+     * so do not wait for the worker; the process is going away. */
+    if (pcpu__lock_held)
+        return;
+    pcpu__pool_lock();
+    unloaded = true;
+    enabled = false;
+    pcpu__pool_unlock();
+    pcpu__reclaim_stop();
 }
 
 void pcpu__reclaim_forget(void)

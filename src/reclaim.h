@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reclaim.h - the background worker that runs the pool's balance pass
  * (reclaim.c).
@@ -13,6 +14,9 @@ PCPU_HIDDEN void pcpu__reclaim_enable(bool on);
 PCPU_HIDDEN void pcpu__reclaim_kick_locked(void);
 /* Stop the worker and wait for it (lock not held). */
 PCPU_HIDDEN void pcpu__reclaim_stop(void);
+/* The library is being unloaded (or the process exits): stop the worker
+ * for good (lock not held). */
+PCPU_HIDDEN void pcpu__reclaim_unload(void);
 /* fork() child: the worker did not follow. */
 PCPU_HIDDEN void pcpu__reclaim_forget(void);
 

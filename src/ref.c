@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ref.c - per-CPU reference counts (the kernel's percpu_ref): the atomic
  * paths and the mode switches.
@@ -156,7 +157,7 @@ bool pcpu__ref_tryget_slow(struct pcpu_ref *ref, bool live)
 
 /* ---- the switches (ref->lock held) ---------------------------------------------- */
 
-static void to_atomic_locked(struct pcpu_ref *ref, const char *fn)
+static void to_atomic_held(struct pcpu_ref *ref, const char *fn)
 {
     if (__atomic_load_n(&ref->mode, __ATOMIC_RELAXED))
         return;
@@ -177,7 +178,7 @@ static void to_atomic_locked(struct pcpu_ref *ref, const char *fn)
         below_zero(ref, fn);
 }
 
-static void to_percpu_locked(struct pcpu_ref *ref)
+static void to_percpu_held(struct pcpu_ref *ref)
 {
     if (!__atomic_load_n(&ref->mode, __ATOMIC_RELAXED) || !has_units(ref) ||
         (ref->flags & FORCE_ATOMIC) || (__atomic_load_n(&ref->count, __ATOMIC_RELAXED) & DEAD))
@@ -193,7 +194,7 @@ void pcpu_ref_kill_and_confirm(struct pcpu_ref *ref, pcpu_ref_func_t confirm)
     pcpu__mutex_lock(&ref->lock);
     if (__atomic_fetch_or(&ref->count, DEAD, __ATOMIC_SEQ_CST) & DEAD)
         pcpu__die("percpu: pcpu_ref_kill(%p): the reference count is dying already", (void *)ref);
-    to_atomic_locked(ref, "pcpu_ref_kill");
+    to_atomic_held(ref, "pcpu_ref_kill");
     if (confirm)
         confirm(ref);
     if (!(ref->flags & PCPU_REF_ALLOW_REINIT) && has_units(ref)) {
@@ -218,7 +219,7 @@ void pcpu_ref_switch_to_atomic_sync(struct pcpu_ref *ref)
     int saved = errno;
     pcpu__mutex_lock(&ref->lock);
     ref->flags |= FORCE_ATOMIC;
-    to_atomic_locked(ref, "pcpu_ref_switch_to_atomic_sync");
+    to_atomic_held(ref, "pcpu_ref_switch_to_atomic_sync");
     pcpu__mutex_unlock(&ref->lock);
     errno = saved;
 }
@@ -228,12 +229,12 @@ void pcpu_ref_switch_to_percpu(struct pcpu_ref *ref)
     int saved = errno;
     pcpu__mutex_lock(&ref->lock);
     ref->flags &= ~FORCE_ATOMIC;
-    to_percpu_locked(ref);
+    to_percpu_held(ref);
     pcpu__mutex_unlock(&ref->lock);
     errno = saved;
 }
 
-static void resurrect_locked(struct pcpu_ref *ref, const char *fn)
+static void resurrect_held(struct pcpu_ref *ref, const char *fn)
 {
     uint64_t v = __atomic_load_n(&ref->count, __ATOMIC_RELAXED);
     for (;;) {
@@ -244,14 +245,14 @@ static void resurrect_locked(struct pcpu_ref *ref, const char *fn)
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
             break;
     }
-    to_percpu_locked(ref);
+    to_percpu_held(ref);
 }
 
 void pcpu_ref_resurrect(struct pcpu_ref *ref)
 {
     int saved = errno;
     pcpu__mutex_lock(&ref->lock);
-    resurrect_locked(ref, "pcpu_ref_resurrect");
+    resurrect_held(ref, "pcpu_ref_resurrect");
     pcpu__mutex_unlock(&ref->lock);
     errno = saved;
 }
@@ -262,7 +263,7 @@ void pcpu_ref_reinit(struct pcpu_ref *ref)
     pcpu__mutex_lock(&ref->lock);
     if (!pcpu_ref_is_zero(ref))
         pcpu__die("percpu: pcpu_ref_reinit(%p): the reference count is not zero", (void *)ref);
-    resurrect_locked(ref, "pcpu_ref_reinit");
+    resurrect_held(ref, "pcpu_ref_reinit");
     pcpu__mutex_unlock(&ref->lock);
     errno = saved;
 }

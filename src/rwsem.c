@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rwsem.c - the per-CPU reader-writer semaphore (the kernel's
  * percpu-rwsem): the readers' slow paths and the writers.
@@ -101,10 +102,10 @@ bool pcpu__rwsem_down_read_slow(struct pcpu_rwsem *s, bool wait)
 {
     int saved = errno;
     for (;;) {
-        if (pcpu__rseq_uses_rseq()) {
+        if (pcpu__rseq_runs_sequences()) {
             if (pcpu__gated_add(s->readers, &s->block, 1))
                 break;
-            if (pcpu__rseq_uses_rseq()) {
+            if (pcpu__rseq_runs_sequences()) {
                 /* block was not 0: a writer */
                 if (!wait) {
                     errno = saved;

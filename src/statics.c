@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statics.c - static per-CPU variables (PCPU_DEFINE) of every module.
  *

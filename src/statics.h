@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statics.h - where every module's PCPU_DEFINE section lives (statics.c).
  * All of it with the allocator lock held, except translate.

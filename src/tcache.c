@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tcache.c - per-thread caches of small free objects.
  *
@@ -44,7 +45,10 @@
 
 __thread struct pcpu_tcache *pcpu__my_tcache __attribute__((tls_model("initial-exec")));
 
-static pthread_key_t tcache_key;
+/* The key whose destructor flushes a thread's cache at its exit; NO_KEY
+ * before the first cache and after the library's unload. */
+#define NO_KEY ((pthread_key_t)-1)
+static pthread_key_t tcache_key = NO_KEY;
 static pthread_once_t tcache_once = PTHREAD_ONCE_INIT;
 static struct pcpu_tcache *all_caches; /* under the lock */
 
@@ -377,19 +381,21 @@ static void thread_exit(void *arg)
 
 static void make_key(void)
 {
-    if (pthread_key_create(&tcache_key, thread_exit) != 0)
-        tcache_key = (pthread_key_t)-1;
+    pthread_key_t k;
+    if (pthread_key_create(&k, thread_exit) == 0)
+        __atomic_store_n(&tcache_key, k, __ATOMIC_RELEASE);
 }
 
 struct pcpu_tcache *pcpu__tcache_make(void)
 {
     pthread_once(&tcache_once, make_key);
-    if (tcache_key == (pthread_key_t)-1)
+    pthread_key_t key = __atomic_load_n(&tcache_key, __ATOMIC_ACQUIRE);
+    if (key == NO_KEY)
         return NULL;
     struct pcpu_tcache *tc = pcpu__meta_map(sizeof(*tc));
     if (!tc)
         return NULL;
-    if (pthread_setspecific(tcache_key, tc) != 0) {
+    if (pthread_setspecific(key, tc) != 0) {
         pcpu__meta_unmap(tc, sizeof(*tc));
         return NULL;
     }
@@ -402,6 +408,15 @@ struct pcpu_tcache *pcpu__tcache_make(void)
     pcpu__pool_unlock();
     pcpu__my_tcache = tc;
     return tc;
+}
+
+void pcpu__tcache_unload(void)
+{
+    /* Threads that still hold caches keep them (their memory stays the
+     * library's); only the exit hook goes, and no new thread gets one. */
+    pthread_key_t key = __atomic_exchange_n(&tcache_key, NO_KEY, __ATOMIC_ACQ_REL);
+    if (key != NO_KEY)
+        pthread_key_delete(key);
 }
 
 int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)

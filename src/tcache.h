@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tcache.h - per-thread caches of small free objects (tcache.c).
  *
@@ -70,8 +71,8 @@ static inline size_t pcpu__tcache_aligned_class(size_t ci, size_t align_bits)
 /* Fewer objects of the bigger classes, so a cache pins little memory:
  * 8 KiB per unit, but never fewer than 8 objects.  With 4 (a refill then
  * brings 2), two threads allocating and freeing mixed sizes met at the
- * lock on every few pairs and ran 1.2-1.4x slower per pair than one; with
- * 8, 0.9-1.2x (/tmp mixed loop, 3 alternating runs).  A thread whose every
+ * lock every few pairs and ran slower per pair than one thread
+ * (alloc.percpu.mixed in percpu-bench shows it).  A thread whose every
  * class is full pins 1.3 MiB per unit (0.85 MiB with 4). */
 #define PCPU_TCACHE_MIN_CAP 8u
 static inline unsigned int pcpu__tcache_cap(size_t bits)
@@ -105,10 +106,10 @@ struct pcpu_tcache_class {
  * empty, when the batch is full, at pcpu_reclaim(true) or thread exit. */
 #define PCPU_PENDING_CLEAN 1024u
 #define PCPU_PENDING_DIRTY 64u           /* with few units                  */
-/* Many units: one scan of a chunk's page tables costs ~15 us at 4096
- * units of 1 MiB (4 GiB of address space), whatever the batch holds; 4096
- * objects make it ~4 ns per free (1024 left it the biggest cost of a
- * free/allocate pair).  The cache is mapped on its own, so with few
+/* Many units: one scan of a chunk's page tables costs the same whatever
+ * the batch holds (it walks the chunk's whole address range), so the
+ * batch must be big enough to make it small per free (with 1024 it was
+ * the biggest cost of a free/allocate pair at 4096 units).  The cache is mapped on its own, so with few
  * units the untouched part of these arrays costs no memory. */
 #define PCPU_PENDING_DIRTY_MANY 4096u
 #define PCPU_PENDING_MAX (PCPU_PENDING_DIRTY_MANY + PCPU_PENDING_CLEAN)
@@ -298,6 +299,9 @@ PCPU_HIDDEN size_t pcpu__tcache_flush_locked(struct pcpu_tcache *tc);
 PCPU_HIDDEN size_t pcpu__tcache_store_flush_locked(void);
 /* pcpu_exit: forget every cached object (the chunks go away). */
 PCPU_HIDDEN void pcpu__tcache_drop_all_locked(void);
+/* The library is being unloaded (or the process exits): no thread-exit
+ * hook may call into it any more, and threads make no new caches. */
+PCPU_HIDDEN void pcpu__tcache_unload(void);
 /* fork child: give other threads' objects back and free their caches. */
 PCPU_HIDDEN void pcpu__tcache_flush_others_locked(void);
 PCPU_HIDDEN size_t pcpu__tcache_count_locked(void);

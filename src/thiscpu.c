@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thiscpu.c - the slow paths of the this-CPU operations and pcpu_sum().
  *
@@ -24,7 +25,7 @@
  * the operation must use. */
 static const void *need_init(const void *cookie)
 {
-    if (likely(pcpu__rseq_active()))
+    if (likely(pcpu__rseq_is_set_up()))
         return cookie;
     if (pcpu__ensure_init() != 0)
         pcpu__die("percpu: this-CPU operation, but the allocator cannot be initialised: %s",
@@ -32,13 +33,13 @@ static const void *need_init(const void *cookie)
     return pcpu__statics_translate(cookie);
 }
 
-struct pcpu__slow pcpu__thiscpu_slow(const void *cookie)
+struct pcpu__unit_at pcpu__thiscpu_slow(const void *cookie)
 {
     int saved = errno;
     /* The sequence that sent the thread here armed rseq_cs and did not
      * reach the disarm after its commit. */
     pcpu__rseq_disarm();
-    struct pcpu__slow r = pcpu__rseq_slow(need_init(cookie));
+    struct pcpu__unit_at r = pcpu__rseq_slow(need_init(cookie));
     errno = saved;
     return r;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * topology.c - which CPUs exist, which NUMA node each is on, and the
  * allocation info built from that (the kernel's pcpu_alloc_info).
@@ -23,6 +24,7 @@
 #include "os.h"
 
 #include <ctype.h>
+#include <sched.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +111,21 @@ static int read_line(const char *path, char *buf, size_t len)
     return r ? 0 : -1;
 }
 
+/* The highest CPU id this process may run on, or -1. */
+static long highest_allowed_cpu(void)
+{
+    cpu_set_t *set = CPU_ALLOC(PCPU_MAX_CPUS);
+    size_t size = CPU_ALLOC_SIZE(PCPU_MAX_CPUS);
+    long top = -1;
+    if (set && sched_getaffinity(0, size, set) == 0)
+        for (long i = PCPU_MAX_CPUS - 1; i >= 0 && top < 0; i--)
+            if (CPU_ISSET_S((size_t)i, size, set))
+                top = i;
+    if (set)
+        CPU_FREE(set);
+    return top;
+}
+
 bool pcpu__node_online(int node)
 {
     char path[96];
@@ -164,8 +181,16 @@ int pcpu__build_alloc_info(const struct pcpu_config *cfg, size_t static_size,
     if (read_line("/sys/devices/system/cpu/possible", line, sizeof(line)) == 0)
         nr_possible = pcpu__parse_cpulist(line, possible, PCPU_MAX_CPUS);
     if (nr_possible <= 0) {
-        /* No sysfs (some containers): assume the configured CPUs are 0..n-1. */
+        /* No sysfs (some containers): CPU ids 0 .. n-1, with n the
+         * configured CPUs as the C library counts them (without sysfs,
+         * glibc counts the CPUs the process may run on) or, if more, one
+         * past the highest such CPU: a process confined to CPUs 6-7 must
+         * have units 6 and 7.  CPUs a cpuset adds later beyond that share
+         * units, and the this-CPU operations then use atomics. */
         long n = sysconf(_SC_NPROCESSORS_CONF);
+        long top = highest_allowed_cpu();
+        if (top + 1 > n)
+            n = top + 1;
         if (n <= 0)
             n = 1;
         if (n > PCPU_MAX_CPUS)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * topology.h - CPUs, NUMA groups and the layout every layer reads
  * (topology.c).

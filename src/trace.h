@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trace.h - USDT tracepoints of the allocator (provider "percpu").
  *
@@ -29,9 +30,8 @@
  * No semaphores: no argument here costs anything to compute.  Untraced,
  * the probes on the thread-cache fast path cost 4 instructions per
  * pcpu_alloc() (the nops, the alloc/alloc_fail test, keeping align in a
- * register) and 1 per pcpu_free(), and no time that measures: alloc.percpu.8
- * in percpu-bench, 30 interleaved runs each, median 40.3 ns per pair with
- * the probes, 40.0 ns without (run-to-run spread 24-49 ns).
+ * register) and 1 per pcpu_free(), and no time that percpu-bench's
+ * alloc.percpu.8 can tell apart from its run-to-run spread.
  *
  * Without <sys/sdt.h> (Debian: systemtap-sdt-dev; CMake defines
  * PCPU_HAVE_SDT when it finds it) every probe compiles to nothing.

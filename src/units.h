@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * units.h - every walk over the units of one object (units.c): zeroing,
- * robust-mode poisoning and checks, sanitizer and valgrind marks, copying
- * a static template.  One object is the same bytes in every unit, so
+ * units.h - every walk over the units of one object: zeroing and the
+ * check for zero (units_zero.c), robust-mode poisoning and checks
+ * (units_robust.c), marks for the memory tools (units_marks.c), copying a
+ * static template (units.c).  One object is the same bytes in every unit, so
  * these all loop over pcpu__cpu_offsets; keeping them here keeps the
  * rules in one place: never write a unit that is already right (a unit
  * nobody wrote stays on the shared zero page and costs no memory).
@@ -20,6 +22,29 @@
 PCPU_HIDDEN extern bool pcpu__units_hooked;
 PCPU_HIDDEN void pcpu__units_init(bool robust);
 PCPU_HIDDEN bool pcpu__units_robust(void);
+
+/* Whether the library itself is built with AddressSanitizer (units_marks.c
+ * keeps its shadow right; the robust checks read freed memory on purpose,
+ * which is not a use). */
+#if defined(__SANITIZE_ADDRESS__)
+#define PCPU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PCPU_ASAN 1
+#endif
+#endif
+#ifdef PCPU_ASAN
+#define PCPU_READS_FREED __attribute__((no_sanitize("address")))
+#else
+#define PCPU_READS_FREED
+#endif
+
+/* The memory tools (units_marks.c): whether one is there that wants marks,
+ * and the mark of [p, p + bytes) of one unit, in use (on) or freed. */
+PCPU_HIDDEN bool pcpu__units_annotate(void);
+PCPU_HIDDEN void pcpu__units_mark(void *p, size_t bytes, bool on);
+/* Choose the check for zero (units_zero.c), at initialisation. */
+PCPU_HIDDEN void pcpu__units_zero_check_init(void);
 
 /* How objects from 1 KiB are checked for zero (units.c): the C library's
  * memcmp, 32-byte (AVX2) or 64-byte (AVX-512) vectors; chosen at

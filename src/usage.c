@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * usage.c - counts, sizes and the peak of live objects (see usage.h for
  * why the peak is sampled and what it promises).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * usage.h - what users allocated: counts, sizes and the peak of live
  * objects (usage.c), the kernel's nr_alloc / nr_dealloc / nr_max_alloc /

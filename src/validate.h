@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * validate.h - checking the allocator's invariants (validate.c): on
  * demand (pcpu_validate), after each operation in robust mode, and at

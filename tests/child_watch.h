@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* child_watch.h - run a scenario in a forked child under a watchdog, keeping its stderr. */
 /*
  * The scenarios these tests run can hang (a deadlock in the allocator),

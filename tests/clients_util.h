@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clients_util.h - what the tests of the counters, reference counts and
  * the reader-writer semaphore share (test_counter.c, test_ref.c,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // cxx_ops.cpp - the public header from C++17: every this-CPU operation on
 // every supported type (1, 2, 4 and 8 bytes, and bool) through the
 // overloads that replace _Generic, the per-CPU lists, plus PCPU_PTR,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # docs.cmake - every public name has a man page that man finds and renders.
 #
 # Included by tests/CMakeLists.txt, it adds the test "docs.manpages", which
@@ -6,11 +7,12 @@
 # of that prefix would have it:
 #   - every function the installed libpercpu.so exports (nm -D, the public
 #     pcpu_* of src/percpu.map, not the pcpu__ internals) and every public
-#     function-like macro of include/percpu.h (PCPU_NEW, pcpu_this_inc, ...)
+#     function-like macro of the public headers (PCPU_NEW, pcpu_this_inc, ...)
 #     has a page: `man NAME` shows a page that mentions NAME (its own, or
 #     its family's through a link page);
 #   - `man 7 percpu` shows the overview;
-#   - `man -l` renders every installed page without a groff warning.
+#   - `man -l` renders every installed page without a groff warning
+#     (also the tools' pages in man1).
 # It also says whether `man` will find pages installed under the build's
 # CMAKE_INSTALL_PREFIX without MANPATH (/usr/local/share/man: yes), and
 # shows Doxygen's warnings about the header's comments.
@@ -25,7 +27,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
     COMMAND ${CMAKE_COMMAND}
       -DPCPU_HAVE_DOCS=${PCPU_HAVE_DOCS}
       -DPCPU_BUILD_DIR=${PROJECT_BINARY_DIR}
-      -DPCPU_HEADER=${PROJECT_SOURCE_DIR}/include/percpu.h
+      -DPCPU_INCLUDE=${PROJECT_SOURCE_DIR}/include
       -DPCPU_NM=${CMAKE_NM}
       -DPCPU_MANDIR=${CMAKE_INSTALL_MANDIR}
       -DPCPU_PREFIX=${CMAKE_INSTALL_PREFIX}
@@ -85,7 +87,12 @@ list(LENGTH names nfuncs)
 if(nfuncs LESS 10)
   message(FATAL_ERROR "nm found only ${nfuncs} public functions in ${sos}:\n${run_out}")
 endif()
-file(STRINGS ${PCPU_HEADER} defines REGEX "^#[ \t]*define[ \t]+(pcpu|PCPU)_[A-Za-z0-9_]*\\(")
+file(GLOB headers ${PCPU_INCLUDE}/percpu.h ${PCPU_INCLUDE}/percpu/*.h)
+set(defines "")
+foreach(h ${headers})
+  file(STRINGS ${h} d REGEX "^#[ \t]*define[ \t]+(pcpu|PCPU)_[A-Za-z0-9_]*\\(")
+  list(APPEND defines ${d})
+endforeach()
 foreach(d ${defines})
   string(REGEX REPLACE "^#[ \t]*define[ \t]+([A-Za-z0-9_]+)\\(.*" "\\1" n "${d}")
   if(NOT n MATCHES "^(pcpu|PCPU)__")
@@ -118,7 +125,7 @@ endforeach()
 if(missing)
   string(REPLACE ";" " " missing "${missing}")
   message(FATAL_ERROR "no man page for: ${missing}\n"
-    "Give each a kernel-doc comment in include/percpu.h (/** name - summary ... */), "
+    "Give each a kernel-doc comment in its header under include/ (/** name - summary ... */), "
     "or put it on its family's page in docs/pages.txt.")
 endif()
 
@@ -128,7 +135,7 @@ if(NOT run_out MATCHES "per-CPU" OR NOT run_out MATCHES "SEE ALSO")
 endif()
 
 # Every page renders, without groff warnings.
-file(GLOB pages ${mandir}/man3/*.3 ${mandir}/man7/*.7)
+file(GLOB pages ${mandir}/man1/*.1 ${mandir}/man3/*.3 ${mandir}/man7/*.7)
 set(nreal 0)
 foreach(p ${pages})
   file(READ ${p} head LIMIT 16)
@@ -162,7 +169,7 @@ endif()
 if(EXISTS ${PCPU_DOXYGEN_LOG})
   file(READ ${PCPU_DOXYGEN_LOG} warnings)
   if(NOT warnings STREQUAL "")
-    message(STATUS "Doxygen's warnings about include/percpu.h:\n${warnings}")
+    message(STATUS "Doxygen's warnings about the public headers:\n${warnings}")
   endif()
 endif()
 file(REMOVE_RECURSE ${work})

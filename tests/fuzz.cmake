@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The libFuzzer target fuzz_model (tests/fuzz_model.c): only with
 # -DPCPU_FUZZ=ON and clang.  The library is instrumented for coverage
 # feedback (fuzzer-no-link) and, like the target, built with ASan+UBSan so

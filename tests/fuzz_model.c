@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_model.c - libFuzzer target: bytes become allocator operations that
  * are checked against the reference model in pcpu_model.h.

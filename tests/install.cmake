@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # install.cmake - check an installed percpu the way a user's build sees it.
 #
 # Included by tests/CMakeLists.txt, it adds two tests, which run this same
@@ -19,10 +20,14 @@
 #                          installed libpercpu.so through the imported
 #                          target alone (no LD_LIBRARY_PATH).
 #
-# percpu.pc names the configure-time prefix, so the pkg-config test passes
-# the temp prefix with --define-variable=prefix=..., as one does for a
-# staged install (DESTDIR-style relocation); the CMake package is
-# relocatable by itself.
+# Both check that the version is one (tests/versions.cmake): the installed
+# header's PCPU_VERSION_*, the shared library's file name
+# (libpercpu.so.<version>), what the program was compiled with and what
+# pcpu_version() returns when it runs, and `pkg-config --modversion` or
+# percpuConfigVersion.cmake's PACKAGE_VERSION.
+#
+# percpu.pc is written at install time and names the prefix it is
+# installed into (checked); the CMake package is relocatable by itself.
 
 if(NOT CMAKE_SCRIPT_MODE_FILE)
   # A sanitizer build's library needs the sanitizer runtime in the program.
@@ -41,7 +46,6 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
         -DPCPU_SOURCE=${CMAKE_CURRENT_LIST_DIR}/install_smoke.c
         -DPCPU_PROJECT=${CMAKE_CURRENT_LIST_DIR}/install_project
         -DPCPU_CC=${CMAKE_C_COMPILER}
-        -DPCPU_VERSION=${PROJECT_VERSION}
         -P ${CMAKE_CURRENT_LIST_FILE})
     # `cmake --install` rewrites install_manifest.txt in the build tree.
     set_tests_properties(install.${kind} PROPERTIES TIMEOUT 300 RESOURCE_LOCK pcpu_install)
@@ -50,6 +54,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
 endif()
 
 # ---- script mode ---------------------------------------------------------
+include(${CMAKE_CURRENT_LIST_DIR}/versions.cmake)
 string(RANDOM LENGTH 8 tag)
 set(work ${PCPU_BUILD_DIR}/install-test-${tag})
 set(prefix ${work}/prefix)
@@ -75,6 +80,17 @@ endfunction()
 
 run("cmake --install" ${CMAKE_COMMAND} --install ${PCPU_BUILD_DIR} --prefix ${prefix})
 
+# The version: the installed header's, and the library's file name.
+file(GLOB_RECURSE headers ${prefix}/*/percpu.h)
+list(LENGTH headers n)
+if(NOT n EQUAL 1)
+  message(FATAL_ERROR "expected one installed percpu.h under ${prefix}, found: ${headers}")
+endif()
+pcpu_header_version(${headers} version)
+file(GLOB_RECURSE solibs ${prefix}/*/libpercpu.so.*.*.*)
+string(REGEX REPLACE ".*/libpercpu\\.so\\." "" soversion "${solibs}")
+pcpu_expect_version("the installed shared library (libpercpu.so.<version>)" ${version} "${soversion}")
+
 if(PCPU_INSTALL_TEST STREQUAL "pkgconfig")
   find_program(PKG_CONFIG NAMES pkg-config pkgconf)
   if(NOT PKG_CONFIG)
@@ -90,7 +106,15 @@ if(PCPU_INSTALL_TEST STREQUAL "pkgconfig")
 
   set(ENV{PKG_CONFIG_PATH} ${pcdir})
   set(ENV{PKG_CONFIG_LIBDIR} ${pcdir})   # only ours, not a system-wide percpu
-  run("pkg-config" ${PKG_CONFIG} --define-variable=prefix=${prefix} --cflags --libs percpu)
+  run("pkg-config --variable=prefix" ${PKG_CONFIG} --variable=prefix percpu)
+  string(STRIP "${run_out}" pc_prefix)
+  if(NOT pc_prefix STREQUAL prefix)
+    message(FATAL_ERROR "percpu.pc says prefix=${pc_prefix}, installed into ${prefix}")
+  endif()
+  run("pkg-config --modversion" ${PKG_CONFIG} --modversion percpu)
+  string(STRIP "${run_out}" pc_version)
+  pcpu_expect_version("percpu.pc (pkg-config --modversion)" ${version} "${pc_version}")
+  run("pkg-config" ${PKG_CONFIG} --cflags --libs percpu)
   string(STRIP "${run_out}" flags)
   separate_arguments(flags UNIX_COMMAND "${flags}")
   message(STATUS "pkg-config flags: ${flags}")
@@ -102,6 +126,7 @@ if(PCPU_INSTALL_TEST STREQUAL "pkgconfig")
   run("installed program" ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${libdir} ${work}/install_smoke)
   message(STATUS "${run_out}")
   expect_library("${run_out}" "${prefix}/")
+  pcpu_expect_run_version("${run_out}" ${version} ${version_NUMBER})
 
 elseif(PCPU_INSTALL_TEST STREQUAL "cmake_package")
   file(GLOB_RECURSE configs ${prefix}/*/percpuConfig.cmake)
@@ -130,8 +155,11 @@ elseif(PCPU_INSTALL_TEST STREQUAL "cmake_package")
       message(FATAL_ERROR "percpu ${PACKAGE_VERSION} accepts a request for ${ask}")
     endif()
   endfunction()
-  string(REGEX MATCH "^[0-9]+\\.[0-9]+" this_minor "${PCPU_VERSION}")
-  foreach(ask ${this_minor} ${PCPU_VERSION} 0.1)
+  set(PACKAGE_FIND_VERSION ${version})
+  include(${cfgdir}/percpuConfigVersion.cmake)
+  pcpu_expect_version("percpuConfigVersion.cmake (PACKAGE_VERSION)" ${version} "${PACKAGE_VERSION}")
+  string(REGEX MATCH "^[0-9]+\\.[0-9]+" this_minor "${version}")
+  foreach(ask ${this_minor} ${version} 0.1)
     check_request(${ask} TRUE)
   endforeach()
   foreach(ask 0.99 1.0)
@@ -152,9 +180,11 @@ elseif(PCPU_INSTALL_TEST STREQUAL "cmake_package")
   run("installed program (shared)" ${bin}/app)
   message(STATUS "${run_out}")
   expect_library("${run_out}" "${prefix}/")
+  pcpu_expect_run_version("${run_out}" ${version} ${version_NUMBER})
   run("installed program (static)" ${bin}/app_static)
   message(STATUS "${run_out}")
   expect_library("${run_out}" "${bin}/app_static")
+  pcpu_expect_run_version("${run_out}" ${version} ${version_NUMBER})
 
 else()
   message(FATAL_ERROR "PCPU_INSTALL_TEST=${PCPU_INSTALL_TEST}: pkgconfig or cmake_package")

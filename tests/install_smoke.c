@@ -1,10 +1,14 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * install_smoke.c - a program built outside the tree against an installed
  * percpu (tests/install.cmake): compiled with only
  * `pkg-config --cflags --libs percpu`, or by the outside CMake project
  * tests/install_project with find_package(percpu), it uses the allocator, a static
  * per-CPU variable and this-CPU operations from several threads, checks
- * the sums, and prints which shared library it really ran against.
+ * the sums, and prints which shared library it really ran against and
+ * the version it was compiled with (the header) and runs with (the
+ * library's pcpu_version()), for the tests to compare with percpu.pc, the
+ * CMake package and the Debian packages.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -49,6 +53,8 @@ int main(void)
     const char *lib = dladdr((void *)pcpu_alloc, &di) && di.dli_fname ? di.dli_fname : "?";
     printf("library: %s\n", lib);
     printf("units %u, rseq %d, hits %ld, events %ld\n", st.nr_units, (int)st.rseq, h, e);
+    printf("version: header %s (%u), library %s (%u)\n", PCPU_VERSION,
+           (unsigned int)PCPU_VERSION_NUMBER, pcpu_version_string(), pcpu_version());
     if (h != 400000 || e != 800000) {
         fprintf(stderr, "install_smoke: wrong sums\n");
         return 1;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model.c - the reference model of the allocator (see model.h for what it
  * checks and how operations are decoded).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model.h - a reference model of the allocator for fuzz_model.c and
  * test_longwalk.c (model.c).

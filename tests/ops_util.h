@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ops_util.h - helpers shared by the tests of the this-CPU operations and
  * per-CPU lists (test_ops_*.c, test_list*.c): the mode a test runs in,

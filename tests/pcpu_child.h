@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pcpu_child.h - run a scenario in a child process that must exit 0.
  *

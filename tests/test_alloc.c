@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_alloc.c - pcpu_alloc/pcpu_free: alignment, argument errors, zeroing in every unit, reuse, reserved area, guard, 1M objects. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_cmpxchg_remote.c - a pcpu_this_cmpxchg() that fails writes nothing, so atomic writes to the same unit from another CPU (pcpu_ptr) are never lost. */
 #include "testutil.h"
 

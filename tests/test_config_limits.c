@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_config_limits.c - every size in pcpu_config is checked for overflow: bad values are refused with EINVAL and a "percpu:" line naming the field, never accepted or crashed on, and the allocator stays usable. */
 #include "testutil.h"
 

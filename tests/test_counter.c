@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_counter.c - per-CPU counters: exact sums, the read bound, exact compare and limited_add under threads and migration; init_many; ENOMEM. */
 /*
  * Every concurrent test runs with a mover thread that migrates the workers
@@ -211,6 +212,97 @@ static void test_adds_from_threads_sum_exactly(void **state)
     pthread_barrier_destroy(&s.done);
     pcpu_counter_destroy(&s.plain);
     pcpu_counter_destroy(&s.mixed);
+}
+
+/* ---- adds of at least the batch ------------------------------------------------ */
+
+/* The kernel's add folds the unit's delta with the amount whenever their
+ * sum reaches the batch, also when the amount alone does: so with a batch
+ * of 1 every delta stays 0 and read() is exact after every add, and an
+ * add of a whole batch takes the unit's delta along. */
+struct batch1_shared {
+    struct pcpu_counter c;
+    struct cu_mover mover;
+    pthread_barrier_t start;
+};
+
+static void *batch1_main(void *arg)
+{
+    struct batch1_shared *s = arg;
+    static _Atomic unsigned int next;
+    unsigned int id = atomic_fetch_add(&next, 1);
+    cu_mover_enrol(&s->mover, id);
+    pthread_barrier_wait(&s->start);
+    int64_t total = 0;
+    uint64_t seed = 99 + id;
+    for (unsigned int i = 0; i < OPS_SCALE(20000); i++) {
+        int64_t v = (int64_t)(ops_rand(&seed) % 7) - 3;
+        pcpu_counter_add_batch(&s->c, v, 1);
+        total += v;
+    }
+    cu_mover_leave(&s->mover, id);
+    return (void *)(intptr_t)total;
+}
+
+static void test_adds_of_the_batch_fold_the_delta(void **state)
+{
+    (void)state;
+    struct pcpu_counter c;
+    int32_t b = pcpu_counter_batch();
+    assert_int_equal(pcpu_counter_init(&c, 0), 0);
+    /* One CPU, so that every add sees the same unit. */
+    cpu_set_t old, one;
+    assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+
+    int64_t exact = 0;
+    static const int64_t amounts[] = {5, -3, 100, -250};
+    for (unsigned int k = 0; k < sizeof(amounts) / sizeof(amounts[0]); k++) {
+        /* a delta below the batch stays in the unit ... */
+        pcpu_counter_add(&c, amounts[k]);
+        exact += amounts[k];
+        assert_int_equal(pcpu_counter_sum(&c), exact);
+        /* ... until an add of a whole batch (either sign) takes it along */
+        int64_t big = (k % 2 ? -1 : 1) * ((int64_t)b + (int64_t)k);
+        pcpu_counter_add(&c, big);
+        exact += big;
+        assert_int_equal(pcpu_counter_read(&c), exact);
+        assert_int_equal(pcpu_counter_sum(&c), exact);
+    }
+    /* a batch of 1: every add folds, read() is exact after each */
+    for (int64_t v = -3; v <= 3; v++) {
+        pcpu_counter_add_batch(&c, v, 1);
+        exact += v;
+        assert_int_equal(pcpu_counter_read(&c), exact);
+    }
+    assert_int_equal(sched_setaffinity(0, sizeof(old), &old), 0);
+    pcpu_counter_destroy(&c);
+
+    /* Threads that migrate all the time, every add with a batch of 1: no
+     * delta is left anywhere, read() is the exact total. */
+    struct batch1_shared s;
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(pcpu_counter_init(&s.c, 7), 0);
+    pthread_barrier_init(&s.start, NULL, NR_WORKERS);
+    cu_mover_start(&s.mover);
+    pthread_t t[NR_WORKERS];
+    for (unsigned int i = 0; i < NR_WORKERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, batch1_main, &s), 0);
+    int64_t total = 7;
+    for (unsigned int i = 0; i < NR_WORKERS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        total += (int64_t)(intptr_t)r;
+    }
+    cu_mover_stop(&s.mover);
+    assert_int_equal(pcpu_counter_read(&s.c), total);
+    assert_int_equal(pcpu_counter_sum(&s.c), total);
+    for (unsigned int cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+        assert_int_equal(*PCPU_PTR(s.c.counters, cpu), 0);
+    pthread_barrier_destroy(&s.start);
+    pcpu_counter_destroy(&s.c);
 }
 
 /* ---- limited_add ------------------------------------------------------------------ */
@@ -492,6 +584,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basics),
         cmocka_unit_test(test_adds_from_threads_sum_exactly),
+        cmocka_unit_test(test_adds_of_the_batch_fold_the_delta),
         cmocka_unit_test(test_limited_add_never_overshoots_and_never_fails_spuriously),
         cmocka_unit_test(test_init_many_1000_counters_in_one_allocation),
         cmocka_unit_test(test_destroying_one_of_an_array_stops),

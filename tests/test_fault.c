@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fault.c - every OS-layer call of a realistic workload made to fail in turn, and allocation under RLIMIT_AS. */
 /*
  * Fault injection: pcpu_fault_inject(n) makes the nth call into the OS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fork.c - objects freed by other threads while reclaim runs, and fork() while threads allocate. */
 /*
  * Cross-thread: a producer allocates objects of mixed sizes and writes a

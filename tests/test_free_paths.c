@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_free_paths.c - the ways a free can go: the thread's remembered chunk
  * after that chunk was destroyed and a new one mapped in its place, frees in
  * allocation order that travel as one run, frees by a thread that did not

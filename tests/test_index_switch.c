@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_index_switch.c - re-initialising with the other index mode keeps
  * every this-CPU update.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_initexit.c - many pcpu_init/pcpu_exit cycles across backends and unit counts; allocations work and stats start from zero each time. */
 #include "testutil.h"
 

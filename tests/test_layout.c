@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_layout.c - topology and allocation info: unit counts, NUMA groups, bad configurations, stats. */
 #include "testutil.h"
 

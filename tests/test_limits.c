@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_limits.c - max_memory and injected OS failures: ENOMEM, live data intact, the allocator stays usable. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_list.c - per-CPU lists: LIFO per unit, pcpu_list_pop_all() takes a unit's list whole, and with 200 threads popping, touching and pushing back nodes (sched_yield between) next to a thread taking random units' lists whole, every node ends up in exactly one list: none lost, none held twice. */
 #undef NDEBUG /* the header's check of node alignment is part of what is tested */
 #include "ops_util.h"

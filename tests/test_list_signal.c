@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_list_signal.c - signal handlers that push, pop and take whole lists while the code they interrupted pushes, pops or takes whole lists: no deadlock, no node lost or held twice, in rseq and atomic mode; a handler inside a pop sees exactly the documented results. */
 #include "ops_util.h"
 

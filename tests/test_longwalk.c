@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_longwalk.c - a long seeded random walk of allocator operations checked against the reference model. */
 /*
  * The same model as the fuzzer (pcpu_model.h), driven by a generator: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lookup.c - pcpu_is_percpu_address and pcpu_addr_info: unit addresses, cookies, foreign memory. */
 #include "testutil.h"
 

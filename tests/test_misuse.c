@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_misuse.c - death tests: double, interior, foreign and unit-address frees abort with a one-line message naming the pointer. */
 #include "testutil.h"
 

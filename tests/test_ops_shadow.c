@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_ops_shadow.c - every this-CPU operation at every width (1, 2, 4, 8 bytes, bool) agrees with the same operation on a plain variable, across wrap-around and sign extension. */
 #include "ops_util.h"
 

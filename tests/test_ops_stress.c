@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_ops_stress.c - xchg, and/or, try_cmpxchg and the *_return operations lose no update and apply none twice under forced migration, at every width; failing compares (cmpxchg, try_cmpxchg) never overwrite remote atomic writes, at every width. */
 #include "ops_util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_reclaim.c - empty pages and chunks go back to the OS (background worker, pcpu_reclaim, PCPU_F_NO_RECLAIM) and resident memory follows the units written. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_reclaim_all.c - no fixed cap on the number of chunks: one pcpu_reclaim(true) gives back every empty chunk, the worker keeps going until the watermarks hold, and the introspection calls see every chunk. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_ref.c - per-CPU reference counts: release exactly once, never while held, after confirm; kill/reinit/resurrect cycles and mode switches under threads and migration. */
 /*
  * The object a ref guards carries a canary that its release function

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_reserved_hints.c - the block hints stay right when reserved allocations reach the end of the reserved area (pcpu_validate, robust mode). */
 #include "testutil.h"
 

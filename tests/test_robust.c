@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_robust.c - robust mode (poison, write-after-free detection, validation, leak report) and sanitizer annotations. */
 /*
  * Robust mode (PCPU_F_DEBUG / PERCPU_DEBUG=1): freed objects are poisoned
@@ -153,7 +154,7 @@ static void break_block_hint(void *arg)
     pcpu__pool_lock();
     struct pcpu_chunk *c = pcpu__lookup(p);
     size_t bit = pcpu__chunk_bit(c, p);
-    c->md[bit / (pcpu__page_size / PCPU_GRANULE)].nfree ^= 1;
+    c->block_hints[bit / (pcpu__page_size / PCPU_GRANULE)].nfree ^= 1;
     pcpu__pool_unlock();
     (void)pcpu_alloc(16, 0); /* the same object back from the cache */
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_robust_exit.c - pcpu_exit() in robust mode stops on leaks and on writes after free, naming the cookie; outside it, leaks are reported only with PCPU_F_REPORT_LEAKS. */
 /*
  * As librseq's robust pools do at destroy time: in robust mode

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_robust_scale.c - robust mode stays usable with tens of thousands of objects, and still catches writes after free and bad frees. */
 /*
  * Robust mode (PCPU_F_DEBUG) checks what each operation touched (its chunk

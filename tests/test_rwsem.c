@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rwsem.c - the per-CPU reader-writer semaphore: no torn reads, writers get in past a stream of readers, up_read on another thread, under migration. */
 /*
  * The shared data is plain memory on purpose (so ThreadSanitizer builds

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_signal_reentry.c - signal handlers: this-CPU ops are async-signal-safe; re-entering the allocator from a handler stops the process with a message, never a hang or a double hand-out. */
 /*
  * API.md, "Async-signal safety": the this-CPU operations, pcpu_ptr,

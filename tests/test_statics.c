@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_statics.c - PCPU_DEFINE/PCPU_DECLARE/PCPU_VAR in the program and in a dlopen()ed library (50 load/unload cycles). */
 #include "testutil.h"
 

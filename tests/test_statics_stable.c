@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_statics_stable.c - once per-CPU memory has been read or written, the static layout never moves: later modules go elsewhere and pcpu_init() fails with EBUSY. */
 #include "pcpu_child.h"
 #include "libs/pcpu_oplib.h"

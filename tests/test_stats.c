@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_stats: pcpu_stats_get counters, pcpu_chunk_info, and the printed tables. */
 #include "testutil.h"
 

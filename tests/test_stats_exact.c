@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_stats_exact.c - pcpu_stats tells the truth: nr_max_alloc is exact for one thread (cached, uncached and reserved allocations, with and without the thread cache), and index is the index mode the process really uses. */
 #include "testutil.h"
 

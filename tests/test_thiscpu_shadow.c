@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_thiscpu_shadow.c - every this-CPU operation against a shadow.
  *

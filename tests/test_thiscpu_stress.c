@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_thiscpu_stress.c - this-CPU updates under forced migration.
  *
@@ -257,7 +258,7 @@ static void test_switch_to_atomics(void **state)
     }
     assert_int_equal(pcpu_sum(counter), 100000);
     /* (peeking at the library's state: the switch did happen) */
-    assert_int_equal(pcpu__tc.mode, PCPU__TC_ATOMIC);
+    assert_int_equal(pcpu__thiscpu.mode, PCPU__MODE_ATOMIC);
     assert_true(pcpu_sum(&c->inc) == (long)rounds);
     assert_true(pcpu_sum(&c->cmpxchg) == (int)rounds);
     assert_true(pcpu_sum(&c->add_return) == (uint64_t)rounds * 5u);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_threads.c - concurrent allocation and free from several threads, objects freed by other threads, consistent totals. */
 #include "testutil.h"
 

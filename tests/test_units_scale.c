@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_units_scale.c - with thousands of units, memory, zeroing and memory mappings follow the units touched, not the units configured. */
 /*
  * Issue 11: a program may configure up to 4096 units (pcpu_config.nr_cpus)

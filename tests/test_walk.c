@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_walk.c - seeded random walk of allocations and frees, pcpu_validate() after every step, contents checked against a shadow. */
 #include "testutil.h"
 

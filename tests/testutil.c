@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * testutil.c - helpers shared by the cmocka test programs: death tests in
  * a forked child, resident memory, re-initialisation on the backend the

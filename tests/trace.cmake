@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # trace.cmake - the USDT tracepoints (src/trace.h) as a tracer sees them.
 #
 # Included by tests/CMakeLists.txt, it builds tests/trace_hits.c and adds

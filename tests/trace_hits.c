@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* trace_hits.c - a run with a known number of allocator events, for counting USDT probe hits. */
 /*
  * tests/trace.cmake runs this under bpftrace with every percpu:* probe

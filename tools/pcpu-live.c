@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pcpu-live - how the allocator behaves with many live small objects.
  *

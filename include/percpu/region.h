@@ -1,30 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * percpu/region.h - per-CPU memory shared between processes (regions).
+ * Part of <percpu.h>: include that.
  *
- * Part of the public API of <percpu.h>, which includes this header at its
- * end; include <percpu.h>, never this file on its own.
- */
-#ifndef PERCPU_H
-#error "include <percpu.h>, not <percpu/region.h>"
-#endif
-#ifndef PERCPU_REGION_H
-#define PERCPU_REGION_H
-
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/types.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* ------------------------------------------------------------------------
- * Per-CPU regions shared between processes
- * ------------------------------------------------------------------------ */
-
-/*
  * A region is per-CPU memory that several processes of one machine map at
  * the same time: the workers of a prefork server counting requests, a
  * database's backends keeping statistics, a tracer and its daemon, a
@@ -107,6 +85,20 @@ extern "C" {
  * lost pages die of SIGBUS, as with any shared mapping (anonymous regions
  * are sealed against it); pcpu_exit() detaches every open region.
  */
+#ifndef PERCPU_REGION_H
+#define PERCPU_REGION_H
+#ifndef PERCPU_H
+#error "<percpu/region.h> is not for direct inclusion: #include <percpu.h>"
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* An open region (opaque; one per pcpu_region_open() call). */
 struct pcpu_region;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pcpu_oplib.c - a dlopen()ed module that runs this-CPU operations (its rseq descriptors live in it), built with and without PCPU_DEFINE variables. */
 #include <stdint.h>
 

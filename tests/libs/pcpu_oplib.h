@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pcpu_oplib.h - what test_modules_dlclose and pcpu_oplib.c share: the cookies the program hands in and the net effect of one round. */
 #ifndef PCPU_OPLIB_H
 #define PCPU_OPLIB_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pcpu_testlib.c - a shared library with its own static per-CPU variables, loaded by test_statics with dlopen(). */
 #include <stdint.h>
 #include <string.h>

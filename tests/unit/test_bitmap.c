@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_bitmap.c - every bitmap.h operation agrees with a bit-by-bit reference, at word edges and on random maps. */
 #include <setjmp.h>
 #include <stdarg.h>

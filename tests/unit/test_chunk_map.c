@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_chunk_map.c - a chunk's allocation map, its block and group hints and its page counts agree with a reference model through random claims and releases. */
 #include <errno.h>
 #include <setjmp.h>
@@ -106,7 +107,7 @@ static void model_init(struct model *m, const char *name, size_t page_size, size
     assert_true(pcpu__chunk_is_empty(c));
     assert_int_equal(c->nr_alloc, 0);
     assert_int_equal(c->nr_populated, 0);
-    assert_int_equal(c->nr_empty_pop, 0);
+    assert_int_equal(c->nr_empty_populated, 0);
     assert_int_equal(c->contig_bits, end_bit - start_bit);
     assert_int_equal(pcpu__chunk_validate(c), 0);
     for (size_t pg = 0; pg < m->nr_pages; pg++)
@@ -217,9 +218,9 @@ static void check_counts(struct model *m)
         pop += m->pop[pg];
         empty += m->pop[pg] && ref_page_empty(m, pg);
     }
-    if (c->nr_populated != pop || c->nr_empty_pop != empty)
-        FAILF(m, "nr_populated %zu nr_empty_pop %zu, model %zu and %zu", c->nr_populated,
-              c->nr_empty_pop, pop, empty);
+    if (c->nr_populated != pop || c->nr_empty_populated != empty)
+        FAILF(m, "nr_populated %zu nr_empty_populated %zu, model %zu and %zu", c->nr_populated,
+              c->nr_empty_populated, pop, empty);
 }
 
 static void check_range(struct model *m, size_t bit, size_t n)
@@ -368,12 +369,12 @@ static void do_release(struct model *m, size_t idx)
     size_t s = m->starts[idx], n = m->len_at[s];
     m->starts[idx] = m->starts[--m->nr_allocs];
     if (m->live[s]) {
-        if (!pcpu__live_clear(c, s))
+        if (!pcpu__live_unset_checked(c, s))
             FAILF(m, "live_clear(%zu) said it was not live", s);
         m->live[s] = 0;
     }
     /* A second clear is how a double free is caught. */
-    if (pcpu__live_clear(c, s))
+    if (pcpu__live_unset_checked(c, s))
         FAILF(m, "live_clear(%zu) twice said live", s);
     if (pcpu__alloc_bits_fast(c, s) != n)
         FAILF(m, "alloc_bits_fast(%zu) = %zu before release, want %zu", s,
@@ -727,7 +728,7 @@ static void test_claims_across_block_and_group_edges(void **state)
 }
 
 /* Populating, depopulating and claiming in every order keeps nr_populated
- * and nr_empty_pop right, and setting a page to the state it has is a
+ * and nr_empty_populated right, and setting a page to the state it has is a
  * no-op. */
 static void test_populated_and_empty_counts(void **state)
 {

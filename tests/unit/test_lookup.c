@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lookup.c - the address-to-chunk radix table finds exactly the chunk whose reservation holds an address, for any chunk alignment, and nothing elsewhere. */
 #include <errno.h>
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_units_zero.c - the zeroing of freed objects finds a written byte wherever it is, in any unit, with every check this CPU has (C library, 32-byte and 64-byte vectors), and a free followed by an allocation hands out zero memory with each of them. */
 #include <setjmp.h>
 #include <stdarg.h>

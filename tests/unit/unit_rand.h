@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * unit_rand.h - deterministic pseudo-random numbers for the white-box unit
  * tests.  The seed is fixed so a failure reproduces; PCPU_UNIT_SEED in the

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * stats.c - what the allocator can tell about itself.
+ * introspect.c - what the allocator can tell about itself.
  *
  * The kernel exposes percpu_stats in debugfs; here pcpu_stats_get() fills a
  * versioned struct with the same figures under the same names, plus what a
@@ -82,7 +83,7 @@ static int stats_get_impl(struct pcpu_stats *st)
     st->nr_max_chunks = ps.nr_max_chunks;
     st->min_alloc_size = u.min_size;
     st->max_alloc_size = u.max_size;
-    st->empty_pop_pages = ps.nr_empty_pop;
+    st->empty_pop_pages = ps.nr_empty_populated;
     st->populated_pages = ps.nr_populated;
     st->cached_objects = pcpu__tcache_count_locked();
     st->allocated_bytes = ps.allocated_bits * PCPU_GRANULE;
@@ -95,7 +96,7 @@ static int stats_get_impl(struct pcpu_stats *st)
     st->resident_bytes = resident_locked();
     pcpu__pool_unlock();
     st->metadata_bytes = atomic_load(&pcpu__meta_bytes);
-    st->rseq = pcpu__rseq_uses_rseq();
+    st->rseq = pcpu__rseq_runs_sequences();
     return 0;
 }
 
