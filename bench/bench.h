@@ -13,6 +13,8 @@
  *   figures_clients.c counters, reference counts and the rw semaphore
  *                   against a shared atomic and pthread_rwlock
  *   figures_units.c cost vs configured units, one child process per count
+ *   figures_region.c regions shared between processes: increments in P
+ *                   processes against a shared atomic, a region's memory
  *   plots.c         gnuplot charts and the chunk-map picture
  *
  * A "figure" is one named measurement at one thread count; a "result" is
@@ -143,6 +145,10 @@ int units_child(unsigned int nr_units); /* --units-child N: one child's run */
 const struct result *result_find_units(const char *name, unsigned int units);
 void units_table(void);
 void units_plot_data(FILE *f);
+
+/* figures_region.c: regions shared between processes (P processes busy;
+ * a result's threads field holds P) */
+void figures_region(void);
 
 /* plots.c */
 void plots_write(const char *dir);      /* gnuplot charts of the results */

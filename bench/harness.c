@@ -132,9 +132,19 @@ const struct result *result_find(const char *name, unsigned int threads)
     return NULL;
 }
 
+/* --only takes one prefix or several separated by commas. */
 bool name_selected(const char *name)
 {
-    return !bench_opts.only || strncmp(name, bench_opts.only, strlen(bench_opts.only)) == 0;
+    if (!bench_opts.only)
+        return true;
+    for (const char *p = bench_opts.only;;) {
+        size_t len = strcspn(p, ",");
+        if (len && strncmp(name, p, len) == 0)
+            return true;
+        if (!p[len])
+            return false;
+        p += len + 1;
+    }
 }
 
 void progress(const char *fmt, ...)

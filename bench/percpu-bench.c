@@ -46,8 +46,8 @@ static void usage(FILE *f)
 "                  as chunkmap.txt / chunkmap.svg\n"
 "  --only PREFIX   run only figures whose name starts with PREFIX (inc.,\n"
 "                  ops., list., alloc., free., scale., mem., units., counter.,\n"
-"                  ref., rwsem.); targets needing\n"
-"                  others say SKIP\n"
+"                  ref., rwsem., region.), or with one of several PREFIX,PREFIX;\n"
+"                  targets needing others say SKIP\n"
 "  --strict        exit with status 1 when a target is missed\n"
 "  --wall          report wall-clock time per op instead of the threads' CPU\n"
 "                  time (CPU time is the default: on a shared machine it is\n"
@@ -67,7 +67,10 @@ static void usage(FILE *f)
 "units.{alloc_free.8,free_big,live_1M,free_1M,maps,resident} at 2..4096\n"
 "configured units with 2 touched (one child process per unit count),\n"
 "counter.{percpu,atomic}.add (ns/op/thread), ref.{percpu,atomic}.get_put (ns\n"
-"per get+put pair), rwsem.{percpu,pthread}.read (ns per read lock+unlock).\n"
+"per get+put pair), rwsem.{percpu,pthread}.read (ns per read lock+unlock),\n"
+"region.{percpu,atomic,private}.inc (ns/op per process, in 1 and one process\n"
+"per CPU; \"threads\" is the number of processes), region.mem.4096_units (kB\n"
+"of a region's file, 4096 units configured, 2 written).\n"
 "The environment variables PERCPU_BACKEND=vm|km and PERCPU_INDEX=cpu|cid\n"
 "select the allocator's configuration as for any program.\n",
             BENCH_MAX_REPS);
@@ -132,6 +135,9 @@ static const struct group groups[] = {
      "rwsem.pthread.read", "x pthread", NULL, ""},
     {"mem.", "Memory: T=1, resident kB for 1M 8-byte objects on every unit", NULL, "x ideal",
      "mem.percpu.1M_x8", "x percpu"},
+    {"region.", "Regions shared between processes: ns per op per process (T = processes "
+                "busy); mem: kB of the file",
+     "inc.percpu", "x inc", "region.percpu.inc", "x region"},
 };
 
 static void ratio_cell(char *buf, size_t n, const struct result *r, const char *base)
@@ -334,6 +340,17 @@ static int check_targets(void)
     target_units("units.maps: 4096 units at most 3 maps per chunk", "units.maps", 3.0, true);
     target_units("units.resident: 4096 units within 1.1x of 2", "units.resident", 1.1, false);
     target("mem.padded >= 4x mem.percpu", "mem.padded.1M_x8", 1, "mem.percpu.1M_x8", 1, false, 4);
+    /* regions (issue 27): P processes busy, in the threads field */
+    target_1_n("region.percpu.inc within 1.2x of inc.percpu (P=%u)", "region.percpu.inc",
+               "inc.percpu", true, 1.2);
+    snprintf(buf, sizeof(buf), "region.atomic.inc >= 10x region.percpu.inc (P=%u)", n);
+    target(buf, "region.atomic.inc", n, "region.percpu.inc", n, false, 10);
+    const struct result *rm = result_find("region.mem.4096_units", 1);
+    t = &targets[nr_targets++];
+    snprintf(t->text, sizeof(t->text), "region.mem: 4096 units, 2 written, within 1.1x of 2");
+    t->limit = 1.1;
+    t->state = rm ? rm->ratio <= 1.1 : -1;
+    t->ratio = rm ? rm->ratio : 0;
 
     printf("\nTargets (ratios within this run)\n");
     int missed = 0;
@@ -465,6 +482,7 @@ int main(int argc, char **argv)
     figures_scale();
     figures_clients();
     figures_units();
+    figures_region();
 
     print_table();
     units_table();

@@ -71,6 +71,11 @@
  *       pcpu_rwsem_down_read_trylock  pcpu_rwsem_up_read
  *       pcpu_rwsem_down_write  pcpu_rwsem_down_write_trylock
  *       pcpu_rwsem_up_write  pcpu_rwsem_is_read_locked
+ *   <percpu/region.h>   per-CPU memory shared between processes (regions)
+ *       pcpu_region_open  pcpu_region_close  pcpu_region_unlink
+ *       pcpu_region_alloc  pcpu_region_find  pcpu_region_free
+ *       pcpu_region_foreach  pcpu_region_info  pcpu_region_check
+ *       PCPU_REGION_CREATE  PCPU_REGION_EXCL  PCPU_REGION_RDONLY
  *
  * The headers under percpu/bits/ are machinery: not for direct inclusion,
  * and none of their names is API.
@@ -107,5 +112,6 @@
 #include "percpu/counter.h"
 #include "percpu/ref.h"
 #include "percpu/rwsem.h"
+#include "percpu/region.h"
 
 #endif /* PERCPU_H */

@@ -30,6 +30,7 @@
 #include "os.h"
 #include "pool.h"
 #include "reclaim.h"
+#include "region.h"
 #include "rseq.h"
 #include "statics.h"
 #include "tcache.h"
@@ -233,6 +234,7 @@ static int init_impl(const struct pcpu_config *cfg)
 
 static void exit_impl(void)
 {
+    pcpu__regions_detach_all();
     pcpu__reclaim_stop();
     pcpu__pool_lock();
     if (atomic_load(&pcpu__state) != PCPU_STATE_OFF) {

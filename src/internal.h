@@ -8,9 +8,11 @@
  *
  *   clients   counter.c  ref.c  rwsem.c   (public API + clients.h only)
  *   API       alloc.c  init.c  thiscpu.c  validate.c  introspect.c  list.c
+ *             region.c  region_dir.c  region_lock.c  region_file.c
  *   services  tcache.c  statics.c  rseq.c  reclaim.c  usage.c
  *   pool      pool.c                (lock, slots, every chunk, balance)
  *   chunk     chunk.c  lookup.c  backend.h  backend_vm.c  backend_km.c
+ *             backend_shm.c         (regions' chunks; the pool never sees them)
  *   base      os.c  bitmap.c  topology.c  units.c  (and this header)
  *
  * A lower layer reports results (page deltas, counts, "balance wanted")

@@ -376,6 +376,7 @@ static void degrade(void)
 {
     pthread_mutex_lock(&mode_lock);
     if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_RSEQ) {
+        pcpu__rseq_exact_check_locked();
         close_seq_table();
         if (syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) != 0)
             pcpu__die("percpu: membarrier(PRIVATE_EXPEDITED_RSEQ) failed: %s",
@@ -571,4 +572,67 @@ void pcpu__rseq_stop(void)
     __atomic_store_n(&pcpu__thiscpu.atomic_limit, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&pcpu__thiscpu.ptr_limit, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&mode_lock);
+}
+
+/* ---- exactness pins (regions shared between processes) ---------------
+ *
+ * A region (region.c) is memory that other processes update with their
+ * own restartable sequences.  Updates from two processes to one unit are
+ * exact only while both run sequences indexed by CPU: a sequence restarts
+ * when its thread is preempted, whoever preempts it, so on one CPU no two
+ * sequences interleave.  An atomic update made after a migration, or an
+ * index that is a per-process concurrency id, breaks that.  A process
+ * that opened a region for writing pins that promise here; degrade() runs
+ * pcpu__rseq_exact_check_locked() before it switches to atomics, and with
+ * a pin held it stops the process, naming one pinned region, rather than
+ * let the process write inexactly.  Pins are taken and dropped under
+ * mode_lock, like the mode, so a pin and a switch to atomics are ordered.
+ */
+static const char **exact_pins;      /* the pinned names (callers' strings) */
+static unsigned int nr_exact_pins, cap_exact_pins;
+
+int pcpu__rseq_pin_exact(const char *what)
+{
+    int ret = 0;
+    pthread_mutex_lock(&mode_lock);
+    if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) != PCPU__MODE_RSEQ || cid_mode) {
+        ret = EOPNOTSUPP;
+    } else if (nr_exact_pins == cap_exact_pins) {
+        unsigned int cap = cap_exact_pins ? 2 * cap_exact_pins : 8;
+        const char **v = realloc(exact_pins, cap * sizeof(*v));
+        if (v) {
+            exact_pins = v;
+            cap_exact_pins = cap;
+        } else {
+            ret = ENOMEM;
+        }
+    }
+    if (ret == 0)
+        exact_pins[nr_exact_pins++] = what;
+    pthread_mutex_unlock(&mode_lock);
+    if (ret) {
+        errno = ret;
+        return -1;
+    }
+    return 0;
+}
+
+void pcpu__rseq_unpin_exact(const char *what)
+{
+    pthread_mutex_lock(&mode_lock);
+    for (unsigned int i = 0; i < nr_exact_pins; i++) {
+        if (exact_pins[i] == what) {
+            exact_pins[i] = exact_pins[--nr_exact_pins];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&mode_lock);
+}
+
+void pcpu__rseq_exact_check_locked(void)
+{
+    if (nr_exact_pins)
+        pcpu__die("percpu: region %s: a thread of this process cannot use rseq any more, so "
+                  "its updates to the region would no longer be exact; stopping",
+                  exact_pins[0]);
 }

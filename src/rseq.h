@@ -39,4 +39,16 @@ PCPU_HIDDEN void pcpu__rseq_fork_prepare(void);
 PCPU_HIDDEN void pcpu__rseq_fork_parent(void);
 PCPU_HIDDEN void pcpu__rseq_fork_child(void);
 
+/* Exactness for regions shared between processes (the pins at the end of
+ * rseq.c).  pcpu__rseq_pin_exact: the allocator must be initialised and
+ * in use (pcpu__ensure_init()); 0 and @what pinned, or -1 with errno
+ * EOPNOTSUPP when this process does not run restartable sequences indexed
+ * by CPU (atomics, or CID mode), ENOMEM.  @what (a region's name) must
+ * stay valid until pcpu__rseq_unpin_exact(@what).  While a pin is held, a
+ * switch of the process to atomics stops it with a message naming @what.
+ * pcpu__rseq_exact_check_locked: that check (mode_lock held; degrade()). */
+PCPU_HIDDEN int pcpu__rseq_pin_exact(const char *what);
+PCPU_HIDDEN void pcpu__rseq_unpin_exact(const char *what);
+PCPU_HIDDEN void pcpu__rseq_exact_check_locked(void);
+
 #endif
