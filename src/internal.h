@@ -62,8 +62,11 @@ PCPU_HIDDEN __attribute__((format(printf, 1, 2))) void pcpu__warn(const char *fm
 
 /* ---- the allocator lock's owner ------------------------------------------- */
 /* Whether the calling thread holds the allocator lock (pool.c sets it), so
- * that every layer can state its locking rule: functions named _locked
- * check it at debug level 2. */
+ * that every layer can state its locking rule.  One meaning per suffix:
+ * a function named _locked runs with the allocator's lock held (and
+ * checks it at debug level 2); an object's own lock (a counter's or a
+ * reference's futex mutex, a region's lock) is _held (clients.h,
+ * region_dir.h); rseq.c's mode lock has no suffix, its comments name it. */
 PCPU_HIDDEN extern __thread bool pcpu__lock_held __attribute__((tls_model("initial-exec")));
 #define pcpu_assert_locked() pcpu_assert_internal(pcpu__lock_held)
 

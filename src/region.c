@@ -319,7 +319,7 @@ void *pcpu_region_alloc(struct pcpu_region *r, const char *obj, size_t size, siz
     if (lk < 0)
         return NULL;
     size_t off;
-    int ret = pcpu__rdir_alloc_locked(&r->dir, obj, size, align, &r->chunk, &off);
+    int ret = pcpu__rdir_alloc_held(&r->dir, obj, size, align, &r->chunk, &off);
     int e = errno;
     pcpu__rlock_release(&r->dir.hdr->lock);
     if (ret != 0)
@@ -355,7 +355,7 @@ int pcpu_region_free(struct pcpu_region *r, void *cookie)
     int lk = pcpu__rlock_acquire(&r->dir.hdr->lock);
     if (lk < 0)
         return -1;
-    int ret = pcpu__rdir_free_locked(&r->dir, c - b, &r->chunk);
+    int ret = pcpu__rdir_free_held(&r->dir, c - b, &r->chunk);
     int e = errno;
     pcpu__rlock_release(&r->dir.hdr->lock);
     return ret == 0 ? 0 : fail_int(e);

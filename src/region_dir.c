@@ -321,7 +321,7 @@ static void bump_gen(const struct pcpu_rdir *d)
     __atomic_fetch_add(&d->hdr->gen, 1, __ATOMIC_RELEASE);
 }
 
-int pcpu__rdir_alloc_locked(const struct pcpu_rdir *d, const char *name, size_t size,
+int pcpu__rdir_alloc_held(const struct pcpu_rdir *d, const char *name, size_t size,
                             size_t align, struct pcpu_chunk *c, size_t *off)
 {
     unsigned int used = fill_mark(d);
@@ -400,7 +400,7 @@ int pcpu__rdir_alloc_locked(const struct pcpu_rdir *d, const char *name, size_t 
     return 0;
 }
 
-int pcpu__rdir_free_locked(const struct pcpu_rdir *d, size_t off, struct pcpu_chunk *c)
+int pcpu__rdir_free_held(const struct pcpu_rdir *d, size_t off, struct pcpu_chunk *c)
 {
     unsigned int used = fill_mark(d);
     for (unsigned int k = 0; k < used; k++) {

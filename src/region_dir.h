@@ -46,12 +46,12 @@ PCPU_HIDDEN int pcpu__rdir_check(const struct pcpu_rdir *d);
  * (a power of two) called @name, zeroed in every unit of @c (the
  * region's chunk): 0 and *off, or -1 with errno EEXIST, ENOSPC, EBADMSG,
  * ENOMEM.  Entries half made by a dead holder of the lock are dropped. */
-PCPU_HIDDEN int pcpu__rdir_alloc_locked(const struct pcpu_rdir *d, const char *name, size_t size,
+PCPU_HIDDEN int pcpu__rdir_alloc_held(const struct pcpu_rdir *d, const char *name, size_t size,
                                         size_t align, struct pcpu_chunk *c, size_t *off);
 /* With the lock held: free the live object at @off, giving its whole pages
  * back in every unit of @c: 0, or -1 with errno EINVAL (no live object
  * starts there) or EBADMSG. */
-PCPU_HIDDEN int pcpu__rdir_free_locked(const struct pcpu_rdir *d, size_t off,
+PCPU_HIDDEN int pcpu__rdir_free_held(const struct pcpu_rdir *d, size_t off,
                                        struct pcpu_chunk *c);
 
 #endif

@@ -127,7 +127,7 @@ uint32_t pcpu__rlock_owner_word(int pid)
     return ((uint32_t)pid & PID_MASK) | ((ps.known ? tag_of(ps.start) : 0) << PID_BITS);
 }
 
-static void identify_locked(void)
+static void identify_self(void)
 {
     pid_t pid = getpid();
     if (pid != me_pid) {
@@ -181,7 +181,7 @@ int pcpu__rlock_acquire(uint32_t *word)
     int saved = errno;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&local);
-    identify_locked();
+    identify_self();
     double start = now_ms();
     long wait_us = 1000;
     uint32_t judged = 0;      /* the owner word the current wait is for */

@@ -376,7 +376,7 @@ static void degrade(void)
 {
     pthread_mutex_lock(&mode_lock);
     if (__atomic_load_n(&pcpu__thiscpu.mode, __ATOMIC_ACQUIRE) == PCPU__MODE_RSEQ) {
-        pcpu__rseq_exact_check_locked();
+        pcpu__rseq_exact_check();
         close_seq_table();
         if (syscall(SYS_membarrier, PCPU_MEMBARRIER_RSEQ, 0, 0) != 0)
             pcpu__die("percpu: membarrier(PRIVATE_EXPEDITED_RSEQ) failed: %s",
@@ -583,7 +583,7 @@ void pcpu__rseq_stop(void)
  * sequences interleave.  An atomic update made after a migration, or an
  * index that is a per-process concurrency id, breaks that.  A process
  * that opened a region for writing pins that promise here; degrade() runs
- * pcpu__rseq_exact_check_locked() before it switches to atomics, and with
+ * pcpu__rseq_exact_check() before it switches to atomics, and with
  * a pin held it stops the process, naming one pinned region, rather than
  * let the process write inexactly.  Pins are taken and dropped under
  * mode_lock, like the mode, so a pin and a switch to atomics are ordered.
@@ -629,7 +629,7 @@ void pcpu__rseq_unpin_exact(const char *what)
     pthread_mutex_unlock(&mode_lock);
 }
 
-void pcpu__rseq_exact_check_locked(void)
+void pcpu__rseq_exact_check(void)
 {
     if (nr_exact_pins)
         pcpu__die("percpu: region %s: a thread of this process cannot use rseq any more, so "

@@ -46,9 +46,9 @@ PCPU_HIDDEN void pcpu__rseq_fork_child(void);
  * by CPU (atomics, or CID mode), ENOMEM.  @what (a region's name) must
  * stay valid until pcpu__rseq_unpin_exact(@what).  While a pin is held, a
  * switch of the process to atomics stops it with a message naming @what.
- * pcpu__rseq_exact_check_locked: that check (mode_lock held; degrade()). */
+ * pcpu__rseq_exact_check: that check (mode_lock held; degrade()). */
 PCPU_HIDDEN int pcpu__rseq_pin_exact(const char *what);
 PCPU_HIDDEN void pcpu__rseq_unpin_exact(const char *what);
-PCPU_HIDDEN void pcpu__rseq_exact_check_locked(void);
+PCPU_HIDDEN void pcpu__rseq_exact_check(void);
 
 #endif
