@@ -50,19 +50,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
 endif()
 
 # ---- script mode ---------------------------------------------------------
-string(RANDOM LENGTH 8 tag)
-set(work ${PCPU_BUILD_DIR}/install-test-${tag})
-set(prefix ${work}/prefix)
-file(REMOVE_RECURSE ${work})
-file(MAKE_DIRECTORY ${work})
-
-function(run what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${what} failed (${rc}):\n${out}\n${err}")
-  endif()
-  set(run_out "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/script_util.cmake)
 
 # The program prints "library: <path>" for the object that holds
 # pcpu_alloc: the installed .so, or the program itself when linked static.
@@ -73,7 +61,7 @@ function(expect_library out path)
   endif()
 endfunction()
 
-run("cmake --install" ${CMAKE_COMMAND} --install ${PCPU_BUILD_DIR} --prefix ${prefix})
+install_to_temp_prefix(install)
 
 if(PCPU_INSTALL_TEST STREQUAL "pkgconfig")
   find_program(PKG_CONFIG NAMES pkg-config pkgconf)
