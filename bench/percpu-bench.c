@@ -12,8 +12,8 @@
  * CPUs, and is the median of several repetitions with its spread shown.
  *
  * Output: a table with each figure's ratio to its baselines and to the
- * published anchors (DESIGN.md), PASS/MISS per target, the allocator's own
- * stats and chunk map; optionally a JSON file of every figure (--json) and
+ * published anchors (struct anchor below), PASS/MISS per target, the
+ * allocator's own stats and chunk map; optionally a JSON file of every figure (--json) and
  * SVG charts via gnuplot plus an SVG chunk map (--plots).
  */
 #define _GNU_SOURCE
@@ -75,9 +75,10 @@ static void usage(FILE *f)
 /* ---- the table ---------------------------------------------------------- */
 
 /*
- * Figures published for other machines (DESIGN.md, "Where we mean to beat
- * the anchors"), printed for orientation only and labelled so: no ratio and
- * no target uses them; every comparison is between figures of this run.
+ * Figures published for other machines (librseq's, and the reference
+ * figures the project set out to beat), printed for orientation only and
+ * labelled so: no ratio and no target uses them; every comparison is
+ * between figures of this run.
  */
 struct anchor {
     const char *name;
@@ -196,7 +197,7 @@ static void print_table(void)
                    mm, onc, c1, c2, anchor_of(r));
         }
     }
-    printf("  * elsewhere: figures published for other machines (DESIGN.md), for orientation\n"
+    printf("  * elsewhere: figures published for other machines (librseq, ref), for orientation\n"
            "    only; every ratio and target compares figures measured in this run.\n");
     const struct result *m = result_find("mem.percpu.1M_x8", 1);
     if (m)

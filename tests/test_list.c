@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 /*
- * Runs in the mode the environment gives (tests/ops.cmake: rseq by CPU id,
- * CID mode, the library's own rseq registration, and the atomic fallback
- * with PCPU_TEST_ATOMIC=1).  The stress test is librseq's basic_percpu_ops
+ * Runs in the mode the environment gives (the variants in
+ * tests/CMakeLists.txt: rseq by CPU id, CID mode, the library's own rseq
+ * registration, and the atomic fallback with PCPU_TEST_ATOMIC=1).  The stress test is librseq's basic_percpu_ops
  * test with a pcpu_list_pop_all() thread added: each node has an owner
  * word that a thread claims with an atomic exchange when it pops the node
  * and gives back before pushing it, so a node handed to two threads at
@@ -177,7 +177,7 @@ static void test_pop_all_out_of_range_stops(void **state)
 {
     (void)state;
     const char *need[] = {"pcpu_list_pop_all", "out of range", NULL};
-    assert_true(ops_dies_with(pop_all_out_of_range, NULL, need));
+    assert_true(tu_dies_with(pop_all_out_of_range, NULL, need, NULL, 0));
 }
 
 static void push_misaligned(void *arg)
@@ -192,7 +192,7 @@ static void test_misaligned_node_stops(void **state)
 {
     (void)state;
     const char *need[] = {"not aligned", NULL};
-    assert_true(ops_dies_with(push_misaligned, NULL, need));
+    assert_true(tu_dies_with(push_misaligned, NULL, need, NULL, 0));
 }
 
 /* ---- pop_all against a pop in flight ----------------------------------------- */
@@ -231,7 +231,7 @@ static void *inflight_taker(void *p)
         unsigned int u = atomic_load(&f->unit);
         /* a varying head start for the pop, so that the take often lands
          * while the pop waits for its page */
-        for (unsigned int k = (unsigned int)(ops_rand(&seed) % 2048); k; k--)
+        for (unsigned int k = (unsigned int)(tu_rand(&seed) % 2048); k; k--)
             __asm__ __volatile__("" ::: "memory");
         /* take until the popper has finished this round */
         bool got = false;
@@ -371,7 +371,7 @@ static void *pop_all_main(void *p)
     uint64_t seed = 99;
     unsigned int n = pcpu_nr_cpus();
     while (atomic_load(&s->workers_left) > 0) {
-        unsigned int u = (unsigned int)(ops_rand(&seed) % n);
+        unsigned int u = (unsigned int)(tu_rand(&seed) % n);
         struct pcpu_list_node *x = pcpu_list_pop_all(s->list, u);
         s->pop_alls++;
         for (unsigned int k = 0; x; k++) {
@@ -417,7 +417,7 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 * 1024);
-    double t0 = ops_now();
+    double t0 = tu_now();
     for (unsigned int i = 0; i < nr_workers; i++) {
         args[i] = (struct worker_arg){&s, (int)i + 1};
         assert_int_equal(pthread_create(&t[i], &attr, worker_main, &args[i]), 0);
@@ -439,7 +439,7 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
                   "nodes, %.1f s\n",
                   ops_mode_name(), nr_workers, reps, (unsigned long)atomic_load(&s.pops),
                   (unsigned long)atomic_load(&s.empties), s.pop_alls, s.moved,
-                  ops_now() - t0);
+                  tu_now() - t0);
     assert_int_equal(atomic_load(&s.dup), 0);
     assert_int_equal(found, nr_items);
     assert_int_equal(touched, atomic_load(&s.pops));
@@ -534,7 +534,7 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
     if (ops_want_atomic())
         skip(); /* atomic from the start */
     ops_setup(false); /* a fresh start in rseq mode */
-    if (!ops_stats().rseq)
+    if (!tu_stats().rseq)
         skip(); /* no rseq here at all */
     /* The stress with a thread that forces the switch 200 ms in. */
     struct stress s;
@@ -562,7 +562,7 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
     assert_int_equal(pthread_join(pa, NULL), 0);
     assert_int_equal(pthread_join(sw, NULL), 0);
     assert_false(s.too_long);
-    bool switched = !ops_stats().rseq;
+    bool switched = !tu_stats().rseq;
     unsigned long touched = 0;
     unsigned int found = census(s.list, s.items, N, &touched);
     print_message("switch to atomics %s; %lu pops, %lu pop_alls\n",
