@@ -25,15 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
 #define NR_UNITS 4u
 #define MAX_OBJS 64
 
@@ -231,7 +222,7 @@ static void test_fault_every_call(void **state)
 
 /* ---- RLIMIT_AS ------------------------------------------------------------ */
 
-#ifndef UNDER_SANITIZER
+#ifndef TU_SLOW_BUILD
 
 static size_t vm_size(void)
 {
@@ -311,7 +302,7 @@ static int rlimit_child(void)
 static void test_rlimit_as(void **state)
 {
     (void)state;
-#ifdef UNDER_SANITIZER
+#ifdef TU_SLOW_BUILD
     skip();
 #else
     fflush(NULL);

@@ -83,7 +83,7 @@ static _Atomic int stop;
 
 #define XCHG(W, field, k)                                                        \
     do {                                                                         \
-        uint##W##_t v = (uint##W##_t)ops_rand(&seed);                      \
+        uint##W##_t v = (uint##W##_t)tu_rand(&seed);                      \
         w->in[k] += v;                                                           \
         w->out[k] += pcpu_this_xchg(&w->o->field, v);                            \
     } while (0)
@@ -385,7 +385,7 @@ static void test_switch_to_atomics(void **state)
     }
     assert_int_equal(pcpu_sum(counter), 100000);
     /* the switch did happen */
-    assert_false(ops_stats().rseq);
+    assert_false(tu_stats().rseq);
     check_run(&run);
     pcpu_free(counter);
     ops_setup_mode();

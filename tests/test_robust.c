@@ -23,25 +23,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 #define POISON 0xa5
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
 
 /* valgrind cannot run sanitized programs, and the packaged one chokes on
  * clang's DWARF 5: the gcc build is the one that checks it. */
-#if !defined(UNDER_ASAN) && !defined(UNDER_TSAN) && !defined(__clang__) && \
+#if !defined(TU_ASAN) && !defined(TU_TSAN) && !defined(__clang__) && \
     defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
 #define VALGRIND_TEST 1 /* the library was built with the client requests too */
@@ -59,7 +45,7 @@ static void robust_init(unsigned int nr_cpus)
 static void test_poison_touched_units_only(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip(); /* reads freed memory on purpose */
 #else
     robust_init(4);
@@ -96,7 +82,7 @@ static void test_poison_touched_units_only(void **state)
 static void test_poison_keeps_untouched_units_unbacked(void **state)
 {
     (void)state;
-#ifdef UNDER_TSAN
+#ifdef TU_TSAN
     skip(); /* TSan's shadow of every unit read counts as resident */
 #endif
     struct pcpu_config cfg = {.nr_cpus = 256, .flags = PCPU_F_DEBUG | PCPU_F_NO_RECLAIM};
@@ -115,7 +101,7 @@ static void test_poison_keeps_untouched_units_unbacked(void **state)
 
 static void *uaf_cookie;
 
-#ifndef UNDER_ASAN
+#ifndef TU_ASAN
 static void write_after_free(void *arg)
 {
     (void)arg;
@@ -127,7 +113,7 @@ static void write_after_free(void *arg)
 static void test_write_after_free_detected(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip(); /* ASan reports the write itself (test_asan_use_after_free) */
 #else
     robust_init(4);
@@ -205,7 +191,7 @@ static void test_leak_report(void **state)
 static void test_env_enables_robust_mode(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip();
 #else
     pcpu_exit();
@@ -220,7 +206,7 @@ static void test_env_enables_robust_mode(void **state)
 #endif
 }
 
-#if defined(UNDER_ASAN) || defined(VALGRIND_TEST)
+#if defined(TU_ASAN) || defined(VALGRIND_TEST)
 /* Run fn in a child; returns its wait status, stderr in out. */
 static int run_child(void (*fn)(void *), void *arg, char *out, size_t len)
 {
@@ -253,7 +239,7 @@ static int run_child(void (*fn)(void *), void *arg, char *out, size_t len)
 
 /* ---- AddressSanitizer ------------------------------------------------------- */
 
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
 static void asan_uaf(void *arg)
 {
     unsigned int u = (unsigned int)(uintptr_t)arg;
@@ -265,7 +251,7 @@ static void asan_uaf(void *arg)
 static void test_asan_use_after_free(void **state)
 {
     (void)state;
-#ifndef UNDER_ASAN
+#ifndef TU_ASAN
     skip();
 #else
     for (int robust = 0; robust < 2; robust++) {

@@ -1,6 +1,6 @@
 /* test_signal_reentry.c - signal handlers: this-CPU ops are async-signal-safe; re-entering the allocator from a handler stops the process with a message, never a hang or a double hand-out. */
 /*
- * API.md, "Async-signal safety": the this-CPU operations, pcpu_ptr,
+ * include/percpu.h, "Async-signal safety": the this-CPU operations, pcpu_ptr,
  * pcpu_this_ptr and pcpu_sum may be used in a signal handler (once the
  * thread made one this-CPU operation); pcpu_alloc/pcpu_free may not, and a
  * handler that re-enters the allocator on the thread it interrupted is
@@ -14,7 +14,7 @@
  * the test, and the expected death must not take the test program down.
  */
 #include "testutil.h"
-#include "child_watch.h"
+#include "child.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,9 +1,10 @@
 /*
  * testutil.c - helpers shared by the cmocka test programs: death tests in
- * a forked child, resident memory, re-initialisation on the backend the
+ * a forked child (child.h), resident memory, re-initialisation on the backend the
  * environment selects.
  */
 #include "testutil.h"
+#include "child.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -17,38 +18,23 @@
 int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
                         size_t len)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        return 0;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        /* No core dumps from the expected deaths. */
-        signal(SIGABRT, SIG_DFL);
-        fn(arg);
-        _exit(0);
-    }
-    close(fds[1]);
-    char buf[4096];
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    struct child_result r;
+    run_watched(fn, arg, CHILD_TIMEOUT, &r);
     if (out && len) {
-        strncpy(out, buf, len - 1);
+        strncpy(out, r.out, len - 1);
         out[len - 1] = 0;
     }
-    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+    if (!child_aborted(&r)) {
+        char how[128];
+        print_message("the child %s; stderr: %.500s\n", child_verdict(&r, how, sizeof(how)),
+                      r.out);
         return 0;
+    }
     for (; need && *need; need++)
-        if (!strstr(buf, *need))
+        if (!strstr(r.out, *need)) {
+            print_message("stderr lacks \"%s\": %.500s\n", *need, r.out);
             return 0;
+        }
     return 1;
 }
 
@@ -71,16 +57,21 @@ enum pcpu_backend tu_backend(void)
     return b && !strcmp(b, "km") ? PCPU_BACKEND_KM : PCPU_BACKEND_VM;
 }
 
+void tu_env_mode(struct pcpu_config *cfg)
+{
+    cfg->backend = tu_backend();
+    const char *x = getenv("PERCPU_INDEX");
+    if (x && !strcmp(x, "cid"))
+        cfg->index = PCPU_INDEX_CID;
+}
+
 void tu_reinit(struct pcpu_config *cfg)
 {
     pcpu_exit();
     struct pcpu_config def = {0};
     if (!cfg)
         cfg = &def;
-    cfg->backend = tu_backend();
-    const char *x = getenv("PERCPU_INDEX");
-    if (x && !strcmp(x, "cid"))
-        cfg->index = PCPU_INDEX_CID;
+    tu_env_mode(cfg);
     int r = pcpu_init(cfg);
     if (r != 0)
         fprintf(stderr, "pcpu_init: %s\n", strerror(errno));
@@ -99,19 +90,9 @@ uint64_t tu_rand(uint64_t *s)
 
 int tu_dies_by_signal(void (*fn)(void *), void *arg)
 {
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = child_start(fn, arg, -1, -1, 0);
     if (pid < 0)
         return 0;
-    if (pid == 0) {
-        /* The expected deaths need no core dumps and no default handlers
-         * installed by the test framework. */
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        fn(arg);
-        _exit(0);
-    }
     int status = 0;
     if (waitpid(pid, &status, 0) != pid)
         return 0;
