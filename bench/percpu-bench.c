@@ -13,8 +13,9 @@
  *
  * Output: a table with each figure's ratio to its baselines and to the
  * published anchors (struct anchor below), PASS/MISS per target, the
- * allocator's own stats and chunk map; optionally a JSON file of every figure (--json) and
- * SVG charts via gnuplot plus an SVG chunk map (--plots).
+ * allocator's own stats and chunk map; optionally a JSON file of every
+ * figure (--json) and SVG charts via gnuplot plus an SVG chunk map
+ * (--plots).
  */
 #define _GNU_SOURCE
 #include "bench.h"
