@@ -122,7 +122,7 @@ struct child_result {
     int status;     /* waitpid status (meaningless if hung or !forked) */
     bool hung;      /* killed by the watchdog */
     bool forked;
-    char out[8192]; /* the child's stderr, NUL-terminated (truncated) */
+    char out[16384]; /* the child's stderr, NUL-terminated (truncated) */
 };
 
 /* Run fn(arg) in a child whose stderr goes into r->out; the child ends with

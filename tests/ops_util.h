@@ -204,6 +204,23 @@ static inline void ops_unpin(void)
     (void)sched_setaffinity(0, sizeof(set), &set);
 }
 
+/* The cmocka group setup of these tests: the mode under test (said in
+ * the output), and the teardown that leaves the allocator. */
+static inline int ops_group_setup(void **state)
+{
+    (void)state;
+    ops_setup_mode();
+    print_message("mode: %s\n", ops_mode_name());
+    return 0;
+}
+
+static inline int ops_group_teardown(void **state)
+{
+    (void)state;
+    pcpu_exit();
+    return 0;
+}
+
 /* Sanitizer builds run 3-10x slower: loops scale their counts by this
  * (TU_SLOW_BUILD and TU_STEPS: testutil.h). */
 #define OPS_SCALE(n) TU_STEPS(n, 8)

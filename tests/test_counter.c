@@ -589,5 +589,5 @@ int main(void)
         cmocka_unit_test(test_destroying_one_of_an_array_stops),
         cmocka_unit_test(test_enomem_leaves_nothing_behind),
     };
-    return cmocka_run_group_tests(tests, cu_group_setup, cu_group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

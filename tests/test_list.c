@@ -579,21 +579,6 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
     ops_setup_mode();
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    ops_setup_mode();
-    print_message("mode: %s\n", ops_mode_name());
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    pcpu_exit();
-    return 0;
-}
-
 int main(void)
 {
     if (ops_cannot_run())
@@ -610,5 +595,5 @@ int main(void)
         cmocka_unit_test(test_scarce_nodes),
         cmocka_unit_test(test_switch_to_atomics_keeps_every_node),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

@@ -547,19 +547,15 @@ static void test_this_cpu(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    ops_setup_mode();
-    print_message("mode: %s\n", ops_mode_name());
+    ops_group_setup(state);
     (void)ops_pin_here();
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    (void)state;
     ops_unpin();
-    pcpu_exit();
-    return 0;
+    return ops_group_teardown(state);
 }
 
 int main(void)

@@ -537,21 +537,6 @@ FAILING_TEST(2)
 FAILING_TEST(4)
 FAILING_TEST(8)
 
-static int group_setup(void **state)
-{
-    (void)state;
-    ops_setup_mode();
-    print_message("mode: %s\n", ops_mode_name());
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    pcpu_exit();
-    return 0;
-}
-
 int main(void)
 {
     if (ops_cannot_run())
@@ -570,5 +555,5 @@ int main(void)
         cmocka_unit_test(test_failed_cmpxchg_writes_nothing_8),
         cmocka_unit_test(test_switch_to_atomics),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

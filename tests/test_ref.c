@@ -445,5 +445,5 @@ int main(void)
         cmocka_unit_test(test_kill_twice_stops),
         cmocka_unit_test(test_init_enomem),
     };
-    return cmocka_run_group_tests(tests, cu_group_setup, cu_group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

@@ -10,6 +10,7 @@
  * tests that read freed memory on purpose are skipped there).
  */
 #include "testutil.h"
+#include "child.h"
 /* White-box: to break an invariant on purpose. */
 #include "../src/lookup.h"
 #include "../src/os.h"
@@ -207,32 +208,14 @@ static void test_env_enables_robust_mode(void **state)
 }
 
 #if defined(TU_ASAN) || defined(VALGRIND_TEST)
-/* Run fn in a child; returns its wait status, stderr in out. */
+/* Run fn in a child (child.h); returns its wait status, stderr in out. */
 static int run_child(void (*fn)(void *), void *arg, char *out, size_t len)
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        fn(arg);
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fds[0], out + got, len - 1 - got)) > 0 && got < len - 1)
-        got += (size_t)r;
-    while (read(fds[0], &(char){0}, 1) > 0) /* drain */
-        ;
-    out[got] = 0;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return status;
+    struct child_result r;
+    run_watched(fn, arg, CHILD_TIMEOUT, &r);
+    assert_true(r.forked && !r.hung);
+    snprintf(out, len, "%s", r.out);
+    return r.status;
 }
 
 #endif
