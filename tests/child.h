@@ -214,6 +214,16 @@ static inline bool child_exited_ok(const struct child_result *r)
     return r->forked && !r->hung && WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
 }
 
+/* The child's stderr into out (at most len bytes with the NUL). */
+static inline void child_out_copy(const struct child_result *r, char *out, size_t len)
+{
+    if (!out || !len)
+        return;
+    size_t n = strnlen(r->out, len - 1);
+    memcpy(out, r->out, n);
+    out[n] = 0;
+}
+
 /* ---- must exit 0: child_check() in the child, the verdict asserted -------- */
 
 __attribute__((noreturn, format(printf, 4, 5), unused)) static void

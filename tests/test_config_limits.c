@@ -77,7 +77,7 @@ static int run_child(const struct pcpu_config *cfg, char *err, size_t len)
     struct child_result r;
     run_watched(refuse_then_work_child, (void *)cfg, CHILD_TIMEOUT, &r);
     assert_true(r.forked && !r.hung);
-    snprintf(err, len, "%s", r.out);
+    child_out_copy(&r, err, len);
     return r.status;
 }
 

@@ -224,19 +224,6 @@ static void test_fault_every_call(void **state)
 
 #ifndef TU_SLOW_BUILD
 
-static size_t vm_size(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb * 1024;
-}
-
 #define RL_MAX 4096
 
 /* Child: exit code 0 when all is well, else a number saying what broke. */
@@ -246,7 +233,7 @@ static int rlimit_child(void)
     struct pcpu_config cfg = {.backend = tu_backend(), .flags = PCPU_F_NO_RECLAIM};
     if (pcpu_init(&cfg) != 0)
         return 1;
-    struct rlimit rl = {.rlim_cur = vm_size() + (64u << 20), .rlim_max = RLIM_INFINITY};
+    struct rlimit rl = {.rlim_cur = tu_status_bytes("VmSize") + (64u << 20), .rlim_max = RLIM_INFINITY};
     if (setrlimit(RLIMIT_AS, &rl) != 0)
         return 2;
     static unsigned char *p[RL_MAX];

@@ -5,7 +5,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -486,27 +485,17 @@ static void test_scarce_nodes(void **state)
  * pcpu_list_pop_all() calls of the rseq protocol may still be fencing
  * units then.
  */
-struct foreign_rseq {
-    uint32_t cpu_id_start, cpu_id;
-    uint64_t rseq_cs;
-    uint32_t flags, node_id, mm_cid, pad;
-} __attribute__((aligned(32)));
-
-extern const unsigned int __rseq_size __attribute__((weak));
-
 static void *foreign_main(void *arg)
 {
     struct pcpu_list *l = arg;
-    static __thread struct foreign_rseq area;
-    area.cpu_id = UINT32_MAX;
-    if (syscall(SYS_rseq, &area, 32, 0, 0x53053053) != 0)
+    if (!tu_take_rseq())
         return (void *)1;
     for (int i = 0; i < 10000; i++) {
         struct pcpu_list_node *n = pcpu_this_list_pop(l);
         if (n)
             pcpu_this_list_push(l, n);
     }
-    syscall(SYS_rseq, &area, 32, 1, 0x53053053);
+    tu_give_back_rseq();
     return NULL;
 }
 
@@ -529,7 +518,7 @@ static void *switcher_main(void *p)
 static void test_switch_to_atomics_keeps_every_node(void **state)
 {
     (void)state;
-    if (&__rseq_size != NULL && __rseq_size != 0)
+    if (tu_glibc_rseq())
         skip(); /* glibc registered every thread: nothing can take it */
     if (ops_want_atomic())
         skip(); /* atomic from the start */

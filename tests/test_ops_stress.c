@@ -339,32 +339,21 @@ static void test_no_lost_update_under_migration_shared_unit(void **state)
  * rseq itself, that must switch the process to atomics without losing any
  * update of the threads that are using rseq at that moment.
  */
-struct foreign_rseq {
-    uint32_t cpu_id_start, cpu_id;
-    uint64_t rseq_cs;
-    uint32_t flags, node_id, mm_cid, pad;
-} __attribute__((aligned(32)));
-
-extern const unsigned int __rseq_size __attribute__((weak));
-
 static void *foreign_main(void *arg)
 {
     long *counter = arg;
-    static __thread struct foreign_rseq area;
-    area.cpu_id = UINT32_MAX;
-    if (syscall(SYS_rseq, &area, 32, 0, 0x53053053) != 0)
+    if (!tu_take_rseq())
         return (void *)1;
     for (int i = 0; i < 100000; i++)
         pcpu_this_inc(counter);
-    /* A thread must not exit with a registration in its TLS. */
-    syscall(SYS_rseq, &area, 32, 1, 0x53053053);
+    tu_give_back_rseq();
     return NULL;
 }
 
 static void test_switch_to_atomics(void **state)
 {
     (void)state;
-    if (&__rseq_size != NULL && __rseq_size != 0)
+    if (tu_glibc_rseq())
         skip(); /* glibc registered every thread: nothing can take it */
     /* the library as a program that never calls pcpu_init() gets it */
     pcpu_exit();

@@ -214,7 +214,7 @@ static int run_child(void (*fn)(void *), void *arg, char *out, size_t len)
     struct child_result r;
     run_watched(fn, arg, CHILD_TIMEOUT, &r);
     assert_true(r.forked && !r.hung);
-    snprintf(out, len, "%s", r.out);
+    child_out_copy(&r, out, len);
     return r.status;
 }
 

@@ -39,10 +39,8 @@ PCPU_DEFINE(long, exit_static) = 3;
 static void child_init(unsigned int flags)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = tu_backend(), .nr_cpus = NR_UNITS, .flags = flags};
-    const char *x = getenv("PERCPU_INDEX");
-    if (x && !strcmp(x, "cid"))
-        cfg.index = PCPU_INDEX_CID;
+    struct pcpu_config cfg = {.nr_cpus = NR_UNITS, .flags = flags};
+    tu_env_mode(&cfg);
     if (pcpu_init(&cfg) != 0) {
         fprintf(stderr, "child: pcpu_init(flags 0x%x) failed: %s\n", flags, strerror(errno));
         _exit(5);

@@ -36,10 +36,8 @@
 static void child_init(unsigned int nr_cpus, unsigned int flags)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = tu_backend(), .nr_cpus = nr_cpus, .flags = flags};
-    const char *x = getenv("PERCPU_INDEX");
-    if (x && !strcmp(x, "cid"))
-        cfg.index = PCPU_INDEX_CID;
+    struct pcpu_config cfg = {.nr_cpus = nr_cpus, .flags = flags};
+    tu_env_mode(&cfg);
     if (pcpu_init(&cfg) != 0) {
         fprintf(stderr, "child: pcpu_init failed: %s\n", strerror(errno));
         _exit(5);

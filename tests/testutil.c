@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,10 +21,7 @@ int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *o
 {
     struct child_result r;
     run_watched(fn, arg, CHILD_TIMEOUT, &r);
-    if (out && len) {
-        strncpy(out, r.out, len - 1);
-        out[len - 1] = 0;
-    }
+    child_out_copy(&r, out, len);
     if (!child_aborted(&r)) {
         char how[128];
         print_message("the child %s; stderr: %.500s\n", child_verdict(&r, how, sizeof(how)),
@@ -38,17 +36,22 @@ int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *o
     return 1;
 }
 
-size_t tu_rss(void)
+size_t tu_status_bytes(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
-    size_t kb = 0;
+    size_t kb = 0, n = strlen(field);
     while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %zu kB", &kb) == 1)
+        if (!strncmp(line, field, n) && sscanf(line + n, ": %zu kB", &kb) == 1)
             break;
     if (f)
         fclose(f);
     return kb * 1024;
+}
+
+size_t tu_rss(void)
+{
+    return tu_status_bytes("VmRSS");
 }
 
 enum pcpu_backend tu_backend(void)
@@ -193,4 +196,32 @@ size_t tu_held_size(size_t size)
     if (g <= 256 || g > 4096)
         return g;
     return (g + 63) / 64 * 64;
+}
+
+extern const unsigned int __rseq_size __attribute__((weak));
+
+bool tu_glibc_rseq(void)
+{
+    return &__rseq_size != NULL && __rseq_size != 0;
+}
+
+/* The kernel's struct rseq (32 bytes, 32-aligned), in the thread's TLS. */
+static __thread struct {
+    uint32_t cpu_id_start, cpu_id;
+    uint64_t rseq_cs;
+    uint32_t flags, node_id, mm_cid, pad;
+} __attribute__((aligned(32))) foreign_area;
+
+#define TU_RSEQ_SIG 0x53053053
+#define TU_RSEQ_FLAG_UNREGISTER 1
+
+bool tu_take_rseq(void)
+{
+    foreign_area.cpu_id = UINT32_MAX;
+    return syscall(SYS_rseq, &foreign_area, 32, 0, TU_RSEQ_SIG) == 0;
+}
+
+void tu_give_back_rseq(void)
+{
+    syscall(SYS_rseq, &foreign_area, 32, TU_RSEQ_FLAG_UNREGISTER, TU_RSEQ_SIG);
 }

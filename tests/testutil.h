@@ -53,6 +53,9 @@
 int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
                         size_t len);
 
+/* A size field of /proc/self/status ("VmRSS", "VmSize", ...) in bytes;
+ * 0 if it is not there. */
+size_t tu_status_bytes(const char *field);
 /* Resident bytes of the whole process (VmRSS). */
 size_t tu_rss(void);
 
@@ -100,6 +103,17 @@ struct pcpu_stats tu_stats(void);
 void tu_fill_units(void *cookie, size_t size, unsigned char byte);
 /* Fail unless the object's size bytes are zero in every unit. */
 void tu_assert_zero_units(void *cookie, size_t size);
+
+/* glibc registered an rseq area for every thread (its __rseq_size is not
+ * 0): no other owner can register one. */
+bool tu_glibc_rseq(void);
+/* Give the calling thread an rseq area of a foreign owner (registered
+ * with the kernel, as another library would): the thread's rseq is taken.
+ * False if the kernel refuses (glibc's or no rseq).  tu_give_back_rseq()
+ * unregisters it: a thread must not exit with a registration in its
+ * TLS. */
+bool tu_take_rseq(void);
+void tu_give_back_rseq(void);
 
 /* Assert the allocator's invariants hold. */
 #define assert_valid() assert_int_equal(pcpu_validate(), 0)
