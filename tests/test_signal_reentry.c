@@ -30,6 +30,8 @@
 #define REENTRY_SECONDS 15.0
 #define REENTRY_ITERATIONS 10000000L
 #define WATCHDOG_SECONDS 30.0
+/* The longest the this-CPU operations child waits for enough signals. */
+#define THISCPU_SECONDS 30.0
 
 /* Configure the allocator in a child (no cmocka asserts there: a failed
  * assert would unwind into the parent's copy of the test runner). */
@@ -289,8 +291,10 @@ static void thiscpu_child(void *arg)
     start_sender(&t);
     uint64_t rs = 11;
     /* Until the handler has run often enough to prove something (a fast
-     * loop finishes its iterations before many signals land), or time is up. */
-    double end = tu_now() + 10.0;
+     * loop finishes its iterations before many signals land), or time is up
+     * (THISCPU_SECONDS: on a loaded machine the thread is seldom on a CPU
+     * to take a signal, 10 s gave fewer than 100 runs). */
+    double end = tu_now() + THISCPU_SECONDS;
     for (long i = 0; i < 3000000 || handler_runs < 1000; i++) {
         pcpu_this_inc(sig_int);
         (void)pcpu_this_add_return(sig_int, 2);
@@ -346,7 +350,7 @@ static void expect_thiscpu_in_handlers_exact(unsigned int nr_cpus)
 {
     struct child_result r;
     char how[128];
-    run_watched(thiscpu_child, &nr_cpus, WATCHDOG_SECONDS, &r);
+    run_watched(thiscpu_child, &nr_cpus, THISCPU_SECONDS + WATCHDOG_SECONDS, &r);
     if (!child_exited_ok(&r))
         fail_msg("nr_cpus %u: this-CPU operations in signal handlers: the child %s; stderr: "
                  "%.600s",
