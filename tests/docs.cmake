@@ -31,7 +31,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
       -DPCPU_PREFIX=${CMAKE_INSTALL_PREFIX}
       -DPCPU_DOXYGEN_LOG=${PCPU_DOCS_WARNINGS}
       -P ${CMAKE_CURRENT_LIST_FILE})
-  set_tests_properties(docs.manpages PROPERTIES TIMEOUT 300
+  set_tests_properties(docs.manpages PROPERTIES TIMEOUT 300 COST 30
     SKIP_REGULAR_EXPRESSION "SKIPPED:" RESOURCE_LOCK pcpu_install)
   return()
 endif()
