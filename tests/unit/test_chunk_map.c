@@ -13,6 +13,7 @@
 #include "tcache.h"
 #include "os.h"
 #include "unit_rand.h"
+#include "../testutil.h" /* TU_STEPS: fewer steps under the sanitizers */
 
 /*
  * The model keeps one byte per granule (allocated or hidden), the length
@@ -570,7 +571,7 @@ static void run_geometry(const struct geometry *g)
 {
     static struct model m; /* outlives a failed test, for teardown */
     model_init(&m, g->name, g->page_size, g->nr_bits, g->start_bit, g->end_bit);
-    random_workload(&m, g->steps, g->full_every);
+    random_workload(&m, TU_STEPS(g->steps, 4), g->full_every);
     report_misses(&m);
     model_fini(&m);
 }
