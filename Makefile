@@ -10,6 +10,13 @@ CMAKE_ARGS ?=
 PACKAGES   := cmake gcc g++ make pkg-config libcmocka-dev gnuplot-nox clang libclang-rt-14-dev \
               systemtap-sdt-dev bpftrace doxygen man-db valgrind dpkg-dev file
 FUZZ_SECONDS ?= 60
+# V=1: show the whole build (every compile line); by default a build
+# prints one line, then only what the compiler or CMake said beyond their
+# progress lines (warnings, errors), and its log stays in the build tree.
+V ?=
+
+# No "make[N]: Entering directory" from the sub-makes CMake runs.
+MAKEFLAGS += --no-print-directory
 
 CROSS_PACKAGES := gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
 
@@ -20,6 +27,29 @@ DEB_PACKAGES := lintian
 .PHONY: all run test deps build docs sanitize tsan fuzz coverage cross install deb clean
 
 all: build
+
+# $(call cmake_build,DIR,CONFIGURE ARGS,BUILD ARGS): configure and build
+# DIR.  Quiet unless V=1: the configure and build logs go to DIR/cmake.log
+# and DIR/build.log, and what is left of them without progress lines
+# (CMake's "-- ..." status, "[ 42%] Building ...", "Built target ...") is
+# printed, so warnings and errors show; a failure shows the failing
+# step's log that way and stops.
+ifeq ($(V),1)
+define cmake_build
+	cmake -S . -B $(1) $(2)
+	cmake --build $(1) -j $(JOBS) $(3)
+endef
+else
+BUILD_NOISE := ^-- |^\[ *[0-9]+%\] |^\[[0-9]+/[0-9]+\] |Built target |^Consolidate compiler generated|^Scanning dependencies|^Dependee .* is newer|^Clearing dependee|^Install the project|^$$
+define cmake_build
+	@mkdir -p $(1); echo "configure $(1)/  (log: $(1)/cmake.log)"; \
+	cmake -S . -B $(1) $(2) > $(1)/cmake.log 2>&1; rc=$$?; \
+	grep -Ev '$(BUILD_NOISE)' $(1)/cmake.log; [ $$rc = 0 ] || exit $$rc; \
+	echo "build $(1)/ $(if $(3),[$(3)] )with $(JOBS) jobs  (log: $(1)/build.log; V=1 shows it all)"; \
+	cmake --build $(1) -j $(JOBS) $(3) > $(1)/build.log 2>&1; rc=$$?; \
+	grep -Ev '$(BUILD_NOISE)' $(1)/build.log; exit $$rc
+endef
+endif
 
 # $(call install_missing,PACKAGES): apt-get install those not installed yet.
 define install_missing
@@ -37,14 +67,12 @@ deps:
 	$(call install_missing,$(PACKAGES))
 
 build: deps
-	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
-	cmake --build $(BUILD) -j $(JOBS)
+	$(call cmake_build,$(BUILD),$(CMAKE_ARGS))
 
 # The man pages (build/docs/man: man3, man7), generated from
 # include/percpu.h by Doxygen; also part of `make build`.
 docs: deps
-	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
-	cmake --build $(BUILD) --target docs
+	$(call cmake_build,$(BUILD),$(CMAKE_ARGS),--target docs)
 
 run: build
 	@if [ -x $(BUILD)/bench/percpu-bench ]; then \
@@ -68,8 +96,7 @@ tsan: deps
 # The model-based fuzzer (tests/fuzz_model.c, clang + libFuzzer + ASan/UBSan);
 # new inputs go to build-fuzz/corpus, the seeds stay in tests/corpus.
 fuzz: deps
-	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPCPU_FUZZ=ON -DPCPU_DEBUG_LEVEL=2
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_model
+	$(call cmake_build,build-fuzz,-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPCPU_FUZZ=ON -DPCPU_DEBUG_LEVEL=2,--target fuzz_model)
 	mkdir -p build-fuzz/corpus
 	build-fuzz/tests/fuzz_model -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -timeout=60 -print_final_stats=1 build-fuzz/corpus tests/corpus
 
@@ -90,10 +117,9 @@ coverage: deps
 # fallback, no rseq sequences) and run under qemu.
 cross:
 	$(call install_missing,$(CROSS_PACKAGES))
-	cmake -S . -B build-aarch64 -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
+	$(call cmake_build,build-aarch64,-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
 	  -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ \
-	  -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS=-Werror
-	cmake --build build-aarch64 -j $(JOBS)
+	  -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS=-Werror)
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/examples/count_events
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/examples/server_stats 4 20000
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tools/pcpu-live 100000 64 > /dev/null

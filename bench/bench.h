@@ -6,16 +6,30 @@
  *   percpu-bench.c  options, the order of the run, table, targets, JSON
  *   harness.c       pinned worker threads, timing, repetitions, statistics,
  *                   machine description
- *   figures.c       the measured loops: percpu and what users would pick
- *                   instead (thread-locals, atomics, sched_getcpu stripes,
- *                   malloc, padded per-CPU arrays, locked and lock-free
- *                   lists)
- *   figures_clients.c counters, reference counts and the rw semaphore
- *                   against a shared atomic and pthread_rwlock
- *   figures_units.c cost vs configured units, one child process per count
- *   figures_region.c regions shared between processes: increments in P
- *                   processes against a shared atomic, a region's memory
+ *   figures_*.c     the measured loops, one family a file, each percpu
+ *                   figure set against what users would pick instead:
+ *     figures_inc.c     increments: thread-locals, atomics, sched_getcpu
+ *                       stripes, hand-written rseq sequences
+ *     figures_ops.c     xchg and cmpxchg
+ *     figures_list.c    per-CPU lists against locked and lock-free lists
+ *     figures_alloc.c   allocation against malloc and padded per-CPU
+ *                       arrays; the chunk map's demo state
+ *     figures_bulk.c    a million allocations, then their frees
+ *     figures_scale.c   allocation with up to a million live objects
+ *     figures_mem.c     resident memory against the ideal and padding
+ *     figures_clients.c counters, reference counts and the rw semaphore
+ *                       against a shared atomic and pthread_rwlock
+ *     figures_units.c   cost vs configured units, one child process per
+ *                       count
+ *     figures_region.c  regions shared between processes: increments in
+ *                       P processes against a shared atomic, a region's
+ *                       memory
+ *     figures_util.c    what the families share (declared below)
  *   plots.c         gnuplot charts and the chunk-map picture
+ *
+ * Each timed loop checks its result after the measurement (a counter's
+ * sum must equal the operations done, a list must hold every node), so a
+ * broken fast path cannot look fast.
  *
  * A "figure" is one named measurement at one thread count; a "result" is
  * what the table and the JSON file report for it.
@@ -27,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define BENCH_MAX_RESULTS 192
 #define BENCH_MAX_REPS 64
@@ -124,20 +139,63 @@ void machine_print(FILE *f);
 bool name_selected(const char *name);
 void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* figures.c */
+/* One family of figures each (figures_<family>.c), in the order of the run. */
+void figures_mem(void);
 void figures_inc(void);
 void figures_ops(void);
 void figures_list(void);
 void figures_alloc(void);
 void figures_bulk(void);
 void figures_scale(void);
-void figures_mem(void);
 /* figures_clients.c: counters, reference counts, reader-writer semaphore */
 void figures_clients(void);
-/* Leave the allocator in a varied state worth drawing (returns a handle to
- * pass to chunkmap_demo_free). */
+/* figures_alloc.c: leave the allocator in a varied state worth drawing
+ * (returns a handle to pass to chunkmap_demo_free). */
 void *chunkmap_demo_state(void);
 void chunkmap_demo_free(void *h);
+
+/* figures_util.c: shared by the families */
+/* Measure @l at T=1 and at T = every online CPU. */
+void measure_1_n(struct loop *l);
+/* Measure @n loops together at T=1 and T=all (the selected ones). */
+void measure_1_n_together(struct loop *loops, size_t n);
+/* The per-thread state of alloc.* and scale.* loops: alloc_setup() seeds
+ * it from the thread and takes the size from l->arg; alloc_teardown()
+ * frees the live objects and the state. */
+struct alloc_state {
+    uint64_t seed;
+    size_t size;
+    size_t nr;              /* live objects (mixed, scale)               */
+    void **live;
+};
+void *alloc_setup(const struct loop *l, unsigned int tid);
+void alloc_teardown(void *p);
+
+/* perror(what), exit 2: a figure that cannot be set up or lost its
+ * object.  Static in every file, as it was when the timed loops that call
+ * it were measured: declared extern (noreturn, cold) it moves their blocks
+ * around (objdump). */
+static inline void die(const char *what)
+{
+    perror(what);
+    exit(2);
+}
+
+static inline unsigned int nthreads_all(void)
+{
+    return online_cpus();
+}
+
+static inline uint64_t rnd(uint64_t *s)
+{
+    /* xorshift64*: a few cycles, good enough to pick slots and sizes */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
 
 /* figures_units.c */
 void figures_units(void);            /* runs the children, adds results */

@@ -112,19 +112,4 @@ static inline void cu_unexhaust(struct cu_exhausted *e)
     ops_setup_mode();
 }
 
-static inline int cu_group_setup(void **state)
-{
-    (void)state;
-    ops_setup_mode();
-    print_message("mode: %s\n", ops_mode_name());
-    return 0;
-}
-
-static inline int cu_group_teardown(void **state)
-{
-    (void)state;
-    pcpu_exit();
-    return 0;
-}
-
 #endif

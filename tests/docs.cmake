@@ -33,7 +33,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
       -DPCPU_PREFIX=${CMAKE_INSTALL_PREFIX}
       -DPCPU_DOXYGEN_LOG=${PCPU_DOCS_WARNINGS}
       -P ${CMAKE_CURRENT_LIST_FILE})
-  set_tests_properties(docs.manpages PROPERTIES TIMEOUT 300
+  set_tests_properties(docs.manpages PROPERTIES TIMEOUT 300 COST 30
     SKIP_REGULAR_EXPRESSION "SKIPPED:" RESOURCE_LOCK pcpu_install)
   return()
 endif()
@@ -51,21 +51,8 @@ if(NOT MAN)
   return()
 endif()
 
-function(run what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${what} failed (${rc}):\n${out}\n${err}")
-  endif()
-  set(run_out "${out}" PARENT_SCOPE)
-  set(run_err "${err}" PARENT_SCOPE)
-endfunction()
-
-string(RANDOM LENGTH 8 tag)
-set(work ${PCPU_BUILD_DIR}/docs-test-${tag})
-set(prefix ${work}/prefix)
-file(REMOVE_RECURSE ${work})
-file(MAKE_DIRECTORY ${work})
-run("cmake --install" ${CMAKE_COMMAND} --install ${PCPU_BUILD_DIR} --prefix ${prefix})
+include(${CMAKE_CURRENT_LIST_DIR}/script_util.cmake)
+install_to_temp_prefix(docs)
 set(mandir ${prefix}/${PCPU_MANDIR})
 if(NOT IS_DIRECTORY ${mandir}/man3)
   message(FATAL_ERROR "no man pages installed under ${mandir}")

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_model.c - libFuzzer target: bytes become allocator operations that
- * are checked against the reference model in pcpu_model.h.
+ * are checked against the reference model in model.h.
  *
  * The first byte of an input picks the configuration (2 or 256 units, vm
  * or km backend, robust mode, thread cache on or off); the rest is decoded

@@ -55,19 +55,7 @@ endif()
 
 # ---- script mode ---------------------------------------------------------
 include(${CMAKE_CURRENT_LIST_DIR}/versions.cmake)
-string(RANDOM LENGTH 8 tag)
-set(work ${PCPU_BUILD_DIR}/install-test-${tag})
-set(prefix ${work}/prefix)
-file(REMOVE_RECURSE ${work})
-file(MAKE_DIRECTORY ${work})
-
-function(run what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${what} failed (${rc}):\n${out}\n${err}")
-  endif()
-  set(run_out "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/script_util.cmake)
 
 # The program prints "library: <path>" for the object that holds
 # pcpu_alloc: the installed .so, or the program itself when linked static.
@@ -78,7 +66,7 @@ function(expect_library out path)
   endif()
 endfunction()
 
-run("cmake --install" ${CMAKE_COMMAND} --install ${PCPU_BUILD_DIR} --prefix ${prefix})
+install_to_temp_prefix(install)
 
 # The version: the installed header's, and the library's file name.
 file(GLOB_RECURSE headers ${prefix}/*/percpu.h)

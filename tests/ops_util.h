@@ -4,7 +4,8 @@
  * per-CPU lists (test_ops_*.c, test_list*.c): the mode a test runs in,
  * pinning, and a watchdog.
  *
- * PCPU_TEST_ATOMIC=1 in the environment (tests/ops.cmake) makes
+ * PCPU_TEST_ATOMIC=1 in the environment (the "atomic" variant of
+ * tests/CMakeLists.txt) makes
  * ops_setup_mode() configure fewer units than there are CPUs, which puts
  * the this-CPU operations and the lists in their atomic fallback; without
  * it the configuration comes from the environment as for any program
@@ -14,9 +15,6 @@
 #ifndef PCPU_OPS_UTIL_H
 #define PCPU_OPS_UTIL_H
 
-/* Self-contained on purpose (cmocka, child_watch.h and the public header
- * only), so that these tests do not depend on the names of the shared
- * test helpers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,30 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "child_watch.h"
+#include "child.h"
 #include "testutil.h"
 #include "percpu.h"
 
-/* Seconds on a monotonic clock. */
-static inline double ops_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Deterministic pseudo-random numbers (xorshift64*). */
-static inline uint64_t ops_rand(uint64_t *s)
-{
-    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
-/* Possible CPUs of the machine: the last id in sysfs plus one. */
+/* Possible CPUs of the machine: the last id in sysfs plus one (not
+ * tu_possible_cpus(), which counts them: with holes in the ids, one unit
+ * fewer than this is still fewer units than CPU ids). */
 static inline unsigned int ops_possible_cpus(void)
 {
     unsigned int n = 0;
@@ -91,10 +72,7 @@ static inline unsigned int ops_possible_cpus(void)
  * does not call pcpu_init() gets them.  Returns pcpu_init()'s result. */
 static inline int ops_init(struct pcpu_config *cfg)
 {
-    const char *b = getenv("PERCPU_BACKEND");
-    const char *x = getenv("PERCPU_INDEX");
-    cfg->backend = b && !strcmp(b, "km") ? PCPU_BACKEND_KM : PCPU_BACKEND_VM;
-    cfg->index = x && !strcmp(x, "cid") ? PCPU_INDEX_CID : PCPU_INDEX_CPU;
+    tu_env_mode(cfg);
     pcpu_exit();
     return pcpu_init(cfg);
 }
@@ -104,33 +82,6 @@ static inline void ops_reinit(struct pcpu_config *cfg)
     int r = ops_init(cfg);
     if (r != 0)
         fail_msg("pcpu_init: %s", strerror(errno));
-}
-
-static inline struct pcpu_stats ops_stats(void)
-{
-    struct pcpu_stats st;
-    assert_int_equal(pcpu_stats_get(&st), 0);
-    return st;
-}
-
-/* Run fn(arg) in a forked child: true if it stopped with SIGABRT and its
- * stderr holds every string of @need (NULL-terminated). */
-static inline bool ops_dies_with(void (*fn)(void *), void *arg, const char *const *need)
-{
-    struct child_result r;
-    run_watched(fn, arg, 60, &r);
-    if (!child_aborted(&r)) {
-        char how[128];
-        print_message("the child %s; stderr: %.500s\n", child_verdict(&r, how, sizeof(how)),
-                      r.out);
-        return false;
-    }
-    for (; *need; need++)
-        if (!strstr(r.out, *need)) {
-            print_message("stderr lacks \"%s\": %.500s\n", *need, r.out);
-            return false;
-        }
-    return true;
 }
 
 static inline bool ops_want_atomic(void)
@@ -153,7 +104,7 @@ static inline bool ops_setup(bool atomic)
         cfg.nr_cpus = n - 1;
     }
     ops_reinit(&cfg);
-    struct pcpu_stats st = ops_stats();
+    struct pcpu_stats st = tu_stats();
     if (atomic)
         assert_false(st.rseq);
     return true;
@@ -180,12 +131,12 @@ static inline bool ops_setup_mode(void)
  * fails there is run again rather than failed at once. */
 static inline bool ops_unit_may_move(void)
 {
-    return ops_stats().index == PCPU_INDEX_CID;
+    return tu_stats().index == PCPU_INDEX_CID;
 }
 
 static inline const char *ops_mode_name(void)
 {
-    struct pcpu_stats st = ops_stats();
+    struct pcpu_stats st = tu_stats();
     return st.rseq ? (st.index == PCPU_INDEX_CID ? "rseq, cid" : "rseq, cpu")
                    : (st.index == PCPU_INDEX_CID ? "atomic, cid" : "atomic, cpu");
 }
@@ -252,6 +203,23 @@ static inline void ops_unpin(void)
     for (int i = 0; i < CPU_SETSIZE; i++)
         CPU_SET(i, &set);
     (void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* The cmocka group setup of these tests: the mode under test (said in
+ * the output), and the teardown that leaves the allocator. */
+static inline int ops_group_setup(void **state)
+{
+    (void)state;
+    ops_setup_mode();
+    print_message("mode: %s\n", ops_mode_name());
+    return 0;
+}
+
+static inline int ops_group_teardown(void **state)
+{
+    (void)state;
+    pcpu_exit();
+    return 0;
 }
 
 /* Sanitizer builds run 3-10x slower: loops scale their counts by this

@@ -8,7 +8,7 @@
 #ifndef PCPU_REGION_UTIL_H
 #define PCPU_REGION_UTIL_H
 
-#include "pcpu_child.h"
+#include "child.h"
 
 #include <dirent.h>
 #include <fcntl.h>

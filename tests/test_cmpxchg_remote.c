@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_cmpxchg_remote.c - a pcpu_this_cmpxchg() that fails writes nothing, so atomic writes to the same unit from another CPU (pcpu_ptr) are never lost. */
-#include "testutil.h"
+#include "ops_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,33 +20,6 @@
  * (librseq's per-CPU locks are released from any CPU, per-CPU counters are
  * drained by a collector), so a failed compare must not store at all.
  */
-
-/* The first two CPUs this process may run on; false if there are fewer. */
-static bool two_cpus(int *a, int *b)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof(set), &set) != 0)
-        return false;
-    int found = 0;
-    for (int i = 0; i < CPU_SETSIZE && found < 2; i++) {
-        if (CPU_ISSET(i, &set)) {
-            if (found++ == 0)
-                *a = i;
-            else
-                *b = i;
-        }
-    }
-    return found == 2;
-}
-
-static void pin_self(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof(set), &set), 0);
-}
 
 /* The configuration the environment asks for (backend and index). */
 static void reinit_env(void)
@@ -72,7 +45,7 @@ struct race {
 static void *cmpxchg_main(void *arg)
 {
     struct race *r = arg;
-    pin_self(r->cpu_cmp);
+    ops_pin_self(r->cpu_cmp);
     unsigned long n = 0, ok = 0;
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         /* Publish where our updates land; in CID mode that may change,
@@ -99,7 +72,7 @@ static void *cmpxchg_main(void *arg)
 static void *remote_main(void *arg)
 {
     struct race *r = arg;
-    pin_self(r->cpu_rmt);
+    ops_pin_self(r->cpu_rmt);
     while (!atomic_load_explicit(&r->started, memory_order_acquire))
         sched_yield();
     for (long i = 0; i < NR_REMOTE_INC; i++) {
@@ -116,7 +89,7 @@ static void *remote_main(void *arg)
 static void lost_updates(int width)
 {
     int a = 0, b = 0;
-    if (!two_cpus(&a, &b))
+    if (!ops_two_cpus(&a, &b))
         skip();
     reinit_env();
     struct race r;
@@ -182,7 +155,7 @@ static void *locker_main(void *arg)
 {
     struct spin *s = arg;
     unsigned int n = pcpu_nr_cpus();
-    pin_self(s->cpu_lock);
+    ops_pin_self(s->cpu_lock);
     for (unsigned long k = 1; k <= NR_HANDOFFS; k++) {
         while (pcpu_this_cmpxchg(s->lock, 0, 1) != 0) {
             if (atomic_load_explicit(&s->give_up, memory_order_relaxed)) {
@@ -221,7 +194,7 @@ static void *locker_main(void *arg)
 static void *releaser_main(void *arg)
 {
     struct spin *s = arg;
-    pin_self(s->cpu_rel);
+    ops_pin_self(s->cpu_rel);
     for (unsigned long k = 1; k <= NR_HANDOFFS; k++) {
         while (atomic_load_explicit(&s->published, memory_order_acquire) != k)
             if (atomic_load_explicit(&s->give_up, memory_order_relaxed))
@@ -237,7 +210,7 @@ static void test_spinlock_released_from_other_cpu(void **state)
 {
     (void)state;
     int a = 0, b = 0;
-    if (!two_cpus(&a, &b))
+    if (!ops_two_cpus(&a, &b))
         skip();
     reinit_env();
     struct spin s;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_config_limits.c - every size in pcpu_config is checked for overflow: bad values are refused with EINVAL and a "percpu:" line naming the field, never accepted or crashed on, and the allocator stays usable. */
 #include "testutil.h"
+#include "child.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -66,34 +67,19 @@ static void refuse_then_work(const struct pcpu_config *cfg)
     _exit(CHILD_OK);
 }
 
-/* Run refuse_then_work(cfg) in a child; its stderr goes to err. */
+static void refuse_then_work_child(void *cfg)
+{
+    refuse_then_work(cfg);
+}
+
+/* Run refuse_then_work(cfg) in a child (child.h); its stderr goes to err. */
 static int run_child(const struct pcpu_config *cfg, char *err, size_t len)
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        /* A crash must kill the child, not return into cmocka's handler
-         * (which would carry on running the tests in the child). */
-        static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
-        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-            signal(sigs[i], SIG_DFL);
-        refuse_then_work(cfg);
-    }
-    close(fds[1]);
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fds[0], err + got, len - 1 - got)) > 0)
-        got += (size_t)r;
-    err[got] = 0;
-    close(fds[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
+    struct child_result r;
+    run_watched(refuse_then_work_child, (void *)cfg, CHILD_TIMEOUT, &r);
+    assert_true(r.forked && !r.hung);
+    child_out_copy(&r, err, len);
+    return r.status;
 }
 
 /* The first line of text that starts with "percpu:" and contains every

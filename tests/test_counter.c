@@ -115,7 +115,7 @@ static void *add_worker_main(void *arg)
     for (unsigned int r = 0; r < s->rounds; r++) {
         pthread_barrier_wait(&s->start);
         for (unsigned int i = 0; i < s->per_round; i++) {
-            uint64_t x = ops_rand(&seed);
+            uint64_t x = tu_rand(&seed);
             int64_t v = (int64_t)(x % 21) - 10; /* -10 .. 10 */
             if ((x >> 20) % 64 == 0)
                 v *= 100000; /* now and then, far beyond the batch */
@@ -236,7 +236,7 @@ static void *batch1_main(void *arg)
     int64_t total = 0;
     uint64_t seed = 99 + id;
     for (unsigned int i = 0; i < OPS_SCALE(20000); i++) {
-        int64_t v = (int64_t)(ops_rand(&seed) % 7) - 3;
+        int64_t v = (int64_t)(tu_rand(&seed) % 7) - 3;
         pcpu_counter_add_batch(&s->c, v, 1);
         total += v;
     }
@@ -354,7 +354,7 @@ static void *lim_quota_main(void *arg)
     cu_mover_enrol(&w->s->mover, w->id);
     int64_t left = w->quota;
     while (left > 0) {
-        uint64_t x = ops_rand(&seed);
+        uint64_t x = tu_rand(&seed);
         int64_t v = 1 + (int64_t)(x % 5);
         if ((x >> 16) % 500 == 0)
             v = 1000; /* beyond the batch */
@@ -378,7 +378,7 @@ static void *lim_contend_main(void *arg)
     uint64_t seed = 991 + w->id;
     cu_mover_enrol(&s->mover, w->id);
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
-        uint64_t x = ops_rand(&seed);
+        uint64_t x = tu_rand(&seed);
         int64_t v = 1 + (int64_t)(x % 7);
         if (x % 3 == 0) {
             pcpu_counter_add(&s->c, -v);
@@ -480,9 +480,9 @@ static void test_init_many_1000_counters_in_one_allocation(void **state)
     enum { N = 1000 };
     struct pcpu_counter *c = calloc(N, sizeof(*c));
     assert_non_null(c);
-    uint64_t before = ops_stats().nr_cur_alloc;
+    uint64_t before = tu_stats().nr_cur_alloc;
     assert_int_equal(pcpu_counter_init_many(c, 7, N), 0);
-    assert_int_equal(ops_stats().nr_cur_alloc, before + 1);
+    assert_int_equal(tu_stats().nr_cur_alloc, before + 1);
     for (unsigned int i = 0; i < N; i++)
         for (unsigned int k = 0; k < i % 50; k++)
             pcpu_counter_inc(&c[i]);
@@ -493,7 +493,7 @@ static void test_init_many_1000_counters_in_one_allocation(void **state)
         assert_int_equal(pcpu_counter_compare(&c[i], want), 0);
     }
     pcpu_counter_destroy_many(c, N);
-    assert_int_equal(ops_stats().nr_cur_alloc, before);
+    assert_int_equal(tu_stats().nr_cur_alloc, before);
     free(c);
 }
 
@@ -509,7 +509,7 @@ static void test_destroying_one_of_an_array_stops(void **state)
 {
     (void)state;
     static const char *const need[] = {"pcpu_counter_destroy", "pcpu_counter_destroy_many", NULL};
-    assert_true(ops_dies_with(destroy_member, NULL, need));
+    assert_true(tu_dies_with(destroy_member, NULL, need, NULL, 0));
 }
 
 /* ---- ENOMEM ------------------------------------------------------------------------------ */
@@ -531,7 +531,7 @@ static void test_enomem_leaves_nothing_behind(void **state)
     long failures = 0, injected = 0;
     for (long n = 1; n < 10000; n++) {
         ops_setup_mode();
-        uint64_t before = ops_stats().nr_cur_alloc;
+        uint64_t before = tu_stats().nr_cur_alloc;
         memset(c, 0, big * sizeof(*c));
         long start = pcpu_fault_inject(n);
         errno = 0;
@@ -540,7 +540,7 @@ static void test_enomem_leaves_nothing_behind(void **state)
         injected++;
         if (r != 0) {
             assert_int_equal(errno, ENOMEM);
-            assert_int_equal(ops_stats().nr_cur_alloc, before);
+            assert_int_equal(tu_stats().nr_cur_alloc, before);
             assert_memory_equal(c, zero, big * sizeof(*c));
             assert_int_equal(pcpu_validate(), 0);
             failures++;
@@ -548,7 +548,7 @@ static void test_enomem_leaves_nothing_behind(void **state)
         }
         assert_int_equal(pcpu_counter_sum(&c[big / 2]), 5);
         pcpu_counter_destroy_many(c, (unsigned int)big);
-        assert_int_equal(ops_stats().nr_cur_alloc, before);
+        assert_int_equal(tu_stats().nr_cur_alloc, before);
         if (calls < n)
             break; /* the whole set-up made fewer calls than n */
     }
@@ -590,5 +590,5 @@ int main(void)
         cmocka_unit_test(test_destroying_one_of_an_array_stops),
         cmocka_unit_test(test_enomem_leaves_nothing_behind),
     };
-    return cmocka_run_group_tests(tests, cu_group_setup, cu_group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

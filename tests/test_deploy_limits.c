@@ -30,7 +30,7 @@
 #include "testutil.h"
 
 #include "deploy_util.h"
-#include "pcpu_child.h"
+#include "child.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>

@@ -37,7 +37,7 @@
 #include "testutil.h"
 
 #include "deploy_util.h"
-#include "pcpu_child.h"
+#include "child.h"
 
 #include <fcntl.h>
 #include <sys/mount.h>

@@ -26,15 +26,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
 #define NR_UNITS 4u
 #define MAX_OBJS 64
 
@@ -232,20 +223,7 @@ static void test_fault_every_call(void **state)
 
 /* ---- RLIMIT_AS ------------------------------------------------------------ */
 
-#ifndef UNDER_SANITIZER
-
-static size_t vm_size(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb * 1024;
-}
+#ifndef TU_SLOW_BUILD
 
 #define RL_MAX 4096
 
@@ -256,7 +234,7 @@ static int rlimit_child(void)
     struct pcpu_config cfg = {.backend = tu_backend(), .flags = PCPU_F_NO_RECLAIM};
     if (pcpu_init(&cfg) != 0)
         return 1;
-    struct rlimit rl = {.rlim_cur = vm_size() + (64u << 20), .rlim_max = RLIM_INFINITY};
+    struct rlimit rl = {.rlim_cur = tu_status_bytes("VmSize") + (64u << 20), .rlim_max = RLIM_INFINITY};
     if (setrlimit(RLIMIT_AS, &rl) != 0)
         return 2;
     static unsigned char *p[RL_MAX];
@@ -312,7 +290,7 @@ static int rlimit_child(void)
 static void test_rlimit_as(void **state)
 {
     (void)state;
-#ifdef UNDER_SANITIZER
+#ifdef TU_SLOW_BUILD
     skip();
 #else
     fflush(NULL);

@@ -24,15 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
-#ifdef UNDER_TSAN
+#ifdef TU_TSAN
 #define SCALE 8 /* TSan is ~10x slower */
 #else
 #define SCALE 1
@@ -246,7 +238,7 @@ static void test_fork_while_allocating(void **state)
 {
     (void)state;
     struct pcpu_config cfg = {0};
-#ifdef UNDER_TSAN
+#ifdef TU_TSAN
     /* TSan does not support a child that starts threads after a
      * multi-threaded fork, and a free may start the reclaim worker. */
     cfg.flags = PCPU_F_NO_RECLAIM;

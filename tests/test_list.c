@@ -6,14 +6,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 /*
- * Runs in the mode the environment gives (tests/ops.cmake: rseq by CPU id,
- * CID mode, the library's own rseq registration, and the atomic fallback
- * with PCPU_TEST_ATOMIC=1).  The stress test is librseq's basic_percpu_ops
+ * Runs in the mode the environment gives (the variants in
+ * tests/CMakeLists.txt: rseq by CPU id, CID mode, the library's own rseq
+ * registration, and the atomic fallback with PCPU_TEST_ATOMIC=1).  The stress test is librseq's basic_percpu_ops
  * test with a pcpu_list_pop_all() thread added: each node has an owner
  * word that a thread claims with an atomic exchange when it pops the node
  * and gives back before pushing it, so a node handed to two threads at
@@ -178,7 +177,7 @@ static void test_pop_all_out_of_range_stops(void **state)
 {
     (void)state;
     const char *need[] = {"pcpu_list_pop_all", "out of range", NULL};
-    assert_true(ops_dies_with(pop_all_out_of_range, NULL, need));
+    assert_true(tu_dies_with(pop_all_out_of_range, NULL, need, NULL, 0));
 }
 
 static void push_misaligned(void *arg)
@@ -193,7 +192,7 @@ static void test_misaligned_node_stops(void **state)
 {
     (void)state;
     const char *need[] = {"not aligned", NULL};
-    assert_true(ops_dies_with(push_misaligned, NULL, need));
+    assert_true(tu_dies_with(push_misaligned, NULL, need, NULL, 0));
 }
 
 /* ---- pop_all against a pop in flight ----------------------------------------- */
@@ -232,7 +231,7 @@ static void *inflight_taker(void *p)
         unsigned int u = atomic_load(&f->unit);
         /* a varying head start for the pop, so that the take often lands
          * while the pop waits for its page */
-        for (unsigned int k = (unsigned int)(ops_rand(&seed) % 2048); k; k--)
+        for (unsigned int k = (unsigned int)(tu_rand(&seed) % 2048); k; k--)
             __asm__ __volatile__("" ::: "memory");
         /* take until the popper has finished this round */
         bool got = false;
@@ -372,7 +371,7 @@ static void *pop_all_main(void *p)
     uint64_t seed = 99;
     unsigned int n = pcpu_nr_cpus();
     while (atomic_load(&s->workers_left) > 0) {
-        unsigned int u = (unsigned int)(ops_rand(&seed) % n);
+        unsigned int u = (unsigned int)(tu_rand(&seed) % n);
         struct pcpu_list_node *x = pcpu_list_pop_all(s->list, u);
         s->pop_alls++;
         for (unsigned int k = 0; x; k++) {
@@ -418,7 +417,7 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 * 1024);
-    double t0 = ops_now();
+    double t0 = tu_now();
     for (unsigned int i = 0; i < nr_workers; i++) {
         args[i] = (struct worker_arg){&s, (int)i + 1};
         assert_int_equal(pthread_create(&t[i], &attr, worker_main, &args[i]), 0);
@@ -440,7 +439,7 @@ static void run_stress(unsigned int nr_workers, long reps, unsigned int nr_items
                   "nodes, %.1f s\n",
                   ops_mode_name(), nr_workers, reps, (unsigned long)atomic_load(&s.pops),
                   (unsigned long)atomic_load(&s.empties), s.pop_alls, s.moved,
-                  ops_now() - t0);
+                  tu_now() - t0);
     assert_int_equal(atomic_load(&s.dup), 0);
     assert_int_equal(found, nr_items);
     assert_int_equal(touched, atomic_load(&s.pops));
@@ -487,27 +486,17 @@ static void test_scarce_nodes(void **state)
  * pcpu_list_pop_all() calls of the rseq protocol may still be fencing
  * units then.
  */
-struct foreign_rseq {
-    uint32_t cpu_id_start, cpu_id;
-    uint64_t rseq_cs;
-    uint32_t flags, node_id, mm_cid, pad;
-} __attribute__((aligned(32)));
-
-extern const unsigned int __rseq_size __attribute__((weak));
-
 static void *foreign_main(void *arg)
 {
     struct pcpu_list *l = arg;
-    static __thread struct foreign_rseq area;
-    area.cpu_id = UINT32_MAX;
-    if (syscall(SYS_rseq, &area, 32, 0, 0x53053053) != 0)
+    if (!tu_take_rseq())
         return (void *)1;
     for (int i = 0; i < 10000; i++) {
         struct pcpu_list_node *n = pcpu_this_list_pop(l);
         if (n)
             pcpu_this_list_push(l, n);
     }
-    syscall(SYS_rseq, &area, 32, 1, 0x53053053);
+    tu_give_back_rseq();
     return NULL;
 }
 
@@ -530,12 +519,12 @@ static void *switcher_main(void *p)
 static void test_switch_to_atomics_keeps_every_node(void **state)
 {
     (void)state;
-    if (&__rseq_size != NULL && __rseq_size != 0)
+    if (tu_glibc_rseq())
         skip(); /* glibc registered every thread: nothing can take it */
     if (ops_want_atomic())
         skip(); /* atomic from the start */
     ops_setup(false); /* a fresh start in rseq mode */
-    if (!ops_stats().rseq)
+    if (!tu_stats().rseq)
         skip(); /* no rseq here at all */
     /* The stress with a thread that forces the switch 200 ms in. */
     struct stress s;
@@ -563,7 +552,7 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
     assert_int_equal(pthread_join(pa, NULL), 0);
     assert_int_equal(pthread_join(sw, NULL), 0);
     assert_false(s.too_long);
-    bool switched = !ops_stats().rseq;
+    bool switched = !tu_stats().rseq;
     unsigned long touched = 0;
     unsigned int found = census(s.list, s.items, N, &touched);
     print_message("switch to atomics %s; %lu pops, %lu pop_alls\n",
@@ -578,21 +567,6 @@ static void test_switch_to_atomics_keeps_every_node(void **state)
         assert_true(switched);
     /* back to the mode under test for whatever follows */
     ops_setup_mode();
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    ops_setup_mode();
-    print_message("mode: %s\n", ops_mode_name());
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    pcpu_exit();
-    return 0;
 }
 
 int main(void)
@@ -611,5 +585,5 @@ int main(void)
         cmocka_unit_test(test_scarce_nodes),
         cmocka_unit_test(test_switch_to_atomics_keeps_every_node),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

@@ -9,15 +9,15 @@
 #include <unistd.h>
 
 /*
- * Each scenario runs in a forked child under a watchdog (child_watch.h):
+ * Each scenario runs in a forked child under a watchdog (child.h):
  * a deadlock between a handler and the code it interrupted (a pop waiting
  * for a lock bit its own thread holds) shows up as a killed child, not a
  * hung test.  The child reports failures on stderr and with its exit
  * status.
  *
- * Modes: the environment's (rseq where available, CID, norseq; see
- * tests/ops.cmake), and always also the atomic fallback (fewer units than
- * CPUs), whatever the environment says.
+ * Modes: the environment's (rseq where available, CID, norseq: the
+ * variants in tests/CMakeLists.txt), and always also the atomic fallback
+ * (fewer units than CPUs), whatever the environment says.
  */
 
 #define WATCHDOG_SECONDS 60
@@ -122,7 +122,7 @@ static void handler(int sig)
         handler_empty++;
     }
     if ((handler_runs & 7) == 0) {
-        unsigned int u = (unsigned int)(ops_rand(&handler_seed) % pcpu_nr_cpus());
+        unsigned int u = (unsigned int)(tu_rand(&handler_seed) % pcpu_nr_cpus());
         handler_taken += push_back_chain(pcpu_list_pop_all(list, u), 4);
     }
     in_handler = 0;
@@ -145,7 +145,7 @@ static void *sender_main(void *arg)
         sent++;
         /* until the handler has run (a pending signal is not queued twice),
          * or for a while if the target is not running */
-        double give_up = ops_now() + 0.001;
+        double give_up = tu_now() + 0.001;
         do {
             struct pcpu_list_node *n = pcpu_this_list_pop(list);
             if (n) {
@@ -154,7 +154,7 @@ static void *sender_main(void *arg)
                 pcpu_this_list_push(list, n);
             }
         } while (__atomic_load_n(&handler_runs, __ATOMIC_RELAXED) == before &&
-                 !atomic_load(&stop_sender) && ops_now() < give_up);
+                 !atomic_load(&stop_sender) && tu_now() < give_up);
     }
     return (void *)sent;
 }
@@ -185,7 +185,7 @@ static void busy_child(void *arg)
     unsigned long pops = 0, taken = 0;
     /* At least 2 s and 2000 handler runs; on a busy machine the sender
      * may need longer (up to 20 s), which is no failure. */
-    double start = ops_now();
+    double start = tu_now();
     for (unsigned long i = 0;; i++) {
         struct pcpu_list_node *n = pcpu_this_list_pop(list);
         if (n) {
@@ -195,11 +195,11 @@ static void busy_child(void *arg)
             pops++;
         }
         if ((i & 63) == 0) {
-            unsigned int u = (unsigned int)(ops_rand(&seed) % pcpu_nr_cpus());
+            unsigned int u = (unsigned int)(tu_rand(&seed) % pcpu_nr_cpus());
             taken += push_back_chain(pcpu_list_pop_all(list, u), 1);
         }
         if ((i & 1023) == 0) {
-            double t = ops_now() - start;
+            double t = tu_now() - start;
             if ((t > 2.0 && __atomic_load_n(&handler_runs, __ATOMIC_RELAXED) >= 2000) ||
                 t > 20.0)
                 break;

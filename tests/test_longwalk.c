@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_longwalk.c - a long seeded random walk of allocator operations checked against the reference model. */
 /*
- * The same model as the fuzzer (pcpu_model.h), driven by a generator: the
+ * The same model as the fuzzer (model.h), driven by a generator: the
  * walk is split into segments, each with its own configuration (2 or 256
  * units, both backends, robust mode, no thread cache), joined by exit+init.
  * About 200k operations by default (25k under a sanitizer); PCPU_LONGWALK=1 makes it millions
@@ -15,14 +15,6 @@
 #include "model.h"
 
 #include <stdlib.h>
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
 
 static struct model m;
 
@@ -49,7 +41,7 @@ static void run_segment(uint64_t seed, unsigned long ops, unsigned int nr_units,
 static void test_longwalk(void **state)
 {
     (void)state;
-#ifdef UNDER_SANITIZER
+#ifdef TU_SLOW_BUILD
     unsigned long total = 25000; /* the sanitizers make each step ~10x dearer */
 #else
     unsigned long total = 200000;

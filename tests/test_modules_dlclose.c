@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_modules_dlclose.c - dlclose() of a module that ran this-CPU operations is safe for every thread, running or sleeping (rseq and atomic mode, with and without PCPU_DEFINE, after a commit or after a sequence's early exit). */
-#include "pcpu_child.h"
+#include "child.h"
 #include "libs/pcpu_oplib.h"
 
 #include <dlfcn.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_ops_shadow.c - every this-CPU operation at every width (1, 2, 4, 8 bytes, bool) agrees with the same operation on a plain variable, across wrap-around and sign extension. */
+/* test_ops_shadow.c - every this-CPU operation at every width (1, 2, 4, 8 bytes, bool) agrees with the same operation on a plain variable, across wrap-around and sign extension; sums, struct fields and array elements, pcpu_this_cpu(). */
 #include "ops_util.h"
 
 #include <limits.h>
@@ -17,6 +17,9 @@
  * first and wraps around (done on the unsigned type of T's width, so the
  * shadow itself never overflows a signed type); and, or and xchg are the
  * C operators; the compares are written out.
+ *
+ * After each type's sequence, pcpu_sum() over values written into every
+ * unit (a sum that wraps around included) and over this-CPU updates.
  */
 
 static void zero_units(void *c, size_t size)
@@ -48,6 +51,7 @@ static volatile unsigned int v_ui_minus_one = UINT_MAX;
 static volatile long v_l_minus_one = -1L;
 static volatile int v_big = 0x12345;                  /* truncated at 1 and 2 bytes */
 static volatile long long v_wide = 0x7edcba9876543210ll; /* and at 4 */
+static volatile int v_minus_20 = -20;
 
 #define DEFINE_SHADOW(name, T, U, TMIN, TMAX)                                      \
     static bool seq_##name(T *c, char *why, size_t why_len)                        \
@@ -58,6 +62,7 @@ static volatile long long v_wide = 0x7edcba9876543210ll; /* and at 4 */
         const long l_minus_one = v_l_minus_one;                                    \
         const int big = v_big;                                                     \
         const long long wide = v_wide;                                             \
+        const int minus_20 = v_minus_20;                                           \
         _Static_assert(IS_T(T, pcpu_this_read(c)), "read type");                   \
         _Static_assert(IS_T(T, pcpu_this_xchg(c, 0)), "xchg type");                \
         _Static_assert(IS_T(T, pcpu_this_cmpxchg(c, 0, 0)), "cmpxchg type");       \
@@ -79,6 +84,9 @@ static volatile long long v_wide = 0x7edcba9876543210ll; /* and at 4 */
         pcpu_this_add(c, l_minus_one);                                             \
         SHADOW_ADD(T, U, s, l_minus_one);                                          \
         AGREE(c, s);                                                               \
+        pcpu_this_add(c, 3);                                                       \
+        SHADOW_ADD(T, U, s, 3);                                                    \
+        AGREE(c, s);                                                               \
         pcpu_this_add(c, big);                                                     \
         SHADOW_ADD(T, U, s, big);                                                  \
         AGREE(c, s);                                                               \
@@ -91,6 +99,12 @@ static volatile long long v_wide = 0x7edcba9876543210ll; /* and at 4 */
         pcpu_this_sub(c, i_minus_one);                                             \
         SHADOW_ADD(T, U, s, (U)0 - (U)(T)i_minus_one);                             \
         AGREE(c, s);                                                               \
+        pcpu_this_sub(c, ui_minus_one);                                            \
+        SHADOW_ADD(T, U, s, (U)0 - (U)(T)ui_minus_one);                            \
+        AGREE(c, s);                                                               \
+        pcpu_this_sub(c, 5);                                                       \
+        SHADOW_ADD(T, U, s, (U)0 - (U)5);                                          \
+        AGREE(c, s);                                                               \
         pcpu_this_inc(c);                                                          \
         SHADOW_ADD(T, U, s, 1);                                                    \
         AGREE(c, s);                                                               \
@@ -98,7 +112,22 @@ static volatile long long v_wide = 0x7edcba9876543210ll; /* and at 4 */
         pcpu_this_dec(c);                                                          \
         SHADOW_ADD(T, U, s, (U)0 - (U)2);                                          \
         AGREE(c, s);                                                               \
-        /* wrap-around at both ends, through every returning form */             \
+        /* write, and wrap-around at both ends */                                  \
+        pcpu_this_write(c, TMAX);                                                  \
+        s = TMAX;                                                                  \
+        AGREE(c, s);                                                               \
+        pcpu_this_inc(c);                                                          \
+        SHADOW_ADD(T, U, s, 1);                                                    \
+        FAIL_IF(s != TMIN);                                                        \
+        AGREE(c, s);                                                               \
+        pcpu_this_dec(c);                                                          \
+        SHADOW_ADD(T, U, s, (U)0 - (U)1);                                          \
+        FAIL_IF(s != TMAX);                                                        \
+        AGREE(c, s);                                                               \
+        pcpu_this_add(c, TMAX);                                                    \
+        SHADOW_ADD(T, U, s, TMAX);                                                 \
+        AGREE(c, s);                                                               \
+        /* and through every returning form */                                    \
         pcpu_this_write(c, TMAX);                                                  \
         s = TMAX;                                                                  \
         r = pcpu_this_inc_return(c);                                               \
@@ -228,9 +257,28 @@ static volatile long long v_wide = 0x7edcba9876543210ll; /* and at 4 */
             s = (T)((U)s * 2u);                                                    \
             AGREE(c, s);                                                           \
         }                                                                          \
+        /* add_return: the new value of this unit */                               \
+        pcpu_this_write(c, 0);                                                     \
+        s = 0;                                                                     \
+        r = pcpu_this_add_return(c, 10);                                           \
+        SHADOW_ADD(T, U, s, 10);                                                   \
+        FAIL_IF(r != s);                                                           \
+        AGREE(c, s);                                                               \
+        r = pcpu_this_add_return(c, i_minus_one);                                  \
+        SHADOW_ADD(T, U, s, i_minus_one);                                          \
+        FAIL_IF(r != s);                                                           \
+        r = pcpu_this_add_return(c, minus_20);                                     \
+        SHADOW_ADD(T, U, s, minus_20);                                             \
+        FAIL_IF(r != s);                                                           \
+        AGREE(c, s);                                                               \
+        r = pcpu_this_add_return(c, ui_minus_one);                                 \
+        SHADOW_ADD(T, U, s, ui_minus_one);                                         \
+        FAIL_IF(r != s);                                                           \
+        AGREE(c, s);                                                               \
         /* the unit really is pcpu_this_ptr()'s and pcpu_this_cpu()'s */          \
         FAIL_IF(*PCPU_THIS_PTR(c) != s);                                           \
         FAIL_IF(*PCPU_PTR(c, (unsigned int)pcpu_this_cpu()) != s);                 \
+        FAIL_IF(PCPU_THIS_PTR(c) != PCPU_PTR(c, (unsigned int)pcpu_this_cpu()));   \
         return true;                                                               \
     }                                                                              \
                                                                                    \
@@ -249,24 +297,59 @@ static volatile long long v_wide = 0x7edcba9876543210ll; /* and at 4 */
             if ((pcpu_this_cpu() == before && !ops_unit_may_move()) || ++tries > 50) \
                 fail_msg("%s: %s (unit %d)", #name, why, before);                  \
         }                                                                          \
+        check_sum_##name(c);                                                       \
         pcpu_free(c);                                                              \
     }
 
-DEFINE_SHADOW(char, char, unsigned char, CHAR_MIN, CHAR_MAX)
-DEFINE_SHADOW(schar, signed char, unsigned char, SCHAR_MIN, SCHAR_MAX)
-DEFINE_SHADOW(uchar, unsigned char, unsigned char, 0, UCHAR_MAX)
-DEFINE_SHADOW(short, short, unsigned short, SHRT_MIN, SHRT_MAX)
-DEFINE_SHADOW(ushort, unsigned short, unsigned short, 0, USHRT_MAX)
-DEFINE_SHADOW(i8, int8_t, uint8_t, INT8_MIN, INT8_MAX)
-DEFINE_SHADOW(u8, uint8_t, uint8_t, 0, UINT8_MAX)
-DEFINE_SHADOW(i16, int16_t, uint16_t, INT16_MIN, INT16_MAX)
-DEFINE_SHADOW(u16, uint16_t, uint16_t, 0, UINT16_MAX)
-DEFINE_SHADOW(int, int, unsigned int, INT_MIN, INT_MAX)
-DEFINE_SHADOW(uint, unsigned int, unsigned int, 0u, UINT_MAX)
-DEFINE_SHADOW(long, long, unsigned long, LONG_MIN, LONG_MAX)
-DEFINE_SHADOW(ulong, unsigned long, unsigned long, 0ul, ULONG_MAX)
-DEFINE_SHADOW(llong, long long, unsigned long long, LLONG_MIN, LLONG_MAX)
-DEFINE_SHADOW(ullong, unsigned long long, unsigned long long, 0ull, ULLONG_MAX)
+/* pcpu_sum over values written into every unit with pcpu_ptr, including a
+ * sum that wraps around, and over this-CPU updates. */
+#define DEFINE_SUM(name, T, U, TMAX)                                               \
+    static void check_sum_##name(T *c)                                             \
+    {                                                                              \
+        U want = 0;                                                                \
+        pcpu_for_each_cpu(cpu) {                                                   \
+            T v = (T)(cpu * 3u + 1u);                                              \
+            *PCPU_PTR(c, cpu) = v;                                                 \
+            want += (U)v;                                                           \
+        }                                                                          \
+        assert_true(pcpu_sum(c) == (T)want);                                       \
+        want = 0;                                                                  \
+        pcpu_for_each_cpu(cpu) {                                                   \
+            T v = (cpu & 1) ? (T)(TMAX - (T)cpu) : (T)((U)0 - (U)cpu - 1u);        \
+            *PCPU_PTR(c, cpu) = v;                                                 \
+            want += (U)v;                                                           \
+        }                                                                          \
+        assert_true(pcpu_sum(c) == (T)want);                                       \
+        /* and the sum counts every unit's this-CPU updates */                     \
+        zero_units(c, sizeof(T));                                                  \
+        for (int i = 0; i < 1000; i++)                                             \
+            pcpu_this_add(c, 2);                                                   \
+        assert_true(pcpu_sum(c) == (T)2000);                                       \
+    }
+
+#define DEFINE_TYPE(name, T, U, TMIN, TMAX)                                        \
+    DEFINE_SUM(name, T, U, TMAX)                                                   \
+    DEFINE_SHADOW(name, T, U, TMIN, TMAX)
+
+DEFINE_TYPE(char, char, unsigned char, CHAR_MIN, CHAR_MAX)
+DEFINE_TYPE(schar, signed char, unsigned char, SCHAR_MIN, SCHAR_MAX)
+DEFINE_TYPE(uchar, unsigned char, unsigned char, 0, UCHAR_MAX)
+DEFINE_TYPE(short, short, unsigned short, SHRT_MIN, SHRT_MAX)
+DEFINE_TYPE(ushort, unsigned short, unsigned short, 0, USHRT_MAX)
+DEFINE_TYPE(i8, int8_t, uint8_t, INT8_MIN, INT8_MAX)
+DEFINE_TYPE(u8, uint8_t, uint8_t, 0, UINT8_MAX)
+DEFINE_TYPE(i16, int16_t, uint16_t, INT16_MIN, INT16_MAX)
+DEFINE_TYPE(u16, uint16_t, uint16_t, 0, UINT16_MAX)
+DEFINE_TYPE(int, int, unsigned int, INT_MIN, INT_MAX)
+DEFINE_TYPE(uint, unsigned int, unsigned int, 0u, UINT_MAX)
+DEFINE_TYPE(long, long, unsigned long, LONG_MIN, LONG_MAX)
+DEFINE_TYPE(ulong, unsigned long, unsigned long, 0ul, ULONG_MAX)
+DEFINE_TYPE(llong, long long, unsigned long long, LLONG_MIN, LLONG_MAX)
+DEFINE_TYPE(ullong, unsigned long long, unsigned long long, 0ull, ULLONG_MAX)
+DEFINE_TYPE(i32, int32_t, uint32_t, INT32_MIN, INT32_MAX)
+DEFINE_TYPE(u32, uint32_t, uint32_t, 0u, UINT32_MAX)
+DEFINE_TYPE(i64, int64_t, uint64_t, INT64_MIN, INT64_MAX)
+DEFINE_TYPE(u64, uint64_t, uint64_t, 0u, UINT64_MAX)
 
 /* bool: the operations that make sense for it, against C's bool. */
 static bool seq_bool(bool *c, char *why, size_t why_len)
@@ -419,21 +502,61 @@ static void test_narrow_sums_wrap(void **state)
     pcpu_free(us);
 }
 
-static int group_setup(void **state)
+/* Cookies of struct fields and array elements are cookies too. */
+struct fields {
+    int a;
+    unsigned long b;
+    uint32_t arr[4];
+};
+
+static void test_fields(void **state)
 {
     (void)state;
-    ops_setup_mode();
-    print_message("mode: %s\n", ops_mode_name());
+    struct fields *m = PCPU_NEW(struct fields);
+    assert_non_null(m);
+    for (int i = 0; i < 100; i++) {
+        pcpu_this_inc(&m->a);
+        pcpu_this_add(&m->b, 1000000000000ul);
+        pcpu_this_add(&m->arr[2], 7u);
+        pcpu_this_add(m->arr + 3, 1u);
+    }
+    assert_int_equal(pcpu_sum(&m->a), 100);
+    assert_true(pcpu_sum(&m->b) == 100000000000000ul);
+    assert_int_equal(pcpu_sum(&m->arr[2]), 700);
+    assert_int_equal(pcpu_sum(&m->arr[3]), 100);
+    assert_int_equal(pcpu_sum(&m->arr[1]), 0);
+    assert_int_equal(pcpu_sum(&m->arr[0]), 0);
+    pcpu_free(m);
+}
+
+/* The index a thread reports is a valid unit, and errno survives the slow
+ * paths. */
+static void test_this_cpu(void **state)
+{
+    (void)state;
+    int *c = PCPU_NEW(int);
+    assert_non_null(c);
+    int cpu = pcpu_this_cpu();
+    assert_true(cpu >= 0 && (unsigned int)cpu < pcpu_nr_cpus());
+    errno = 1234;
+    pcpu_this_inc(c);
+    (void)pcpu_this_ptr(c);
+    (void)pcpu_this_cpu();
+    assert_int_equal(errno, 1234);
+    pcpu_free(c);
+}
+
+static int group_setup(void **state)
+{
+    ops_group_setup(state);
     (void)ops_pin_here();
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    (void)state;
     ops_unpin();
-    pcpu_exit();
-    return 0;
+    return ops_group_teardown(state);
 }
 
 int main(void)
@@ -448,9 +571,13 @@ int main(void)
         cmocka_unit_test(test_shadow_u16),    cmocka_unit_test(test_shadow_int),
         cmocka_unit_test(test_shadow_uint),   cmocka_unit_test(test_shadow_long),
         cmocka_unit_test(test_shadow_ulong),  cmocka_unit_test(test_shadow_llong),
-        cmocka_unit_test(test_shadow_ullong), cmocka_unit_test(test_shadow_bool),
+        cmocka_unit_test(test_shadow_ullong), cmocka_unit_test(test_shadow_i32),
+        cmocka_unit_test(test_shadow_u32),    cmocka_unit_test(test_shadow_i64),
+        cmocka_unit_test(test_shadow_u64),    cmocka_unit_test(test_shadow_bool),
         cmocka_unit_test(test_narrow_ops_leave_neighbours_alone),
         cmocka_unit_test(test_narrow_sums_wrap),
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_this_cpu),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

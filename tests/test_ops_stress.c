@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_ops_stress.c - xchg, and/or, try_cmpxchg and the *_return operations lose no update and apply none twice under forced migration, at every width; failing compares (cmpxchg, try_cmpxchg) never overwrite remote atomic writes, at every width. */
+/* test_ops_stress.c - every this-CPU operation (inc, add, sub, xchg, and/or, cmpxchg, try_cmpxchg, the *_return forms) loses no update and applies none twice under forced migration, at every width, with the default units, 256 units and one shared unit, and across the switch to atomics; failing compares (cmpxchg, try_cmpxchg) never overwrite remote atomic writes, at every width. */
 #include "ops_util.h"
 
 #include <stdatomic.h>
@@ -23,7 +23,13 @@
  *   - try_cmpxchg loops: the sum equals the increments.
  *   - inc_return/dec_return/sub_return: the sum equals what was added, and
  *     sub_return's new value of a unit that only ever moves by 7 is a
- *     multiple of 7.
+ *     multiple of 7 (add_return's, moving by 5, of 5).
+ *   - inc, add (wrapping), add/sub mixed, a cmpxchg loop: the sums equal
+ *     the updates the workers counted.
+ * The same with the default units, with 256 configured units (most never
+ * used) and with one unit for every CPU (the atomic path); and, when the
+ * library registers rseq itself, with one thread whose rseq registration
+ * is taken by someone else (the switch to atomics), without the mover.
  *
  * Part 2: one thread pinned to one CPU runs compares that always fail
  * while another, pinned to another CPU, adds to the same unit with
@@ -55,6 +61,12 @@ struct objs {
     int64_t r64;
     int32_t s32;      /* sub_return(7) only */
     uint64_t sticky;  /* or of (1 << worker) */
+    /* the plain forms */
+    long inc;
+    unsigned int add;         /* += 3, wraps: compared modulo 2^32 */
+    uint64_t add_return;      /* += 5 with add_return               */
+    int cmpxchg;              /* += 1 with a cmpxchg loop           */
+    long long mixed;          /* += 1, -= 1, += 2 per round         */
 };
 
 struct worker {
@@ -65,13 +77,14 @@ struct worker {
     uint64_t rounds;
     uint64_t in[4], out[4]; /* xchg accounting per width */
     unsigned long bad_sub_return;
+    unsigned long bad_add_return;
 };
 
 static _Atomic int stop;
 
 #define XCHG(W, field, k)                                                        \
     do {                                                                         \
-        uint##W##_t v = (uint##W##_t)ops_rand(&seed);                      \
+        uint##W##_t v = (uint##W##_t)tu_rand(&seed);                      \
         w->in[k] += v;                                                           \
         w->out[k] += pcpu_this_xchg(&w->o->field, v);                            \
     } while (0)
@@ -118,6 +131,21 @@ static void *worker_main(void *arg)
             if (pcpu_this_sub_return(&w->o->s32, 7) % 7 != 0)
                 w->bad_sub_return++;
             pcpu_this_or(&w->o->sticky, (uint64_t)1 << w->id);
+            pcpu_this_inc(&w->o->inc);
+            pcpu_this_add(&w->o->add, 3u);
+            /* this unit's new value is a multiple of 5 */
+            if (pcpu_this_add_return(&w->o->add_return, 5) % 5 != 0)
+                w->bad_add_return++;
+            int old = pcpu_this_read(&w->o->cmpxchg);
+            for (;;) {
+                int seen = pcpu_this_cmpxchg(&w->o->cmpxchg, old, old + 1);
+                if (seen == old)
+                    break;
+                old = seen;
+            }
+            pcpu_this_add(&w->o->mixed, 1);
+            pcpu_this_sub(&w->o->mixed, 1);
+            pcpu_this_add(&w->o->mixed, 2);
         }
         w->rounds += 64;
     }
@@ -150,51 +178,74 @@ static void *mover_main(void *arg)
 /* Sum over units of a field, modulo 2^W, as uint64_t. */
 #define SUM_OF(W, field) ((uint64_t)(uint##W##_t)pcpu_sum(&o->field))
 
-static void migration_stress(double seconds)
-{
-    struct objs *o = PCPU_NEW(struct objs);
+/* One run: the objects, the workers and (if moving) the mover. */
+struct run {
+    struct objs *o;
+    uint64_t init[4];      /* the xchg objects' initial sums */
     struct worker ws[NR_WORKERS];
     pthread_t mover;
+    bool moving;
+    /* after stop_run() */
+    uint64_t rounds, in[4], out[4];
+    unsigned long bad, moves;
+};
+
+static void start_run(struct run *run, bool moving)
+{
+    memset(run, 0, sizeof(*run));
+    struct objs *o = PCPU_NEW(struct objs);
     assert_non_null(o);
+    run->o = o;
     /* Start every xchg object with known, non-zero values in every unit. */
-    uint64_t init[4] = {0, 0, 0, 0};
     pcpu_for_each_cpu(cpu) {
         struct objs *p = PCPU_PTR(o, cpu);
         p->x8 = (uint8_t)(cpu * 7 + 1);
         p->x16 = (uint16_t)(cpu * 700 + 3);
         p->x32 = cpu * 70000u + 5;
         p->x64 = cpu * 7000000000ull + 9;
-        init[0] += p->x8;
-        init[1] += p->x16;
-        init[2] += p->x32;
-        init[3] += p->x64;
+        run->init[0] += p->x8;
+        run->init[1] += p->x16;
+        run->init[2] += p->x32;
+        run->init[3] += p->x64;
     }
-    memset(ws, 0, sizeof(ws));
     atomic_store(&stop, 0);
     for (unsigned int i = 0; i < NR_WORKERS; i++) {
-        ws[i].o = o;
-        ws[i].id = i;
-        assert_int_equal(pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]), 0);
+        run->ws[i].o = o;
+        run->ws[i].id = i;
+        assert_int_equal(pthread_create(&run->ws[i].thread, NULL, worker_main, &run->ws[i]), 0);
     }
-    assert_int_equal(pthread_create(&mover, NULL, mover_main, ws), 0);
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    nanosleep(&ts, NULL);
+    run->moving = moving;
+    if (moving)
+        assert_int_equal(pthread_create(&run->mover, NULL, mover_main, run->ws), 0);
+}
+
+static void stop_run(struct run *run)
+{
     atomic_store(&stop, 1);
-    uint64_t rounds = 0, in[4] = {0}, out[4] = {0};
-    unsigned long bad = 0;
     for (int i = 0; i < NR_WORKERS; i++) {
-        assert_int_equal(pthread_join(ws[i].thread, NULL), 0);
-        rounds += ws[i].rounds;
-        bad += ws[i].bad_sub_return;
+        struct worker *w = &run->ws[i];
+        assert_int_equal(pthread_join(w->thread, NULL), 0);
+        run->rounds += w->rounds;
+        run->bad += w->bad_sub_return + w->bad_add_return;
         for (int k = 0; k < 4; k++) {
-            in[k] += ws[i].in[k];
-            out[k] += ws[i].out[k];
+            run->in[k] += w->in[k];
+            run->out[k] += w->out[k];
         }
     }
-    void *moves;
-    assert_int_equal(pthread_join(mover, &moves), 0);
+    if (run->moving) {
+        void *moves;
+        assert_int_equal(pthread_join(run->mover, &moves), 0);
+        run->moves = (unsigned long)moves;
+    }
     print_message("%llu rounds of every operation, %lu affinity changes\n",
-                  (unsigned long long)rounds, (unsigned long)moves);
+                  (unsigned long long)run->rounds, run->moves);
+}
+
+/* Every operation's conservation law; frees the objects. */
+static void check_run(struct run *run)
+{
+    struct objs *o = run->o;
+    uint64_t rounds = run->rounds, *in = run->in, *out = run->out, *init = run->init;
     assert_true(rounds > 0);
     /* xchg: values in + initial == values out + final, per width */
     assert_int_equal((uint8_t)(in[0] + init[0]), (uint8_t)(out[0] + SUM_OF(8, x8)));
@@ -215,11 +266,32 @@ static void migration_stress(double seconds)
     assert_int_equal(pcpu_sum(&o->r16), (int16_t)(uint16_t)rounds);
     assert_true(pcpu_sum(&o->r64) == -3 * (int64_t)rounds);
     assert_int_equal(pcpu_sum(&o->s32), (int32_t)(uint32_t)(0u - 7u * (uint32_t)rounds));
-    assert_int_equal(bad, 0);
+    assert_int_equal(run->bad, 0);
     uint64_t sticky = 0;
     pcpu_for_each_cpu(cpu) sticky |= PCPU_PTR(o, cpu)->sticky;
     assert_int_equal(sticky, (1u << NR_WORKERS) - 1);
+    /* the plain forms */
+    assert_true(pcpu_sum(&o->inc) == (long)rounds);
+    assert_true(pcpu_sum(&o->add) == (unsigned int)(rounds * 3u));
+    assert_true(pcpu_sum(&o->add_return) == (uint64_t)rounds * 5u);
+    assert_true(pcpu_sum(&o->cmpxchg) == (int)rounds);
+    assert_true(pcpu_sum(&o->mixed) == (long long)rounds * 2);
     pcpu_free(o);
+}
+
+static void sleep_for(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static void migration_stress(double seconds)
+{
+    struct run run;
+    start_run(&run, true);
+    sleep_for(seconds);
+    stop_run(&run);
+    check_run(&run);
 }
 
 static void test_no_lost_update_under_migration(void **state)
@@ -238,7 +310,74 @@ static void test_no_lost_update_under_migration_256_units(void **state)
     memset(&cfg, 0, sizeof(cfg));
     cfg.nr_cpus = 256;
     ops_reinit(&cfg);
+    assert_int_equal(pcpu_nr_cpus(), 256);
+    int cpu = pcpu_this_cpu();
+    assert_true(cpu >= 0 && cpu < 256);
     migration_stress(0.5);
+    ops_setup_mode();
+}
+
+/* One unit for every CPU: CPUs share it, so everything is atomic. */
+static void test_no_lost_update_under_migration_shared_unit(void **state)
+{
+    (void)state;
+    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+    if (ncpu < 2)
+        skip();
+    struct pcpu_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.nr_cpus = 1;
+    ops_reinit(&cfg);
+    assert_int_equal(pcpu_nr_cpus(), 1);
+    assert_int_equal(pcpu_this_cpu(), 0);
+    migration_stress(0.5);
+    ops_setup_mode();
+}
+
+/*
+ * A thread that already has an rseq area of its own (as if another library
+ * had registered it) cannot use the library's.  When the library registers
+ * rseq itself, that must switch the process to atomics without losing any
+ * update of the threads that are using rseq at that moment.
+ */
+static void *foreign_main(void *arg)
+{
+    long *counter = arg;
+    if (!tu_take_rseq())
+        return (void *)1;
+    for (int i = 0; i < 100000; i++)
+        pcpu_this_inc(counter);
+    tu_give_back_rseq();
+    return NULL;
+}
+
+static void test_switch_to_atomics(void **state)
+{
+    (void)state;
+    if (tu_glibc_rseq())
+        skip(); /* glibc registered every thread: nothing can take it */
+    /* the library as a program that never calls pcpu_init() gets it */
+    pcpu_exit();
+    long *counter = PCPU_NEW(long);
+    pthread_t foreign;
+    void *ret;
+    assert_non_null(counter);
+    struct run run;
+    start_run(&run, false);
+    sleep_for(0.1);
+    assert_int_equal(pthread_create(&foreign, NULL, foreign_main, counter), 0);
+    assert_int_equal(pthread_join(foreign, &ret), 0);
+    sleep_for(0.1);
+    stop_run(&run);
+    if (ret != NULL) {
+        ops_setup_mode();
+        skip(); /* no rseq at all here */
+    }
+    assert_int_equal(pcpu_sum(counter), 100000);
+    /* the switch did happen */
+    assert_false(tu_stats().rseq);
+    check_run(&run);
+    pcpu_free(counter);
     ops_setup_mode();
 }
 
@@ -388,21 +527,6 @@ FAILING_TEST(2)
 FAILING_TEST(4)
 FAILING_TEST(8)
 
-static int group_setup(void **state)
-{
-    (void)state;
-    ops_setup_mode();
-    print_message("mode: %s\n", ops_mode_name());
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    pcpu_exit();
-    return 0;
-}
-
 int main(void)
 {
     if (ops_cannot_run())
@@ -410,6 +534,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_lost_update_under_migration),
         cmocka_unit_test(test_no_lost_update_under_migration_256_units),
+        cmocka_unit_test(test_no_lost_update_under_migration_shared_unit),
         cmocka_unit_test(test_failed_try_cmpxchg_writes_nothing_1),
         cmocka_unit_test(test_failed_try_cmpxchg_writes_nothing_2),
         cmocka_unit_test(test_failed_try_cmpxchg_writes_nothing_4),
@@ -418,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_failed_cmpxchg_writes_nothing_2),
         cmocka_unit_test(test_failed_cmpxchg_writes_nothing_4),
         cmocka_unit_test(test_failed_cmpxchg_writes_nothing_8),
+        cmocka_unit_test(test_switch_to_atomics),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

@@ -191,7 +191,7 @@ static void *load_worker_main(void *arg)
             atomic_fetch_add(&o->live_after_confirm, 1);
         hold_check(o);
         /* gets and puts while holding: always allowed */
-        unsigned int k = (unsigned int)(ops_rand(&seed) % 4);
+        unsigned int k = (unsigned int)(tu_rand(&seed) % 4);
         for (unsigned int i = 0; i < k; i++)
             pcpu_ref_get(&o->ref);
         if (k)
@@ -212,9 +212,9 @@ static void *load_worker_main(void *arg)
 
 static void wait_until(atomic_long *v, long want)
 {
-    double t0 = ops_now();
+    double t0 = tu_now();
     while (atomic_load(v) != want) {
-        if (ops_now() - t0 > 30)
+        if (tu_now() - t0 > 30)
             fail_msg("waited 30 s for %ld (is %ld)", want, atomic_load(v));
         sched_yield();
     }
@@ -316,7 +316,7 @@ static void *switch_worker_main(void *arg)
      * drops others around it */
     pcpu_ref_get(&s->o.ref);
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
-        unsigned long k = 1 + ops_rand(&seed) % 5;
+        unsigned long k = 1 + tu_rand(&seed) % 5;
         pcpu_ref_get_many(&s->o.ref, k);
         if (atomic_load(&s->o.canary) != ALIVE)
             atomic_fetch_add(&s->o.bad, 1);
@@ -389,10 +389,10 @@ static void test_put_below_zero_stops_naming_the_ref(void **state)
     snprintf(victim_name, sizeof(victim_name), "%p", (void *)&r);
     const char *const need[] = {"below zero", victim_name, NULL};
     assert_int_equal(pcpu_ref_init(&r, NULL, PCPU_REF_INIT_ATOMIC), 0);
-    assert_true(ops_dies_with(put_below_zero_atomic, NULL, need));
+    assert_true(tu_dies_with(put_below_zero_atomic, NULL, need, NULL, 0));
     pcpu_ref_exit(&r);
     assert_int_equal(pcpu_ref_init(&r, NULL, 0), 0);
-    assert_true(ops_dies_with(put_below_zero_percpu, NULL, need));
+    assert_true(tu_dies_with(put_below_zero_percpu, NULL, need, NULL, 0));
     pcpu_ref_exit(&r);
 }
 
@@ -412,7 +412,7 @@ static void test_kill_twice_stops(void **state)
     snprintf(victim_name, sizeof(victim_name), "%p", (void *)&r);
     const char *const need[] = {"dying", victim_name, NULL};
     assert_int_equal(pcpu_ref_init(&r, NULL, 0), 0);
-    assert_true(ops_dies_with(kill_twice, NULL, need));
+    assert_true(tu_dies_with(kill_twice, NULL, need, NULL, 0));
     pcpu_ref_exit(&r);
 }
 
@@ -421,7 +421,7 @@ static void test_init_enomem(void **state)
 {
     (void)state;
     struct cu_exhausted e = cu_exhaust();
-    uint64_t before = ops_stats().nr_cur_alloc;
+    uint64_t before = tu_stats().nr_cur_alloc;
     struct pcpu_ref r, zero;
     memset(&r, 0, sizeof(r));
     memset(&zero, 0, sizeof(zero));
@@ -429,7 +429,7 @@ static void test_init_enomem(void **state)
     assert_int_equal(pcpu_ref_init(&r, obj_release, 0), -1);
     assert_int_equal(errno, ENOMEM);
     assert_memory_equal(&r, &zero, sizeof(r));
-    assert_int_equal(ops_stats().nr_cur_alloc, before);
+    assert_int_equal(tu_stats().nr_cur_alloc, before);
     cu_unexhaust(&e);
 }
 
@@ -446,5 +446,5 @@ int main(void)
         cmocka_unit_test(test_kill_twice_stops),
         cmocka_unit_test(test_init_enomem),
     };
-    return cmocka_run_group_tests(tests, cu_group_setup, cu_group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_reinit_first_use.c - after pcpu_exit(), the first use of a static variable through PCPU_VAR works and never writes outside live per-CPU memory. */
-#include "pcpu_child.h"
+#include "child.h"
 
 #include <stdbool.h>
 #include <sys/mman.h>

@@ -11,6 +11,7 @@
  * tests that read freed memory on purpose are skipped there).
  */
 #include "testutil.h"
+#include "child.h"
 /* White-box: to break an invariant on purpose. */
 #include "../src/lookup.h"
 #include "../src/os.h"
@@ -24,25 +25,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 #define POISON 0xa5
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
 
 /* valgrind cannot run sanitized programs, and the packaged one chokes on
  * clang's DWARF 5: the gcc build is the one that checks it. */
-#if !defined(UNDER_ASAN) && !defined(UNDER_TSAN) && !defined(__clang__) && \
+#if !defined(TU_ASAN) && !defined(TU_TSAN) && !defined(__clang__) && \
     defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
 #define VALGRIND_TEST 1 /* the library was built with the client requests too */
@@ -60,7 +47,7 @@ static void robust_init(unsigned int nr_cpus)
 static void test_poison_touched_units_only(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip(); /* reads freed memory on purpose */
 #else
     robust_init(4);
@@ -97,7 +84,7 @@ static void test_poison_touched_units_only(void **state)
 static void test_poison_keeps_untouched_units_unbacked(void **state)
 {
     (void)state;
-#ifdef UNDER_TSAN
+#ifdef TU_TSAN
     skip(); /* TSan's shadow of every unit read counts as resident */
 #endif
     struct pcpu_config cfg = {.nr_cpus = 256, .flags = PCPU_F_DEBUG | PCPU_F_NO_RECLAIM};
@@ -116,7 +103,7 @@ static void test_poison_keeps_untouched_units_unbacked(void **state)
 
 static void *uaf_cookie;
 
-#ifndef UNDER_ASAN
+#ifndef TU_ASAN
 static void write_after_free(void *arg)
 {
     (void)arg;
@@ -128,7 +115,7 @@ static void write_after_free(void *arg)
 static void test_write_after_free_detected(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip(); /* ASan reports the write itself (test_asan_use_after_free) */
 #else
     robust_init(4);
@@ -206,7 +193,7 @@ static void test_leak_report(void **state)
 static void test_env_enables_robust_mode(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip();
 #else
     pcpu_exit();
@@ -221,40 +208,22 @@ static void test_env_enables_robust_mode(void **state)
 #endif
 }
 
-#if defined(UNDER_ASAN) || defined(VALGRIND_TEST)
-/* Run fn in a child; returns its wait status, stderr in out. */
+#if defined(TU_ASAN) || defined(VALGRIND_TEST)
+/* Run fn in a child (child.h); returns its wait status, stderr in out. */
 static int run_child(void (*fn)(void *), void *arg, char *out, size_t len)
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        fn(arg);
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fds[0], out + got, len - 1 - got)) > 0 && got < len - 1)
-        got += (size_t)r;
-    while (read(fds[0], &(char){0}, 1) > 0) /* drain */
-        ;
-    out[got] = 0;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return status;
+    struct child_result r;
+    run_watched(fn, arg, CHILD_TIMEOUT, &r);
+    assert_true(r.forked && !r.hung);
+    child_out_copy(&r, out, len);
+    return r.status;
 }
 
 #endif
 
 /* ---- AddressSanitizer ------------------------------------------------------- */
 
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
 static void asan_uaf(void *arg)
 {
     unsigned int u = (unsigned int)(uintptr_t)arg;
@@ -266,7 +235,7 @@ static void asan_uaf(void *arg)
 static void test_asan_use_after_free(void **state)
 {
     (void)state;
-#ifndef UNDER_ASAN
+#ifndef TU_ASAN
     skip();
 #else
     for (int robust = 0; robust < 2; robust++) {

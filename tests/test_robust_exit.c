@@ -15,7 +15,7 @@
  * ended and at its stderr.
  */
 #include "testutil.h"
-#include "child_watch.h"
+#include "child.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,14 +25,7 @@
 
 /* Under AddressSanitizer the library poisons freed objects in ASan's shadow,
  * so ASan itself reports the late writes below (test_robust.c checks that);
- * those tests are skipped there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
+ * those tests are skipped there (TU_ASAN: testutil.h). */
 
 #ifndef PCPU_F_REPORT_LEAKS
 #define PCPU_F_REPORT_LEAKS 0x8u
@@ -47,10 +40,8 @@ PCPU_DEFINE(long, exit_static) = 3;
 static void child_init(unsigned int flags)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = tu_backend(), .nr_cpus = NR_UNITS, .flags = flags};
-    const char *x = getenv("PERCPU_INDEX");
-    if (x && !strcmp(x, "cid"))
-        cfg.index = PCPU_INDEX_CID;
+    struct pcpu_config cfg = {.nr_cpus = NR_UNITS, .flags = flags};
+    tu_env_mode(&cfg);
     if (pcpu_init(&cfg) != 0) {
         fprintf(stderr, "child: pcpu_init(flags 0x%x) failed: %s\n", flags, strerror(errno));
         _exit(5);
@@ -184,7 +175,7 @@ static bool late_write_caught(const struct late_write *w)
 static void test_robust_exit_stops_on_write_after_free(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip();
 #endif
     /* The case of the issue: a 100-byte object (thread cache), unit 0
@@ -196,7 +187,7 @@ static void test_robust_exit_stops_on_write_after_free(void **state)
 static void test_robust_exit_stops_on_write_after_free_variants(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip();
 #endif
     /* Objects that fill whole pages go without the reclaimer, which could

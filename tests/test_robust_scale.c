@@ -6,7 +6,7 @@
  * on pcpu_validate().  A full pcpu_validate() after every call made it
  * quadratic: 13k allocations in a 512 KiB unit took ~5 s, four times more
  * per doubling, so the big tests below (~66k objects) would take many
- * minutes.  They assert nothing about time; tests/robust.cmake gives this
+ * minutes.  They assert nothing about time; tests/CMakeLists.txt gives this
  * program a CTest TIMEOUT that only the quadratic behaviour overruns.
  *
  * The scoped checks must still catch what the full ones caught: a write
@@ -16,7 +16,7 @@
  * Public API only: the checks are observed through their messages.
  */
 #include "testutil.h"
-#include "child_watch.h"
+#include "child.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,15 +25,7 @@
 
 /* Under AddressSanitizer the library poisons freed objects in ASan's shadow,
  * so ASan itself reports the late writes below (test_robust.c checks that);
- * those tests are skipped there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
+ * those tests are skipped there (TU_ASAN: testutil.h). */
 #define NR_UNITS 4
 
 static void robust_init(size_t unit_size)
@@ -264,7 +256,7 @@ static void expect_write_after_free_caught(size_t unit_size, size_t size, unsign
 static void test_write_after_free_caught_thread_cache_object(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip();
 #endif
     expect_write_after_free_caught(512u << 10, 64, 3, 6);
@@ -274,7 +266,7 @@ static void test_write_after_free_caught_thread_cache_object(void **state)
 static void test_write_after_free_caught_chunk_map_object(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip();
 #endif
     expect_write_after_free_caught(512u << 10, 5000, 2, 4000);
@@ -311,7 +303,7 @@ static void write_then_allocate_bigger(void *arg)
 static void test_write_after_free_caught_in_merged_space(void **state)
 {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef TU_ASAN
     skip();
 #endif
     fill_background(512u << 10);

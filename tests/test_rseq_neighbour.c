@@ -15,21 +15,13 @@
 #include "clients_util.h"
 
 #include <dlfcn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "libs/pcpu_other_rseq.h"
 
-extern const unsigned int __rseq_size __attribute__((weak));
-
 PCPU_DEFINE(long, ctor_counted);
 
 #define NR_THREADS 4
-
-static bool glibc_registers(void)
-{
-    return &__rseq_size != NULL && __rseq_size != 0;
-}
 
 static inline bool rseq_in_use(void)
 {
@@ -85,7 +77,7 @@ static void test_both_libraries_exact_on_every_thread(void **state)
     (void)state;
     /* The constructor of ctor_counted set percpu up before main(): the
      * other library can still register this thread. */
-    assert_int_equal(other_rseq_owned(), !glibc_registers());
+    assert_int_equal(other_rseq_owned(), !tu_glibc_rseq());
     assert_int_equal(rseq_register_current_thread(), 0);
     struct shared *s = calloc(1, sizeof(*s));
     assert_non_null(s);
@@ -121,7 +113,7 @@ static void test_both_libraries_exact_on_every_thread(void **state)
     assert_int_equal(other, expect);
     /* Neither had to give up its sequences. */
     assert_true(rseq_in_use());
-    print_message("glibc %s, %lu migrations\n", glibc_registers() ? "registers" : "does not register",
+    print_message("glibc %s, %lu migrations\n", tu_glibc_rseq() ? "registers" : "does not register",
                   moves);
     assert_int_equal(rseq_unregister_current_thread(), 0);
     pcpu_free(s->ctr);
@@ -131,12 +123,6 @@ static void test_both_libraries_exact_on_every_thread(void **state)
 /* A third library registers an area of its own on a thread, without any
  * protocol: percpu cannot use that thread's rseq, says so in one line and
  * goes on with atomics, exactly. */
-static __thread struct {
-    uint32_t cpu_id_start, cpu_id;
-    uint64_t rseq_cs;
-    uint32_t flags, node_id, mm_cid, pad;
-} __attribute__((aligned(32))) foreign_area = {.cpu_id = UINT32_MAX};
-
 struct foreign {
     long *ctr;
     unsigned int n;
@@ -145,7 +131,7 @@ struct foreign {
 static void *foreign_main(void *arg)
 {
     struct foreign *f = arg;
-    if (syscall(SYS_rseq, &foreign_area, 32, 0, 0x53053053) != 0)
+    if (!tu_take_rseq())
         return (void *)1;
     for (unsigned int i = 0; i < f->n; i++)
         pcpu_this_inc(f->ctr);
@@ -179,7 +165,7 @@ static void foreign_child(void *arg)
 static void test_foreign_area_means_atomics_and_one_line(void **state)
 {
     (void)state;
-    if (glibc_registers()) {
+    if (tu_glibc_rseq()) {
         skip(); /* glibc's area is registered on every thread: no room for a third */
         return;
     }
@@ -258,7 +244,7 @@ static void test_other_library_loaded_late(void **state)
     pthread_barrier_wait(&later.go);
     pthread_barrier_wait(&later.go);
     pthread_join(t2, NULL);
-    if (glibc_registers()) {
+    if (tu_glibc_rseq()) {
         assert_int_equal(later.result, 0);
         assert_int_equal(here, 0);
     } else {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_rseq_unregistered.c - a thread whose rseq registration is taken away (its index word then reads -1) still gets exact this-CPU operations, alone or while other threads update the same objects. */
-#include "pcpu_child.h"
+#include "child.h"
 
 #include <pthread.h>
 #include <stdbool.h>

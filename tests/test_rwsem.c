@@ -4,7 +4,7 @@
  * The shared data is plain memory on purpose (so ThreadSanitizer builds
  * check the semaphore's ordering too).  Scenarios that would hang if the
  * semaphore starved a writer or lost a wake-up run in a forked child under
- * a watchdog (child_watch.h), so that a hang fails the test instead of
+ * a watchdog (child.h), so that a hang fails the test instead of
  * stalling the run.  Runs in every mode (tests/CMakeLists.txt).
  */
 #include "clients_util.h"
@@ -308,7 +308,7 @@ static void test_init_enomem(void **state)
 {
     (void)state;
     struct cu_exhausted e = cu_exhaust();
-    uint64_t before = ops_stats().nr_cur_alloc;
+    uint64_t before = tu_stats().nr_cur_alloc;
     struct pcpu_rwsem s, zero;
     memset(&s, 0, sizeof(s));
     memset(&zero, 0, sizeof(zero));
@@ -316,7 +316,7 @@ static void test_init_enomem(void **state)
     assert_int_equal(pcpu_rwsem_init(&s), -1);
     assert_int_equal(errno, ENOMEM);
     assert_memory_equal(&s, &zero, sizeof(s));
-    assert_int_equal(ops_stats().nr_cur_alloc, before);
+    assert_int_equal(tu_stats().nr_cur_alloc, before);
     cu_unexhaust(&e);
 }
 
@@ -331,5 +331,5 @@ int main(void)
         cmocka_unit_test(test_up_read_on_another_thread),
         cmocka_unit_test(test_init_enomem),
     };
-    return cmocka_run_group_tests(tests, cu_group_setup, cu_group_teardown);
+    return cmocka_run_group_tests(tests, ops_group_setup, ops_group_teardown);
 }

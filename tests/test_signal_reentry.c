@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_signal_reentry.c - signal handlers: this-CPU ops are async-signal-safe; re-entering the allocator from a handler stops the process with a message, never a hang or a double hand-out. */
 /*
- * API.md, "Async-signal safety": the this-CPU operations, pcpu_ptr,
+ * include/percpu.h, "Async-signal safety": the this-CPU operations, pcpu_ptr,
  * pcpu_this_ptr and pcpu_sum may be used in a signal handler (once the
  * thread made one this-CPU operation); pcpu_alloc/pcpu_free may not, and a
  * handler that re-enters the allocator on the thread it interrupted is
@@ -15,7 +15,7 @@
  * the test, and the expected death must not take the test program down.
  */
 #include "testutil.h"
-#include "child_watch.h"
+#include "child.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,16 +31,16 @@
 #define REENTRY_SECONDS 15.0
 #define REENTRY_ITERATIONS 10000000L
 #define WATCHDOG_SECONDS 30.0
+/* The longest the this-CPU operations child waits for enough signals. */
+#define THISCPU_SECONDS 30.0
 
 /* Configure the allocator in a child (no cmocka asserts there: a failed
  * assert would unwind into the parent's copy of the test runner). */
 static void child_init(unsigned int nr_cpus, unsigned int flags)
 {
     pcpu_exit();
-    struct pcpu_config cfg = {.backend = tu_backend(), .nr_cpus = nr_cpus, .flags = flags};
-    const char *x = getenv("PERCPU_INDEX");
-    if (x && !strcmp(x, "cid"))
-        cfg.index = PCPU_INDEX_CID;
+    struct pcpu_config cfg = {.nr_cpus = nr_cpus, .flags = flags};
+    tu_env_mode(&cfg);
     if (pcpu_init(&cfg) != 0) {
         fprintf(stderr, "child: pcpu_init failed: %s\n", strerror(errno));
         _exit(5);
@@ -292,8 +292,10 @@ static void thiscpu_child(void *arg)
     start_sender(&t);
     uint64_t rs = 11;
     /* Until the handler has run often enough to prove something (a fast
-     * loop finishes its iterations before many signals land), or time is up. */
-    double end = tu_now() + 10.0;
+     * loop finishes its iterations before many signals land), or time is up
+     * (THISCPU_SECONDS: on a loaded machine the thread is seldom on a CPU
+     * to take a signal, 10 s gave fewer than 100 runs). */
+    double end = tu_now() + THISCPU_SECONDS;
     for (long i = 0; i < 3000000 || handler_runs < 1000; i++) {
         pcpu_this_inc(sig_int);
         (void)pcpu_this_add_return(sig_int, 2);
@@ -349,7 +351,7 @@ static void expect_thiscpu_in_handlers_exact(unsigned int nr_cpus)
 {
     struct child_result r;
     char how[128];
-    run_watched(thiscpu_child, &nr_cpus, WATCHDOG_SECONDS, &r);
+    run_watched(thiscpu_child, &nr_cpus, THISCPU_SECONDS + WATCHDOG_SECONDS, &r);
     if (!child_exited_ok(&r))
         fail_msg("nr_cpus %u: this-CPU operations in signal handlers: the child %s; stderr: "
                  "%.600s",

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_statics_stable.c - once per-CPU memory has been read or written, the static layout never moves: later modules go elsewhere and pcpu_init() fails with EBUSY. */
-#include "pcpu_child.h"
+#include "child.h"
 #include "libs/pcpu_oplib.h"
 
 #include <dlfcn.h>

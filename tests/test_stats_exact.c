@@ -313,12 +313,10 @@ static void test_max_alloc_exact_no_cache(void **state)
 #ifndef AT_RSEQ_FEATURE_SIZE
 #define AT_RSEQ_FEATURE_SIZE 27
 #endif
-extern const unsigned int __rseq_size __attribute__((weak));
-
 static bool cid_possible(void)
 {
     unsigned long feature = getauxval(AT_RSEQ_FEATURE_SIZE);
-    bool glibc_rseq = &__rseq_size != NULL && __rseq_size != 0;
+    bool glibc_rseq = tu_glibc_rseq();
     return feature >= 28 && glibc_rseq;
 }
 
@@ -347,7 +345,7 @@ static void check_index(enum pcpu_index asked, unsigned int nr_cpus)
                   "glibc rseq %s)\n",
                   index_name(asked), st.nr_units, index_name(st.index), index_name(expect),
                   getauxval(AT_RSEQ_FEATURE_SIZE),
-                  &__rseq_size != NULL && __rseq_size != 0 ? "registered" : "off");
+                  tu_glibc_rseq() ? "registered" : "off");
     if (st.index != expect)
         fail_msg("asked for index %s: pcpu_stats.index is %s, but the process uses %s",
                  index_name(asked), index_name(st.index), index_name(expect));

@@ -21,7 +21,7 @@
  * tests/CMakeLists.txt catches frees that cost O(units configured)).
  */
 #include "testutil.h"
-#include "pcpu_child.h"
+#include "child.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -32,21 +32,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
 
 /*
  * Under the sanitizers the counts go down.  TSan makes every step ~10x
@@ -60,12 +45,12 @@
  * which keeps their shadow sixteen times smaller; the promises checked
  * are the same.
  */
-#if defined(UNDER_ASAN)
+#if defined(TU_ASAN)
 #define SCALE_LIVE 10000ul  /* objects in the 4096-unit memory test */
 #define SCALE_TIMED 1000u   /* objects timed at each unit count */
 #define SCALE_UNIT ((size_t)64 << 10)
 #define SCALE_SMALL 200u    /* small objects in the map-lines test */
-#elif defined(UNDER_TSAN)
+#elif defined(TU_TSAN)
 #define SCALE_LIVE 1000000ul
 #define SCALE_TIMED 20000u
 #define SCALE_UNIT ((size_t)0)
@@ -518,7 +503,7 @@ static void check_maps(const struct maps_count *before, const char *phase)
      * malloc arena are 4 lines).  Not under a sanitizer: its runtime maps
      * shadow and metadata of its own for the mappings it sees (TSan added
      * ~1 line per chunk). */
-#if !defined(UNDER_ASAN) && !defined(UNDER_TSAN)
+#if !defined(TU_ASAN) && !defined(TU_TSAN)
     if (mc.total > before->total + 3 * mc.nr_chunks + MAPS_SLACK)
         fail_msg("%s: /proc/self/maps grew from %u to %u lines with %u chunks (at most 3 per "
                  "chunk promised)",

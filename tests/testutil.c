@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * testutil.c - helpers shared by the cmocka test programs: death tests in
- * a forked child, resident memory, re-initialisation on the backend the
+ * a forked child (child.h), resident memory, re-initialisation on the backend the
  * environment selects.
  */
 #include "testutil.h"
+#include "child.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,52 +20,39 @@
 int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
                         size_t len)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
+    struct child_result r;
+    run_watched(fn, arg, CHILD_TIMEOUT, &r);
+    child_out_copy(&r, out, len);
+    if (!child_aborted(&r)) {
+        char how[128];
+        print_message("the child %s; stderr: %.500s\n", child_verdict(&r, how, sizeof(how)),
+                      r.out);
         return 0;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        /* No core dumps from the expected deaths. */
-        signal(SIGABRT, SIG_DFL);
-        fn(arg);
-        _exit(0);
     }
-    close(fds[1]);
-    char buf[4096];
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (out && len) {
-        strncpy(out, buf, len - 1);
-        out[len - 1] = 0;
-    }
-    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
-        return 0;
     for (; need && *need; need++)
-        if (!strstr(buf, *need))
+        if (!strstr(r.out, *need)) {
+            print_message("stderr lacks \"%s\": %.500s\n", *need, r.out);
             return 0;
+        }
     return 1;
 }
 
-size_t tu_rss(void)
+size_t tu_status_bytes(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
-    size_t kb = 0;
+    size_t kb = 0, n = strlen(field);
     while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %zu kB", &kb) == 1)
+        if (!strncmp(line, field, n) && sscanf(line + n, ": %zu kB", &kb) == 1)
             break;
     if (f)
         fclose(f);
     return kb * 1024;
+}
+
+size_t tu_rss(void)
+{
+    return tu_status_bytes("VmRSS");
 }
 
 enum pcpu_backend tu_backend(void)
@@ -72,16 +61,21 @@ enum pcpu_backend tu_backend(void)
     return b && !strcmp(b, "km") ? PCPU_BACKEND_KM : PCPU_BACKEND_VM;
 }
 
+void tu_env_mode(struct pcpu_config *cfg)
+{
+    cfg->backend = tu_backend();
+    const char *x = getenv("PERCPU_INDEX");
+    if (x && !strcmp(x, "cid"))
+        cfg->index = PCPU_INDEX_CID;
+}
+
 void tu_reinit(struct pcpu_config *cfg)
 {
     pcpu_exit();
     struct pcpu_config def = {0};
     if (!cfg)
         cfg = &def;
-    cfg->backend = tu_backend();
-    const char *x = getenv("PERCPU_INDEX");
-    if (x && !strcmp(x, "cid"))
-        cfg->index = PCPU_INDEX_CID;
+    tu_env_mode(cfg);
     int r = pcpu_init(cfg);
     if (r != 0)
         fprintf(stderr, "pcpu_init: %s\n", strerror(errno));
@@ -100,19 +94,9 @@ uint64_t tu_rand(uint64_t *s)
 
 int tu_dies_by_signal(void (*fn)(void *), void *arg)
 {
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = child_start(fn, arg, -1, -1, 0);
     if (pid < 0)
         return 0;
-    if (pid == 0) {
-        /* The expected deaths need no core dumps and no default handlers
-         * installed by the test framework. */
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        fn(arg);
-        _exit(0);
-    }
     int status = 0;
     if (waitpid(pid, &status, 0) != pid)
         return 0;
@@ -213,4 +197,32 @@ size_t tu_held_size(size_t size)
     if (g <= 256 || g > 4096)
         return g;
     return (g + 63) / 64 * 64;
+}
+
+extern const unsigned int __rseq_size __attribute__((weak));
+
+bool tu_glibc_rseq(void)
+{
+    return &__rseq_size != NULL && __rseq_size != 0;
+}
+
+/* The kernel's struct rseq (32 bytes, 32-aligned), in the thread's TLS. */
+static __thread struct {
+    uint32_t cpu_id_start, cpu_id;
+    uint64_t rseq_cs;
+    uint32_t flags, node_id, mm_cid, pad;
+} __attribute__((aligned(32))) foreign_area;
+
+#define TU_RSEQ_SIG 0x53053053
+#define TU_RSEQ_FLAG_UNREGISTER 1
+
+bool tu_take_rseq(void)
+{
+    foreign_area.cpu_id = UINT32_MAX;
+    return syscall(SYS_rseq, &foreign_area, 32, 0, TU_RSEQ_SIG) == 0;
+}
+
+void tu_give_back_rseq(void)
+{
+    syscall(SYS_rseq, &foreign_area, 32, TU_RSEQ_FLAG_UNREGISTER, TU_RSEQ_SIG);
 }

@@ -13,16 +13,33 @@
 
 #include "percpu.h"
 
+/* The sanitizer the program is built with, for gcc and clang alike:
+ * TU_ASAN (AddressSanitizer), TU_TSAN (ThreadSanitizer), TU_MSAN
+ * (MemorySanitizer). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(TU_ASAN)
+#define TU_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer) && !defined(TU_TSAN)
+#define TU_TSAN 1
+#endif
+#if __has_feature(memory_sanitizer)
+#define TU_MSAN 1
+#endif
+#endif
+
 /* Sanitizer builds check every access and mark shadow for every unit:
  * 5-20x slower.  The longest loops run TU_STEPS(n, d) = n/d steps there
  * (the same seeds and kinds of steps, fewer of them) so that CI's
  * sanitizer runs stay short; the plain build runs them in full. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(TU_ASAN) || defined(TU_TSAN) || defined(TU_MSAN)
 #define TU_SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TU_SLOW_BUILD 1
-#endif
 #endif
 #ifdef TU_SLOW_BUILD
 #define TU_STEPS(n, d) ((n) / (d) ? (n) / (d) : 1)
@@ -30,20 +47,30 @@
 #define TU_STEPS(n, d) (n)
 #endif
 
-/* Run fn in a forked child; return 1 if the child died from SIGABRT and
- * its stderr contains every string in need (NULL-terminated list).  The
- * child's stderr is copied into out (if not NULL, at most len bytes). */
+/* Run fn in a forked child (run_watched: child.h); return 1 if the child
+ * died from SIGABRT and its stderr contains every string in need
+ * (NULL-terminated list), else say why and return 0.  The child's stderr
+ * is copied into out (if not NULL, at most len bytes). */
 int tu_dies_with(void (*fn)(void *), void *arg, const char *const *need, char *out,
                         size_t len);
 
+/* A size field of /proc/self/status ("VmRSS", "VmSize", ...) in bytes;
+ * 0 if it is not there. */
+size_t tu_status_bytes(const char *field);
 /* Resident bytes of the whole process (VmRSS). */
 size_t tu_rss(void);
 
 /* The backend chosen by PERCPU_BACKEND (what the tests run under). */
 enum pcpu_backend tu_backend(void);
 
-/* pcpu_exit() then pcpu_init() with cfg whose backend comes from the
- * environment; asserts success. */
+/* The backend (PERCPU_BACKEND) and index mode (PERCPU_INDEX=cid) the
+ * environment selects, into cfg, as a program that does not call
+ * pcpu_init() gets them (pcpu_init() with a config ignores the
+ * environment). */
+void tu_env_mode(struct pcpu_config *cfg);
+
+/* pcpu_exit() then pcpu_init() with cfg (NULL: the defaults) in the mode
+ * the environment selects (tu_env_mode); asserts success. */
 void tu_reinit(struct pcpu_config *cfg);
 
 /* The bytes an allocation of size holds in the map, as reports give it:
@@ -77,6 +104,17 @@ struct pcpu_stats tu_stats(void);
 void tu_fill_units(void *cookie, size_t size, unsigned char byte);
 /* Fail unless the object's size bytes are zero in every unit. */
 void tu_assert_zero_units(void *cookie, size_t size);
+
+/* glibc registered an rseq area for every thread (its __rseq_size is not
+ * 0): no other owner can register one. */
+bool tu_glibc_rseq(void);
+/* Give the calling thread an rseq area of a foreign owner (registered
+ * with the kernel, as another library would): the thread's rseq is taken.
+ * False if the kernel refuses (glibc's or no rseq).  tu_give_back_rseq()
+ * unregisters it: a thread must not exit with a registration in its
+ * TLS. */
+bool tu_take_rseq(void);
+void tu_give_back_rseq(void);
 
 /* Assert the allocator's invariants hold. */
 #define assert_valid() assert_int_equal(pcpu_validate(), 0)

@@ -14,6 +14,7 @@
 #include "tcache.h"
 #include "os.h"
 #include "unit_rand.h"
+#include "../testutil.h" /* TU_STEPS: fewer steps under the sanitizers */
 
 /*
  * The model keeps one byte per granule (allocated or hidden), the length
@@ -571,40 +572,15 @@ static void run_geometry(const struct geometry *g)
 {
     static struct model m; /* outlives a failed test, for teardown */
     model_init(&m, g->name, g->page_size, g->nr_bits, g->start_bit, g->end_bit);
-    random_workload(&m, g->steps, g->full_every);
+    random_workload(&m, TU_STEPS(g->steps, 4), g->full_every);
     report_misses(&m);
     model_fini(&m);
 }
 
-static void test_random_ops_keep_32k_map_exact(void **state)
+/* One test per geometry (GEOMETRY_TEST in main names each). */
+static void test_random_ops_keep_map_exact(void **state)
 {
-    (void)state;
-    run_geometry(&geometries[0]);
-}
-static void test_random_ops_keep_256k_map_exact(void **state)
-{
-    (void)state;
-    run_geometry(&geometries[1]);
-}
-static void test_random_ops_keep_1m_map_exact(void **state)
-{
-    (void)state;
-    run_geometry(&geometries[2]);
-}
-static void test_random_ops_keep_reserved_like_map_exact(void **state)
-{
-    (void)state;
-    run_geometry(&geometries[3]);
-}
-static void test_random_ops_keep_hidden_head_and_tail_exact(void **state)
-{
-    (void)state;
-    run_geometry(&geometries[4]);
-}
-static void test_random_ops_keep_64k_page_map_exact(void **state)
-{
-    (void)state;
-    run_geometry(&geometries[5]);
+    run_geometry(*state);
 }
 
 /* ---- deterministic cases ------------------------------------------------------- */
@@ -887,6 +863,10 @@ static void test_live_marks_say_class_sizes(void **state)
     }
 }
 
+/* A test of the random workload on geometries[i], named name. */
+#define GEOMETRY_TEST(name, i)                                                    \
+    {#name, test_random_ops_keep_map_exact, NULL, teardown, (void *)&geometries[i]}
+
 int main(void)
 {
     unit_seed(0x6368756e6bull);
@@ -899,12 +879,12 @@ int main(void)
         cmocka_unit_test_teardown(test_populated_and_empty_counts, teardown),
         cmocka_unit_test_teardown(test_claim_uses_aligned_run_shorter_than_longest, teardown),
         cmocka_unit_test_teardown(test_claim_searches_block_past_unaligned_longest, teardown),
-        cmocka_unit_test_teardown(test_random_ops_keep_32k_map_exact, teardown),
-        cmocka_unit_test_teardown(test_random_ops_keep_256k_map_exact, teardown),
-        cmocka_unit_test_teardown(test_random_ops_keep_1m_map_exact, teardown),
-        cmocka_unit_test_teardown(test_random_ops_keep_reserved_like_map_exact, teardown),
-        cmocka_unit_test_teardown(test_random_ops_keep_hidden_head_and_tail_exact, teardown),
-        cmocka_unit_test_teardown(test_random_ops_keep_64k_page_map_exact, teardown),
+        GEOMETRY_TEST(test_random_ops_keep_32k_map_exact, 0),
+        GEOMETRY_TEST(test_random_ops_keep_256k_map_exact, 1),
+        GEOMETRY_TEST(test_random_ops_keep_1m_map_exact, 2),
+        GEOMETRY_TEST(test_random_ops_keep_reserved_like_map_exact, 3),
+        GEOMETRY_TEST(test_random_ops_keep_hidden_head_and_tail_exact, 4),
+        GEOMETRY_TEST(test_random_ops_keep_64k_page_map_exact, 5),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_lookup.c - pcpu_is_percpu_address and pcpu_addr_info: unit addresses, cookies, foreign memory. */
+/* test_addr_info.c - pcpu_is_percpu_address and pcpu_addr_info: unit addresses, cookies, foreign memory. */
 #include "testutil.h"
 
 #include <errno.h>
