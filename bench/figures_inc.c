@@ -152,6 +152,24 @@ static struct rmin_area rmin, rchk, rcmp;
  * load cost, which the library no longer pays (percpu.h, PCPU__RSEQ_HEAD). */
 static __thread uint32_t rchk_limit __attribute__((tls_model("initial-exec")));
 
+/* The descriptor of a sequence (label 3: the section [1, 2), abort at 4),
+ * and the end of the section with the abort handler (after the signature
+ * glibc registered), which starts again at TO. */
+#define RSEQ_DESCRIPTOR                                                       \
+    ".pushsection __rseq_cs, \"aw\"\n\t"                                      \
+    ".balign 32\n"                                                            \
+    "3:\n\t"                                                                  \
+    ".long 0, 0\n\t"                                                          \
+    ".quad 1f, 2f - 1f, 4f\n\t"                                               \
+    ".popsection\n"
+#define RSEQ_ABORT_TO(TO)                                                     \
+    "2:\n\t"                                                                  \
+    ".pushsection __rseq_failure, \"ax\"\n\t"                                 \
+    ".long 0x53053053\n"                                                      \
+    "4:\n\t"                                                                  \
+    "jmp " TO "\n\t"                                                          \
+    ".popsection\n"
+
 /* DISP: the index word's offset in struct rseq (cpu_id 4, mm_cid 24);
  * CHECK: what comes between the index's load and the table's. */
 #define RSEQ_LOOP(NAME, DISP, CHECK, AREA)                                    \
@@ -162,12 +180,7 @@ static void NAME(void *s, uint64_t n)                                         \
     for (uint64_t i = 0; i < n; i++) {                                        \
         uintptr_t tmp;                                                        \
         __asm__ __volatile__(                                                 \
-            ".pushsection __rseq_cs, \"aw\"\n\t"                              \
-            ".balign 32\n"                                                    \
-            "3:\n\t"                                                          \
-            ".long 0, 0\n\t"                                                  \
-            ".quad 1f, 2f - 1f, 4f\n\t"                                       \
-            ".popsection\n"                                                   \
+            RSEQ_DESCRIPTOR                                                   \
             "0:\n\t"                                                          \
             "leaq 3b(%%rip), %[tmp]\n\t"                                      \
             "movq %[tmp], %%fs:8(%[rs])\n"                                    \
@@ -176,12 +189,7 @@ static void NAME(void *s, uint64_t n)                                         \
             CHECK                                                             \
             "movq (%[tab], %[tmp], 8), %[tmp]\n\t"                            \
             "addq $1, (%[base], %[tmp])\n"                                    \
-            "2:\n\t"                                                          \
-            ".pushsection __rseq_failure, \"ax\"\n\t"                         \
-            ".long 0x53053053\n"                                              \
-            "4:\n\t"                                                          \
-            "jmp 0b\n\t"                                                      \
-            ".popsection\n"                                                   \
+            RSEQ_ABORT_TO("0b")                                               \
             : [tmp] "=&r"(tmp), "+m"(AREA.lines)                              \
             : [rs] "r"(rs), [tab] "r"(AREA.offs), [base] "r"(AREA.lines),     \
               [lim] "m"(rchk_limit)                                           \
@@ -211,12 +219,7 @@ static void NAME(void *s, uint64_t n)                                         \
     for (uint64_t i = 0; i < n; i++) {                                        \
         uintptr_t idx, off, tmp;                                              \
         __asm__ __volatile__(                                                 \
-            ".pushsection __rseq_cs, \"aw\"\n\t"                              \
-            ".balign 32\n"                                                    \
-            "3:\n\t"                                                          \
-            ".long 0, 0\n\t"                                                  \
-            ".quad 1f, 2f - 1f, 4f\n\t"                                       \
-            ".popsection\n"                                                   \
+            RSEQ_DESCRIPTOR                                                   \
             "5:\n\t"                                                          \
             "movl %%fs:" #DISP "(%[rs]), %k[idx]\n\t"                         \
             "movq (%[tab], %[idx], 8), %[off]\n\t"                            \
@@ -226,12 +229,7 @@ static void NAME(void *s, uint64_t n)                                         \
             "cmpl %k[idx], %%fs:" #DISP "(%[rs])\n\t"                         \
             "jne 4f\n\t"                                                      \
             "addq $1, (%[base], %[off])\n"                                    \
-            "2:\n\t"                                                          \
-            ".pushsection __rseq_failure, \"ax\"\n\t"                         \
-            ".long 0x53053053\n"                                              \
-            "4:\n\t"                                                          \
-            "jmp 5b\n\t"                                                      \
-            ".popsection\n"                                                   \
+            RSEQ_ABORT_TO("5b")                                               \
             : [idx] "=&r"(idx), [off] "=&r"(off), [tmp] "=&r"(tmp),           \
               "+m"(AREA.lines)                                                \
             : [rs] "r"(rs), [tab] "r"(AREA.offs), [base] "r"(AREA.lines)      \

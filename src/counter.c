@@ -368,15 +368,8 @@ static bool limited_fast(struct pcpu_counter *c, int32_t v, int32_t batch, uint3
         uintptr_t off, scr;
         uint32_t nv, t2;
         PCPU__CLIENT_SEQ_ANY("testl %[bit], %[gate]\n\t"
-                             "jnz %l[out]\n\t"
-                             "movl (%[ck], %[off]), %[nv]\n\t"
-                             "addl %[v], %[nv]\n\t"
-                             "leal (%q[nv], %q[bias]), %[t2]\n\t"
-                             "cmpl %[range], %[t2]\n\t"
-                             "jae %l[out]\n\t"
-                             "movl %[nv], (%[ck], %[off])",
-                             ([off] "=&r"(off), [scr] "=&r"(scr), [nv] "=&r"(nv), [t2] "=&r"(t2),
-                              PCPU__RSEQ_MEM(32, ck)),
+                             "jnz %l[out]\n\t" PCPU__COUNTER_ADD_BODY("out"),
+                             (PCPU__COUNTER_ADD_OUTS(ck)),
                              (PCPU__CLIENT_INPUTS(ck), [gate] "m"(c->gate), [bit] "ir"(bit),
                               [v] "r"(v), [bias] "r"(bias), [range] "ir"(range)),
                              ("cc"), slow, out);

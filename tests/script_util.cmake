@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # script_util.cmake - what the tests that run a .cmake file as a script
-# (cmake -P: docs.cmake, install.cmake, trace.cmake) share.  Included in
+# (cmake -P: docs.cmake, install.cmake, trace.cmake, package.cmake) share.  Included in
 # their script-mode part.
 
 # run(WHAT COMMAND...): run the command; stop the test with its output

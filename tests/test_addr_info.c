@@ -157,7 +157,5 @@ int main(void)
         cmocka_unit_test_setup(test_many_units, setup),
         cmocka_unit_test_setup(test_after_exit, setup),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -595,7 +595,5 @@ int main(void)
         cmocka_unit_test_setup(test_cookie_guard, setup),
         cmocka_unit_test_setup(test_million, setup),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -313,7 +313,5 @@ int main(void)
         cmocka_unit_test(test_dynamic_minimum_boundary),
         cmocka_unit_test(test_max_memory_size_max),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

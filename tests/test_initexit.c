@@ -137,7 +137,5 @@ int main(void)
         cmocka_unit_test(test_implicit_cycles),
         cmocka_unit_test(test_no_growth),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -288,7 +288,5 @@ int main(void)
         cmocka_unit_test(test_busy),         cmocka_unit_test(test_stats_agree),
         cmocka_unit_test(test_parse_cpulist),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -256,7 +256,5 @@ int main(void)
         cmocka_unit_test(test_fault_populate),
         cmocka_unit_test(test_fault_random),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -160,7 +160,5 @@ int main(void)
         cmocka_unit_test_setup(test_static_variable, setup),
         cmocka_unit_test_setup(test_free_null, setup),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

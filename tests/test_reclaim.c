@@ -191,7 +191,5 @@ int main(void)
         cmocka_unit_test(test_no_reclaim),
         cmocka_unit_test(test_memory_claim),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

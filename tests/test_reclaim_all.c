@@ -224,7 +224,5 @@ int main(void)
         cmocka_unit_test(test_worker_reclaims_200_empty_chunks),
         cmocka_unit_test(test_5000_chunks_listed_and_reclaimed),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

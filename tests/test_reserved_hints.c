@@ -207,7 +207,5 @@ int main(void)
         cmocka_unit_test(test_reserved_end_robust_flag),
         cmocka_unit_test(test_reserved_end_robust_env),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

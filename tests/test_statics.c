@@ -216,7 +216,5 @@ int main(void)
         cmocka_unit_test(test_dlopen_256),
         cmocka_unit_test(test_dlopen_reserved_full),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -134,7 +134,5 @@ int main(void)
         cmocka_unit_test(test_chunk_info),
         cmocka_unit_test(test_print),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

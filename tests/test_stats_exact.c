@@ -414,7 +414,5 @@ int main(void)
         cmocka_unit_test(test_index_cpu_is_cpu),
         cmocka_unit_test(test_index_from_environment),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -242,7 +242,5 @@ int main(void)
         cmocka_unit_test(test_four_threads_256),
         cmocka_unit_test(test_four_threads_no_cache),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

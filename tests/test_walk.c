@@ -176,7 +176,5 @@ int main(void)
         cmocka_unit_test(test_walk_no_cache),
         cmocka_unit_test(test_walk_256),
     };
-    int r = cmocka_run_group_tests(tests, NULL, NULL);
-    pcpu_exit();
-    return r;
+    return TU_RUN_THEN_EXIT(tests);
 }

@@ -78,6 +78,16 @@ void tu_reinit(struct pcpu_config *cfg);
  * to 256 bytes, then 64-byte steps), beyond that whole 4-byte granules. */
 size_t tu_held_size(size_t size);
 
+/* The end of a test program's main(): run the group, then pcpu_exit(), so
+ * that every chunk and mapping is given back before the process ends
+ * (leak checkers and robust mode's final check see the whole run). */
+#define TU_RUN_THEN_EXIT(tests)                                                 \
+    __extension__({                                                             \
+        int tu_r_ = cmocka_run_group_tests(tests, NULL, NULL);                  \
+        pcpu_exit();                                                            \
+        tu_r_;                                                                  \
+    })
+
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t tu_rand(uint64_t *state);
 

@@ -25,6 +25,23 @@ PCPU__PUBLIC void pcpu__counter_fold(struct pcpu_counter *c, int32_t v, int32_t 
 PCPU__PUBLIC bool pcpu__counter_slow(struct pcpu_counter *c, int64_t v, int32_t batch);
 PCPU__PUBLIC void pcpu__counter_note_batch(struct pcpu_counter *c, int32_t batch);
 
+/* The body of a counter's add sequence, after its own checks: add v to
+ * the unit's delta and commit it if |delta + v| < batch, else leave
+ * through the C label FULL without writing.  The test in one compare:
+ * |delta + v| < batch  <=>  delta + v + batch - 1 < 2 * batch - 1,
+ * unsigned (BIAS = batch - 1, RANGE = 2 * batch - 1).  Shared with the
+ * fast path of pcpu_counter_limited_add() (src/counter.c). */
+#define PCPU__COUNTER_ADD_BODY(FULL)                                      \
+    "movl (%[ck], %[off]), %[nv]\n\t"                                     \
+    "addl %[v], %[nv]\n\t"                                                \
+    "leal (%q[nv], %q[bias]), %[t2]\n\t"                                  \
+    "cmpl %[range], %[t2]\n\t"                                            \
+    "jae %l[" FULL "]\n\t"                                                \
+    "movl %[nv], (%[ck], %[off])"
+#define PCPU__COUNTER_ADD_OUTS(ck)                                        \
+    [off] "=&r"(off), [scr] "=&r"(scr), [nv] "=&r"(nv), [t2] "=&r"(t2),   \
+    PCPU__RSEQ_MEM(32, ck)
+
 /* The add of pcpu_counter_add_batch() once @batch is known to be in range
  * and at most c->max_batch. */
 static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, int32_t batch)
@@ -32,20 +49,11 @@ static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, in
 #if PCPU__RSEQ_ASM
     if (PCPU__LIKELY(v > -(int64_t)batch && v < (int64_t)batch)) {
         const void *ck = c->counters;
-        /* |delta + v| < batch  <=>  delta + v + batch - 1 < 2 * batch - 1,
-         * unsigned: one compare. */
         uint32_t bias = (uint32_t)batch - 1, range = 2 * (uint32_t)batch - 1;
         for (;;) {
             uintptr_t off, scr;
             uint32_t nv, t2;
-            PCPU__CLIENT_SEQ_ANY("movl (%[ck], %[off]), %[nv]\n\t"
-                                 "addl %[v], %[nv]\n\t"
-                                 "leal (%q[nv], %q[bias]), %[t2]\n\t"
-                                 "cmpl %[range], %[t2]\n\t"
-                                 "jae %l[fold]\n\t"
-                                 "movl %[nv], (%[ck], %[off])",
-                                 ([off] "=&r"(off), [scr] "=&r"(scr), [nv] "=&r"(nv), [t2] "=&r"(t2),
-                                  PCPU__RSEQ_MEM(32, ck)),
+            PCPU__CLIENT_SEQ_ANY(PCPU__COUNTER_ADD_BODY("fold"), (PCPU__COUNTER_ADD_OUTS(ck)),
                                  (PCPU__CLIENT_INPUTS(ck), [v] "r"((int32_t)v),
                                   [bias] "r"(bias), [range] "ir"(range)),
                                  ("cc"), slow, fold);
