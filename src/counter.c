@@ -365,7 +365,7 @@ static bool limited_fast(struct pcpu_counter *c, int32_t v, int32_t batch, uint3
     const void *ck = c->counters;
     uint32_t bias = (uint32_t)batch - 1, range = 2 * (uint32_t)batch - 1;
     for (;;) {
-        uintptr_t off, scr;
+        uintptr_t tmp;
         uint32_t nv, t2;
         PCPU__CLIENT_SEQ_ANY("testl %[bit], %[gate]\n\t"
                              "jnz %l[out]\n\t" PCPU__COUNTER_ADD_BODY("out"),

@@ -22,7 +22,7 @@ extern "C" {
  * are unused (a reference's get) must still run. */
 #if PCPU__RSEQ_ASM
 #define PCPU__CLIENT_SEQ1(DISP, BODY, OUTS, INS, CLOBBERS, ...)                 \
-    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[off]", "%[scr]", "%l[slow]", DISP "(%[rs])") \
+    __asm__ __volatile__ goto(PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]", DISP "(%[rs])") \
                  BODY "\n2:\n\t" PCPU__RSEQ_TAIL                                  \
                  : PCPU__UNPAREN OUTS                                             \
                  : PCPU__UNPAREN INS                                              \
@@ -58,11 +58,11 @@ static PCPU__INLINE bool pcpu__gated_add(unsigned long *cookie, const uint32_t *
 #if PCPU__RSEQ_ASM
     const void *c = cookie;
     for (;;) {
-        uintptr_t off, scr;
+        uintptr_t tmp;
         PCPU__CLIENT_SEQ_ANY("cmpl $0, %[gate]\n\t"
                              "jne %l[closed]\n\t"
-                             "addq %[v], (%[ck], %[off])",
-                             ([off] "=&r"(off), [scr] "=&r"(scr)),
+                             "addq %[v], (%[ck], %[tmp])",
+                             ([tmp] "=&r"(tmp)),
                              (PCPU__CLIENT_INPUTS(c), [gate] "m"(*gate), [v] "er"(v)),
                              ("cc", "memory"), slow, closed);
         return true;

@@ -32,15 +32,14 @@ PCPU__PUBLIC void pcpu__counter_note_batch(struct pcpu_counter *c, int32_t batch
  * unsigned (BIAS = batch - 1, RANGE = 2 * batch - 1).  Shared with the
  * fast path of pcpu_counter_limited_add() (src/counter.c). */
 #define PCPU__COUNTER_ADD_BODY(FULL)                                      \
-    "movl (%[ck], %[off]), %[nv]\n\t"                                     \
+    "movl (%[ck], %[tmp]), %[nv]\n\t"                                     \
     "addl %[v], %[nv]\n\t"                                                \
     "leal (%q[nv], %q[bias]), %[t2]\n\t"                                  \
     "cmpl %[range], %[t2]\n\t"                                            \
     "jae %l[" FULL "]\n\t"                                                \
-    "movl %[nv], (%[ck], %[off])"
+    "movl %[nv], (%[ck], %[tmp])"
 #define PCPU__COUNTER_ADD_OUTS(ck)                                        \
-    [off] "=&r"(off), [scr] "=&r"(scr), [nv] "=&r"(nv), [t2] "=&r"(t2),   \
-    PCPU__RSEQ_MEM(32, ck)
+    [tmp] "=&r"(tmp), [nv] "=&r"(nv), [t2] "=&r"(t2), PCPU__RSEQ_MEM(32, ck)
 
 /* The add of pcpu_counter_add_batch() once @batch is known to be in range
  * and at most c->max_batch. */
@@ -51,7 +50,7 @@ static PCPU__INLINE void pcpu__counter_add(struct pcpu_counter *c, int64_t v, in
         const void *ck = c->counters;
         uint32_t bias = (uint32_t)batch - 1, range = 2 * (uint32_t)batch - 1;
         for (;;) {
-            uintptr_t off, scr;
+            uintptr_t tmp;
             uint32_t nv, t2;
             PCPU__CLIENT_SEQ_ANY(PCPU__COUNTER_ADD_BODY("fold"), (PCPU__COUNTER_ADD_OUTS(ck)),
                                  (PCPU__CLIENT_INPUTS(ck), [v] "r"((int32_t)v),

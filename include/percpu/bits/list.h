@@ -42,7 +42,7 @@ PCPU__PUBLIC void pcpu__list_bad_node(const void *node);
  * sequence) rather than one more register to keep or rebuild. */
 #define PCPU__LIST_SEQ1(DISP, INSN, OUTS, INS)                            \
     __asm__ __volatile__ goto(                                            \
-        PCPU__RSEQ_HEAD_DISP("%[off]", "%[scr]", "%l[slow]", DISP "(%[rs])")         \
+        PCPU__RSEQ_HEAD_DISP("%[tmp]", "%l[slow]", DISP "(%[rs])")         \
         INSN "\n2:\n\t" PCPU__RSEQ_TAIL                                   \
         : PCPU__UNPAREN OUTS                                              \
         : PCPU__UNPAREN INS                                               \
@@ -74,13 +74,13 @@ static PCPU__INLINE void pcpu_this_list_push(struct pcpu_list *list,
     PCPU__TSAN_RELEASE(node);
 #if PCPU__RSEQ_ASM
     for (;;) {
-        uintptr_t off, scr, head;
-        PCPU__LIST_SEQ("movq (%[ck], %[off]), %[head]\n\t"
+        uintptr_t tmp, head;
+        PCPU__LIST_SEQ("movq (%[ck], %[tmp]), %[head]\n\t"
                            "testb $" PCPU__STR(PCPU__LIST_BITS) ", %b[head]\n\t"
                            "jnz %l[slow]\n\t"
                            "movq %[head], (%[node])\n\t"
-                           "movq %[node], (%[ck], %[off])",
-                           ([off] "=&r"(off), [scr] "=&r"(scr), [head] "=&r"(head)),
+                           "movq %[node], (%[ck], %[tmp])",
+                           ([tmp] "=&r"(tmp), [head] "=&r"(head)),
                            (PCPU__LIST_INPUTS(c), [node] "r"(node)));
         return;
     slow:
@@ -102,15 +102,15 @@ static PCPU__INLINE struct pcpu_list_node *pcpu_this_list_pop(struct pcpu_list *
     struct pcpu__list_slow s;
 #if PCPU__RSEQ_ASM
     for (;;) {
-        uintptr_t off, scr, head, next;
-        PCPU__LIST_SEQ("movq (%[ck], %[off]), %[head]\n\t"
+        uintptr_t tmp, head, next;
+        PCPU__LIST_SEQ("movq (%[ck], %[tmp]), %[head]\n\t"
                            "testb $" PCPU__STR(PCPU__LIST_BITS) ", %b[head]\n\t"
                            "jnz %l[slow]\n\t"
                            "testq %[head], %[head]\n\t"
                            "jz 2f\n\t"
                            "movq (%[head]), %[next]\n\t"
-                           "movq %[next], (%[ck], %[off])",
-                           ([off] "=&r"(off), [scr] "=&r"(scr), [head] "=&r"(head), [next] "=&r"(next)),
+                           "movq %[next], (%[ck], %[tmp])",
+                           ([tmp] "=&r"(tmp), [head] "=&r"(head), [next] "=&r"(next)),
                            (PCPU__LIST_INPUTS(c)));
 #ifdef PCPU__TSAN
         if (head)

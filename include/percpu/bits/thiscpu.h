@@ -172,40 +172,37 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
 /*
  * The start of every sequence.  Label 3: the descriptor (version 0, no
  * flags, the section [1, 2), abort at 4), and its address in
- * __rseq_cs_ptr_array for tools.
- *
- * Label 5, before the critical section: read the index word (cpu_id, or
- * mm_cid in CID mode) sign-extended into SCR, load that unit's offset from
- * pcpu__thiscpu.seq_offs into OFF, and leave through FAIL if it is 0.  The
- * commit addresses the unit as (cookie, OFF), so nothing its address
- * depends on is loaded inside the section.  Then arm the descriptor (its
- * address into rseq_cs: the last instruction before the section, so that
- * a preemption before it needs no abort).
- *
- * Label 1 starts the critical section: read the index word again and
- * compare the table's entry for it with OFF.  They differ when the thread
- * moved to another unit since label 5, or when the table was closed in
- * between (a switch to atomics drops every entry to 0 and then calls
- * membarrier(PRIVATE_EXPEDITED_RSEQ), which restarts the sequences in
- * flight; a thread that read its offset before the switch finds 0 here):
- * then the whole sequence runs again from label 5, and the abort handler
- * (label 4, which the kernel uses when it preempts, migrates or signals
- * the thread inside the section) goes there too.  The compare only feeds
- * a branch, which the core predicts: it adds no latency to the commit.
- * The commit instruction that follows must end at label 2.
+ * __rseq_cs_ptr_array for tools.  Label 0 arms it by storing its address in
+ * rseq_cs (the kernel clears rseq_cs when it aborts, so the abort handler
+ * comes back here, not to 1).  Label 1 starts the critical section: read
+ * the index word sign-extended, load the unit offset into TMP from
+ * pcpu__thiscpu.seq_offs and leave through FAIL if it is 0 (both inside the
+ * section, so a migration or a switch to atomics restarts it).  The
+ * commit instruction that follows must end at label 2.
  *
  * No bound check: the index word is either a CPU id or mm_cid, below the
  * kernel's CPU count (at most 8192 on x86_64, PCPU_MAX_CPUS; the library
  * does not use rseq on a kernel built for more, see rseq.c), or one of the
- * values out of range, -1 (not registered) and -2 (registration failed),
- * which land on seq_neg_, always 0.  A 0 in seq_offs means: the allocator
- * is not set up, rseq is not in use, or the index is beyond the units
- * (mm_cid of a thread past them); the slow path tells which.
+ * values out of range, -1 (not registered: glibc's "uninitialised", the
+ * library's own area) and -2 (registration failed), which land on
+ * seq_neg_, always 0.
+ *
+ * So the sequence has the three loads any rseq increment needs (the
+ * index, the offset, the object) and one test.  Reading the index and
+ * the offset before the section instead, and inside only comparing the
+ * index word again (librseq's shape: benchmark figure inc.rseq_cmp), adds
+ * instructions and saves nothing measurable (docs/design.md, "The shape
+ * of a sequence").  Disarming after the commit in shared objects
+ * (PCPU__RSEQ_DISARM, one store) keeps dlclose() safe.
+ *
+ * A 0 in seq_offs means: the allocator is not set up, rseq is not in use,
+ * or the index is beyond the units (mm_cid of a thread past them); the
+ * slow path tells which.
  */
-#define PCPU__RSEQ_HEAD(OFFQ, SCRQ, FAIL)                                 \
-    PCPU__RSEQ_HEAD_DISP(OFFQ, SCRQ, FAIL, "(%[rs], %[ixd])")
+#define PCPU__RSEQ_HEAD(TMPQ, FAIL)                                       \
+    PCPU__RSEQ_HEAD_DISP(TMPQ, FAIL, "(%[rs], %[ixd])")
 /* The same with the index word at IX (a memory operand, %fs implied). */
-#define PCPU__RSEQ_HEAD_DISP(OFFQ, SCRQ, FAIL, IX)                        \
+#define PCPU__RSEQ_HEAD_DISP(TMPQ, FAIL, IX)                              \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                  \
     ".balign 32\n"                                                        \
     "3:\n\t"                                                              \
@@ -215,17 +212,14 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
     ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"                        \
     ".quad 3b\n\t"                                                        \
     ".popsection\n"                                                       \
-    "5:\n\t"                                                              \
-    "movslq %%fs:" IX ", " SCRQ "\n\t"                                    \
-    "movq %c[tab](%[tc], " SCRQ ", 8), " OFFQ "\n\t"                      \
-    "testq " OFFQ ", " OFFQ "\n\t"                                        \
-    "jz " FAIL "\n\t"                                                     \
-    "leaq 3b(%%rip), " SCRQ "\n\t"                                        \
-    "movq " SCRQ ", %%fs:8(%[rs])\n"                                      \
+    "0:\n\t"                                                              \
+    "leaq 3b(%%rip), " TMPQ "\n\t"                                        \
+    "movq " TMPQ ", %%fs:8(%[rs])\n"                                      \
     "1:\n\t"                                                              \
-    "movslq %%fs:" IX ", " SCRQ "\n\t"                                    \
-    "cmpq " OFFQ ", %c[tab](%[tc], " SCRQ ", 8)\n\t"                      \
-    "jne 4f\n\t"
+    "movslq %%fs:" IX ", " TMPQ "\n\t"                                    \
+    "movq %c[tab](%[tc], " TMPQ ", 8), " TMPQ "\n\t"                      \
+    "testq " TMPQ ", " TMPQ "\n\t"                                        \
+    "jz " FAIL "\n\t"
 
 /*
  * After the commit (label 2): in code built for a shared object, clear
@@ -260,14 +254,14 @@ static PCPU__INLINE void *pcpu_this_ptr(const void *cookie)
     ".pushsection __rseq_failure, \"ax\"\n\t"                             \
     ".long " PCPU__STR(PCPU__RSEQ_SIG) "\n"                               \
     "4:\n\t"                                                              \
-    "jmp 5b\n\t"                                                          \
+    "jmp 0b\n\t"                                                          \
     ".popsection\n"
 
 /* One sequence: head, the commit instruction INSN (ending at label 2),
  * tail; OUTS and INS are parenthesised operand lists.  Leaves through the
  * caller's label slow. */
 #define PCPU__SEQ(INSN, OUTS, INS)                                        \
-    __asm__ goto(PCPU__RSEQ_HEAD("%[off]", "%[scr]", "%l[slow]")           \
+    __asm__ goto(PCPU__RSEQ_HEAD("%[tmp]", "%l[slow]")                     \
                  INSN "\n2:\n\t" PCPU__RSEQ_TAIL                          \
                  : PCPU__UNPAREN OUTS                                      \
                  : PCPU__UNPAREN INS                                       \
@@ -354,7 +348,7 @@ static inline struct pcpu__unit_at pcpu__seq_fallback(const void *cookie)
 #define PCPU__OP_FRAME(SEQ, RESULT, ATOMIC)                                     \
     struct pcpu__unit_at s_;                                                       \
     for (;;) {                                                                  \
-        uintptr_t off, scr;                                                     \
+        uintptr_t tmp;                                                          \
         SEQ;                                                                    \
         RESULT;                                                                 \
     slow: PCPU__COLD_LABEL                                                      \
@@ -369,8 +363,8 @@ static inline struct pcpu__unit_at pcpu__seq_fallback(const void *cookie)
 static PCPU__INLINE void pcpu__this_add##W(const void *c, uint##W##_t v)              \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ("add" SFX " %[v], (%[ck], %[off])",                      \
-                      ([off] "=&r"(off), [scr] "=&r"(scr), PCPU__RSEQ_MEM(W, c)),                 \
+        PCPU__SEQ("add" SFX " %[v], (%[ck], %[tmp])",                      \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
         __atomic_fetch_add(PCPU__AT(W), v, __ATOMIC_RELAXED);)                  \
@@ -378,8 +372,8 @@ static PCPU__INLINE void pcpu__this_add##W(const void *c, uint##W##_t v)        
 static PCPU__INLINE void pcpu__this_write##W(const void *c, uint##W##_t v)            \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ("mov" SFX " %[v], (%[ck], %[off])",                      \
-                      ([off] "=&r"(off), [scr] "=&r"(scr), PCPU__RSEQ_MEM(W, c)),                 \
+        PCPU__SEQ("mov" SFX " %[v], (%[ck], %[tmp])",                      \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
         __atomic_store_n(PCPU__AT(W), v, __ATOMIC_RELAXED);)                    \
@@ -389,8 +383,8 @@ static PCPU__INLINE uint##W##_t pcpu__this_add_return##W(const void *c, uint##W#
     /* xadd without lock: one instruction, so a commit on this CPU */           \
     PCPU__OP_FRAME(                                                             \
         uint##W##_t old = v;                                                    \
-        PCPU__SEQ("xadd" SFX " %[old], (%[ck], %[off])",                   \
-                      ([old] "+r"(old), [off] "=&r"(off), [scr] "=&r"(scr), PCPU__RSEQ_MEM(W, c)), \
+        PCPU__SEQ("xadd" SFX " %[old], (%[ck], %[tmp])",                   \
+                      ([old] "+r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
                       (PCPU__RSEQ_INPUTS(c))),                                  \
         return (uint##W##_t)(old + v),                                          \
         return __atomic_add_fetch(PCPU__AT(W), v, __ATOMIC_RELAXED);)           \
@@ -403,11 +397,11 @@ static PCPU__INLINE uint##W##_t pcpu__this_cmpxchg##W(const void *c, uint##W##_t
      * another CPU's atomic update of this unit made in between. */           \
     PCPU__OP_FRAME(                                                             \
         uint##W##_t seen;                                                       \
-        PCPU__SEQ("mov" SFX " (%[ck], %[off]), %[seen]\n\t"                \
+        PCPU__SEQ("mov" SFX " (%[ck], %[tmp]), %[seen]\n\t"                \
                       "cmp" SFX " %[seen], %[old]\n\t"                          \
                       "jne 2f\n\t"                                              \
-                      "mov" SFX " %[nv], (%[ck], %[off])",                     \
-                      ([seen] "=&r"(seen), [off] "=&r"(off), [scr] "=&r"(scr), PCPU__RSEQ_MEM(W, c)), \
+                      "mov" SFX " %[nv], (%[ck], %[tmp])",                     \
+                      ([seen] "=&r"(seen), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
                       (PCPU__RSEQ_INPUTS(c), [old] "r"(old), [nv] "r"(nv))),    \
         return seen,                                                            \
         uint##W##_t seen = old;                                                 \
@@ -421,9 +415,9 @@ static PCPU__INLINE uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t nv
      * memory operand is always locked). */                                     \
     PCPU__OP_FRAME(                                                             \
         uint##W##_t old;                                                        \
-        PCPU__SEQ("mov" SFX " (%[ck], %[off]), %[old]\n\t"                 \
-                      "mov" SFX " %[nv], (%[ck], %[off])",                     \
-                      ([old] "=&r"(old), [off] "=&r"(off), [scr] "=&r"(scr), PCPU__RSEQ_MEM(W, c)), \
+        PCPU__SEQ("mov" SFX " (%[ck], %[tmp]), %[old]\n\t"                 \
+                      "mov" SFX " %[nv], (%[ck], %[tmp])",                     \
+                      ([old] "=&r"(old), [tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)), \
                       (PCPU__RSEQ_INPUTS(c), [nv] VC(nv))),                     \
         return old,                                                             \
         return __atomic_exchange_n(PCPU__AT(W), nv, __ATOMIC_RELAXED);)         \
@@ -431,8 +425,8 @@ static PCPU__INLINE uint##W##_t pcpu__this_xchg##W(const void *c, uint##W##_t nv
 static PCPU__INLINE void pcpu__this_and##W(const void *c, uint##W##_t v)              \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ("and" SFX " %[v], (%[ck], %[off])",                      \
-                      ([off] "=&r"(off), [scr] "=&r"(scr), PCPU__RSEQ_MEM(W, c)),                 \
+        PCPU__SEQ("and" SFX " %[v], (%[ck], %[tmp])",                      \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
         __atomic_fetch_and(PCPU__AT(W), v, __ATOMIC_RELAXED);)                  \
@@ -440,8 +434,8 @@ static PCPU__INLINE void pcpu__this_and##W(const void *c, uint##W##_t v)        
 static PCPU__INLINE void pcpu__this_or##W(const void *c, uint##W##_t v)               \
 {                                                                               \
     PCPU__OP_FRAME(                                                             \
-        PCPU__SEQ("or" SFX " %[v], (%[ck], %[off])",                       \
-                      ([off] "=&r"(off), [scr] "=&r"(scr), PCPU__RSEQ_MEM(W, c)),                 \
+        PCPU__SEQ("or" SFX " %[v], (%[ck], %[tmp])",                       \
+                      ([tmp] "=&r"(tmp), PCPU__RSEQ_MEM(W, c)),                 \
                       (PCPU__RSEQ_INPUTS(c), [v] VC(v))),                       \
         return,                                                                 \
         __atomic_fetch_or(PCPU__AT(W), v, __ATOMIC_RELAXED);)                   \
