@@ -30,7 +30,6 @@
 #include "os.h"
 #include "pool.h"
 #include "reclaim.h"
-#include "region.h"
 #include "rseq.h"
 #include "statics.h"
 #include "tcache.h"
@@ -232,9 +231,18 @@ static int init_impl(const struct pcpu_config *cfg)
     return ret;
 }
 
+static void (*exit_hook)(void);
+
+void pcpu__on_exit(void (*fn)(void))
+{
+    __atomic_store_n(&exit_hook, fn, __ATOMIC_RELEASE);
+}
+
 static void exit_impl(void)
 {
-    pcpu__regions_detach_all();
+    void (*hook)(void) = __atomic_load_n(&exit_hook, __ATOMIC_ACQUIRE);
+    if (hook)
+        hook();
     pcpu__reclaim_stop();
     pcpu__pool_lock();
     if (atomic_load(&pcpu__state) != PCPU_STATE_OFF) {

@@ -34,6 +34,13 @@ static inline bool pcpu__ready(void)
 {
     return atomic_load_explicit(&pcpu__state, memory_order_acquire) == PCPU_STATE_USED;
 }
+/* What pcpu_exit() must tell a layer above before it forgets the unit
+ * offsets (regions shared between processes detach their mappings): the
+ * layer installs the call when it first needs it, so that this layer
+ * calls nothing above it by name.  One slot; installing it twice with the
+ * same function is harmless. */
+PCPU_HIDDEN void pcpu__on_exit(void (*fn)(void));
+
 /* Initialise with defaults if needed and mark the allocator used; 0 or -1
  * with errno. */
 PCPU_HIDDEN int pcpu__ensure_init_slow(void);

@@ -245,6 +245,7 @@ struct pcpu_region *pcpu_region_open(const char *name, size_t size, unsigned int
         return fail_null(e);
     }
     pthread_mutex_lock(&list_lock);
+    pcpu__on_exit(pcpu__regions_detach_all);
     r->next = open_regions;
     open_regions = r;
     pthread_mutex_unlock(&list_lock);

@@ -14,18 +14,12 @@
 #include <string.h>
 
 bool pcpu__units_hooked;
-static bool robust;
 
 void pcpu__units_init(bool robust_mode)
 {
     pcpu__units_zero_check_init();
-    robust = robust_mode;
-    pcpu__units_hooked = robust || pcpu__units_annotate();
-}
-
-bool pcpu__units_robust(void)
-{
-    return robust;
+    pcpu__units_robust_set(robust_mode);
+    pcpu__units_hooked = robust_mode || pcpu__units_annotate();
 }
 
 void pcpu__units_fill(void *cookie, const void *tmpl, size_t size)

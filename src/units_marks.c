@@ -23,7 +23,7 @@
  * exactly what the MAKE_MEM_* requests describe.  Valgrind forgets the
  * marks itself when a mapping goes away.
  */
-#include "units.h"
+#include "units_marks.h"
 
 #ifdef PCPU_ASAN
 #include <sanitizer/asan_interface.h>

@@ -18,13 +18,28 @@
  * so a late write of 0 or of the poison value itself goes unnoticed: the
  * price of not tracking which unit was poisoned.
  */
-#include "units.h"
+#include "units_robust.h"
+
+#include "units_marks.h"
+#include "units_zero.h"
 
 #ifdef PCPU_HAVE_VALGRIND
 #include <valgrind/memcheck.h>
 #endif
 
 #define POISON_BYTE 0xa5u
+
+static bool robust;
+
+void pcpu__units_robust_set(bool on)
+{
+    robust = on;
+}
+
+bool pcpu__units_robust(void)
+{
+    return robust;
+}
 
 /* Objects are whole granules (4 bytes) at granule-aligned offsets, so the
  * scans go a word at a time; memcpy keeps them free of aliasing trouble. */

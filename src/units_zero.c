@@ -13,7 +13,7 @@
  * at all is asked of the kernel (PAGEMAP_SCAN) instead of read unit by
  * unit, so that the work follows the units written.
  */
-#include "units.h"
+#include "units_zero.h"
 
 #include <stdio.h>
 
