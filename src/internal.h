@@ -80,11 +80,17 @@ PCPU_HIDDEN extern __thread bool pcpu__lock_held __attribute__((tls_model("initi
 #define PCPU_MIN_DYN_SIZE (32u << 10)   /* first chunk's dynamic area      */
 #define PCPU_STATIC_ALIGN 64u            /* statics keep their offset mod this */
 
+/* The lowest set bit of x (the largest power of two dividing it), 0 for 0. */
+static inline size_t pcpu__low_bit(size_t x)
+{
+    return x & (~x + 1);
+}
+
 /* Natural alignment of an n-granule object, in granules: the largest power
  * of two dividing n, at most 16 bytes. */
 static inline size_t pcpu__natural_bits(size_t bits)
 {
-    size_t low = bits & (~bits + 1);
+    size_t low = pcpu__low_bit(bits);
     return low > 4 ? 4 : low;
 }
 /* pcpu__natural_bits(bits) - 1, for bits > 0, in three instructions: the

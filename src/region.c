@@ -312,7 +312,7 @@ void *pcpu_region_alloc(struct pcpu_region *r, const char *obj, size_t size, siz
     if (usable(r, "pcpu_region_alloc", true) != 0)
         return NULL;
     if (align == 0) {
-        align = size & (~size + 1);
+        align = pcpu__low_bit(size);
         if (align > 16)
             align = 16;
     }

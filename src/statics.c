@@ -59,7 +59,7 @@ static size_t stale_size;
 static size_t section_align(const struct pcpu__module *m)
 {
     uintptr_t a = (uintptr_t)m->start;
-    size_t low = (size_t)(a & (~a + 1));
+    size_t low = pcpu__low_bit((size_t)a);
     if (low == 0 || low > pcpu__page_size)
         low = pcpu__page_size;
     return low < PCPU_GRANULE ? PCPU_GRANULE : low;

@@ -472,11 +472,9 @@ int pcpu__tcache_refill(struct pcpu_tcache *tc, size_t ci)
          * over-aligned request without the lock.  Runs of an exact class
          * start aligned to its size's power of two (up to 256 bytes), for
          * the same reason: sizes rounded up to an alignment (alloc.c). */
-        size_t run_align = bits > PCPU_TCACHE_EXACT_BITS
-                               ? PCPU_TCACHE_RUN_ALIGN_BITS
-                               : (bits & (~bits + 1)) < PCPU_TCACHE_RUN_ALIGN_BITS
-                                     ? (bits & (~bits + 1))
-                                     : PCPU_TCACHE_RUN_ALIGN_BITS;
+        size_t run_align = PCPU_TCACHE_RUN_ALIGN_BITS;
+        if (bits <= PCPU_TCACHE_EXACT_BITS && pcpu__low_bit(bits) < run_align)
+            run_align = pcpu__low_bit(bits);
         char *p = pcpu__pool_take_run_locked(bits, batch, run_align, &c);
         for (size_t i = 0; p && i < batch; i++)
             cls->e[cls->count++] =
