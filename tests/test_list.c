@@ -341,14 +341,24 @@ static void *worker_main(void *p)
 {
     struct worker_arg *a = p;
     struct stress *s = a->s;
-    unsigned long pops = 0, empties = 0;
+    unsigned long pops = 0, empties = 0, empty_run = 0;
+    unsigned int seed = (unsigned int)a->id;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     for (long i = 0; i < s->reps; i++) {
         struct pcpu_list_node *n = pcpu_this_list_pop(s->list);
         if (!n) {
             empties++;
+            /* The pop_all thread gathers the nodes on its own CPU's unit;
+             * a worker the scheduler keeps elsewhere would find its unit
+             * empty for the whole run.  Move it, as a migration would. */
+            if (++empty_run == 16) {
+                empty_run = 0;
+                (void)ops_move_randomly(0, &seed, ncpu);
+            }
             sched_yield();
             continue;
         }
+        empty_run = 0;
         struct item *it = item_of(n);
         claim(s, it, a->id);
         it->touched++;
