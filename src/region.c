@@ -109,48 +109,30 @@ static void need_open(const struct pcpu_region *r, const char *fn)
         pcpu__die("percpu: %s: %p is not an open region", fn, (const void *)r);
 }
 
-/* Release everything r holds (any part may be missing), then r. */
-static void destroy(struct pcpu_region *r)
+/* Unmap and close what attach() and the open made (any part may be
+ * missing); r keeps its name and pin. */
+static void unmap(struct pcpu_region *r)
 {
     if (r->chunk.map_addr)
         pcpu__backend_shm.destroy_chunk(&r->chunk);
     if (r->meta)
         munmap(r->meta, r->g.data_off);
+    r->meta = NULL;
     if (r->fd >= 0)
         close(r->fd);
-    if (r->pinned)
-        pcpu__rseq_unpin_exact(r->name);
+    r->fd = -1;
     free(r->os_id);
-    free(r->name);
-    free(r);
+    r->os_id = NULL;
 }
 
-/* Open (or create) the file; fd or -1 with errno. */
-static int open_file(const char *name, size_t unit_size, unsigned int flags, mode_t mode)
+/* Release everything r holds (any part may be missing), then r. */
+static void destroy(struct pcpu_region *r)
 {
-    const struct pcpu_alloc_info *ai = pcpu__layout.ai;
-    struct pcpu_rgeom g;
-    if ((flags & PCPU_REGION_CREATE) && pcpu__rfile_geometry(ai->nr_units, unit_size, &g) != 0)
-        return -1;
-    if (!name)
-        return pcpu__rfile_create_anon(&g, ai->os_id);
-    int oflags = (flags & PCPU_REGION_RDONLY) ? O_RDONLY : O_RDWR;
-    if (!(flags & PCPU_REGION_CREATE))
-        return shm_open(name, oflags, 0);
-    /* Open it, else create it; another process may create or unlink the
-     * name between the two, so a few rounds. */
-    for (int round = 0; round < 8; round++) {
-        if (!(flags & PCPU_REGION_EXCL)) {
-            int fd = shm_open(name, oflags, 0);
-            if (fd >= 0 || errno != ENOENT)
-                return fd;
-        }
-        int fd = pcpu__rfile_create_named(name, mode, &g, ai->os_id);
-        if (fd >= 0 || errno != EEXIST || (flags & PCPU_REGION_EXCL))
-            return fd;
-    }
-    errno = EEXIST;
-    return -1;
+    unmap(r);
+    if (r->pinned)
+        pcpu__rseq_unpin_exact(r->name);
+    free(r->name);
+    free(r);
 }
 
 static int attach(struct pcpu_region *r)
@@ -200,6 +182,55 @@ static int attach(struct pcpu_region *r)
     return 0;
 }
 
+/*
+ * Open r's file and map it: the existing region of that name, or a new
+ * one (unit_size 0: only an existing one).  A new named region is built
+ * and mapped under no name and published last, so that a creation that
+ * fails leaves nothing behind and nobody sees a half-made one.  Another
+ * process may create or unlink the name meanwhile, hence a few rounds.
+ * 0, or -1 with errno (r may hold parts; destroy() releases them).
+ */
+static int open_and_attach(struct pcpu_region *r, const char *name, size_t unit_size,
+                           unsigned int flags, mode_t mode)
+{
+    const struct pcpu_alloc_info *ai = pcpu__layout.ai;
+    bool create = flags & PCPU_REGION_CREATE, excl = flags & PCPU_REGION_EXCL;
+    struct pcpu_rgeom g;
+    if (unit_size && pcpu__rfile_geometry(ai->nr_units, unit_size, &g) != 0)
+        return -1;
+    if (!name) {
+        r->fd = pcpu__rfile_create_anon(&g, ai->os_id);
+        return r->fd < 0 ? -1 : attach(r);
+    }
+    int oflags = (flags & PCPU_REGION_RDONLY) ? O_RDONLY : O_RDWR;
+    for (int round = 0; round < 8; round++) {
+        if (!excl) {
+            r->fd = shm_open(name, oflags, 0);
+            if (r->fd >= 0)
+                return attach(r);
+            if (errno != ENOENT || !create)
+                return -1;
+            if (!unit_size)
+                return fail_int(EINVAL);
+        }
+        struct pcpu_rfile_new nf;
+        r->fd = pcpu__rfile_create_unnamed(mode, &g, ai->os_id, &nf);
+        if (r->fd < 0)
+            return -1;
+        int ret = attach(r);
+        if (ret == 0)
+            ret = pcpu__rfile_publish(r->fd, name, &nf);
+        if (ret == 0)
+            return 0;
+        int e = errno;
+        pcpu__rfile_discard(-1, &nf);
+        unmap(r);
+        if (e != EEXIST || excl)
+            return fail_int(e);
+    }
+    return fail_int(EEXIST);
+}
+
 struct pcpu_region *pcpu_region_open(const char *name, size_t size, unsigned int flags,
                                      mode_t mode)
 {
@@ -214,8 +245,11 @@ struct pcpu_region *pcpu_region_open(const char *name, size_t size, unsigned int
     pthread_once(&atfork_once, register_atfork);
     size_t unit_size = 0;
     if (create) {
+        /* Size 0 opens an existing region only: an anonymous or an
+         * exclusive creation needs one. */
         size_t ps = pcpu__page_size;
-        if (size == 0 || size > pcpu__layout.unit_size)
+        if (size > pcpu__layout.unit_size ||
+            (size == 0 && (!name || (flags & PCPU_REGION_EXCL))))
             return fail_null(EINVAL);
         unit_size = (size + ps - 1) & ~(ps - 1);
     }
@@ -238,8 +272,7 @@ struct pcpu_region *pcpu_region_open(const char *name, size_t size, unsigned int
         }
         r->pinned = true;
     }
-    r->fd = open_file(name, unit_size, flags, mode);
-    if (r->fd < 0 || attach(r) != 0) {
+    if (open_and_attach(r, name, unit_size, flags, mode) != 0) {
         int e = errno;
         destroy(r);
         return fail_null(e);

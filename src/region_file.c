@@ -161,68 +161,81 @@ static void shm_path(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s%s", SHM_DIR, name);
 }
 
-/* The temporary-name way, where O_TMPFILE or /proc is not available. */
-static int create_via_temp(const char *path, mode_t mode, const struct pcpu_rgeom *g,
-                           const int *os_id)
+/* The temporary-name way, where O_TMPFILE is not available: the file
+ * gets a name of its own in /dev/shm until it is published or discarded. */
+static int create_temp(mode_t mode, struct pcpu_rfile_new *nf)
 {
     static _Atomic unsigned long seq;
-    char tmp[64];
+    for (int tries = 0; tries < 16; tries++) {
+        snprintf(nf->tmp, sizeof(nf->tmp), "%s/.pcpu-region-%ld-%lu", SHM_DIR,
+                 (long)getpid(), atomic_fetch_add(&seq, 1));
+        int fd = open(nf->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            break;
+    }
+    nf->tmp[0] = 0;
+    return -1;
+}
+
+int pcpu__rfile_create_unnamed(mode_t mode, const struct pcpu_rgeom *g, const int *os_id,
+                               struct pcpu_rfile_new *nf)
+{
+    nf->tmp[0] = 0;
+    /* An unnamed file is linked into place through /proc/self/fd (linkat
+     * with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH); without /proc,
+     * a temporary name from the start. */
     int fd = -1;
-    for (int tries = 0; tries < 16 && fd < 0; tries++) {
-        snprintf(tmp, sizeof(tmp), "%s/.pcpu-region-%ld-%lu", SHM_DIR, (long)getpid(),
-                 atomic_fetch_add(&seq, 1));
-        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (fd < 0 && errno != EEXIST)
+    if (access("/proc/self/fd", F_OK) == 0) {
+        fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+        if (fd < 0 && (errno == EACCES || errno == EPERM || errno == ENOENT ||
+                       errno == EMFILE || errno == ENFILE))
             return -1;
     }
-    if (fd < 0)
-        return -1;
-    int ret = build(fd, g, os_id) == 0 ? link(tmp, path) : -1;
-    int e = errno;
-    unlink(tmp);
-    if (ret != 0) {
-        close(fd);
+    if (fd < 0) {
+        fd = create_temp(mode, nf);
+        if (fd < 0)
+            return -1;
+    }
+    if (build(fd, g, os_id) != 0) {
+        int e = errno;
+        pcpu__rfile_discard(fd, nf);
         errno = e;
         return -1;
     }
     return fd;
 }
 
-int pcpu__rfile_create_named(const char *name, mode_t mode, const struct pcpu_rgeom *g,
-                             const int *os_id)
+int pcpu__rfile_publish(int fd, const char *name, struct pcpu_rfile_new *nf)
 {
     char path[PATH_MAX];
     shm_path(path, sizeof(path), name);
-    int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-    if (fd < 0) {
-        if (errno == EACCES || errno == EPERM || errno == ENOENT || errno == EMFILE ||
-            errno == ENFILE)
-            return -1;
-        return create_via_temp(path, mode, g, os_id);
+    int ret;
+    if (nf->tmp[0]) {
+        ret = link(nf->tmp, path);
+    } else {
+        char self[64];
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+        ret = linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
     }
-    if (build(fd, g, os_id) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    char self[64];
-    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-    if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
-        return fd;
     int e = errno;
-    if (e == ENOENT && access("/proc/self/fd", F_OK) != 0) {
-        /* No /proc: this needs CAP_DAC_READ_SEARCH, else a temporary name. */
-        if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
-            return fd;
-        close(fd);
-        if (errno == EEXIST)
-            return -1;
-        return create_via_temp(path, mode, g, os_id);
+    if (nf->tmp[0]) {
+        unlink(nf->tmp);
+        nf->tmp[0] = 0;
     }
-    close(fd);
     errno = e;
-    return -1;
+    return ret;
+}
+
+void pcpu__rfile_discard(int fd, struct pcpu_rfile_new *nf)
+{
+    if (nf->tmp[0]) {
+        unlink(nf->tmp);
+        nf->tmp[0] = 0;
+    }
+    if (fd >= 0)
+        close(fd);
 }
 
 int pcpu__rfile_read(int fd, struct pcpu_rgeom *g)

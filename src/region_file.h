@@ -78,10 +78,22 @@ PCPU_HIDDEN int pcpu__rfile_geometry(unsigned int nr_units, size_t unit_size,
                                      struct pcpu_rgeom *g);
 /* An anonymous region (a sealed memfd) built for g; fd or -1 with errno. */
 PCPU_HIDDEN int pcpu__rfile_create_anon(const struct pcpu_rgeom *g, const int *os_id);
-/* A named region built under no name and linked to /dev/shm/<name>; fd,
- * or -1 with errno (EEXIST: the name exists; the caller may open it). */
-PCPU_HIDDEN int pcpu__rfile_create_named(const char *name, mode_t mode,
-                                         const struct pcpu_rgeom *g, const int *os_id);
+/* A named region is built and mapped before anyone can see it, then
+ * published under its name, so that neither a half-built file nor one
+ * whose creator failed to map it is ever found under the name. */
+struct pcpu_rfile_new {
+    char tmp[64];            /* its temporary name, where it has one      */
+};
+/* A region built for g under no name (or a temporary one, recorded in
+ * *nf); fd, or -1 with errno. */
+PCPU_HIDDEN int pcpu__rfile_create_unnamed(mode_t mode, const struct pcpu_rgeom *g,
+                                           const int *os_id, struct pcpu_rfile_new *nf);
+/* Give the file of pcpu__rfile_create_unnamed() the name /dev/shm/<name>;
+ * 0, or -1 with errno (EEXIST: the name exists; the caller may open it).
+ * The file keeps no temporary name either way. */
+PCPU_HIDDEN int pcpu__rfile_publish(int fd, const char *name, struct pcpu_rfile_new *nf);
+/* Close an unpublished file (fd may be -1) and remove its temporary name. */
+PCPU_HIDDEN void pcpu__rfile_discard(int fd, struct pcpu_rfile_new *nf);
 /* Read and check the header of fd: 0 and *g, or -1 with errno EINVAL (not
  * a region, another layout, another page size) or EBADMSG. */
 PCPU_HIDDEN int pcpu__rfile_read(int fd, struct pcpu_rgeom *g);

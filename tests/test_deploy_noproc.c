@@ -39,6 +39,7 @@
 #include "deploy_util.h"
 #include "child.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -145,6 +146,68 @@ static void test_noproc_many_units(void **state)
 {
     (void)state;
     run_in_child("no /proc, no /sys, 256 units", noproc_child, (void *)(uintptr_t)256);
+}
+
+/* A named region is created without /proc: the file cannot be linked
+ * into place through /proc/self/fd, so it is built under a temporary
+ * name, which must be gone afterwards. */
+static unsigned int temp_names(void)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), ".pcpu-region-%ld-", (long)getpid());
+    unsigned int n = 0;
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void region_child(void *arg)
+{
+    (void)arg;
+    hide_proc_sys();
+    char name[64];
+    snprintf(name, sizeof(name), "/pcpu-test-%ld-noproc", (long)getpid());
+    struct pcpu_region *r =
+        pcpu_region_open(name, 4096, PCPU_REGION_CREATE | PCPU_REGION_EXCL, 0600);
+    if (!r && errno == EOPNOTSUPP) {
+        /* No exact writer here (CID mode, no rseq): reading is what is left. */
+        struct pcpu_stats st;
+        child_check(pcpu_stats_get(&st) == 0, "pcpu_stats_get: %s", strerror(errno));
+        child_check(!st.rseq || st.index == PCPU_INDEX_CID,
+                    "EOPNOTSUPP with rseq indexed by CPU");
+        fprintf(stderr, "noproc region: EOPNOTSUPP for writing (%s)\n",
+                st.rseq ? "CID mode" : "no rseq");
+        return;
+    }
+    child_check(r != NULL, "pcpu_region_open(%s, CREATE|EXCL) without /proc: %s", name,
+                strerror(errno));
+    child_check(temp_names() == 0, "a temporary name is left in /dev/shm");
+    errno = 0;
+    child_check(!pcpu_region_open(name, 4096, PCPU_REGION_CREATE | PCPU_REGION_EXCL, 0600) &&
+                    errno == EEXIST,
+                "a second CREATE|EXCL: errno %d", errno);
+    long *x = pcpu_region_alloc(r, "x", sizeof(long), 0);
+    child_check(x != NULL, "pcpu_region_alloc: %s", strerror(errno));
+    for (int i = 0; i < 1000; i++)
+        pcpu_this_inc(x);
+    struct pcpu_region *again = pcpu_region_open(name, 0, PCPU_REGION_RDONLY, 0);
+    child_check(again != NULL, "reopen read-only: %s", strerror(errno));
+    long *y = pcpu_region_find(again, "x", NULL);
+    child_check(y && pcpu_sum(y) == 1000, "the other mapping sums %ld",
+                y ? pcpu_sum(y) : -1L);
+    child_check(pcpu_region_close(again) == 0 && pcpu_region_close(r) == 0, "close");
+    child_check(pcpu_region_unlink(name) == 0, "unlink: %s", strerror(errno));
+    fprintf(stderr, "noproc region: created under a temporary name, exact, nothing left\n");
+}
+
+static void test_noproc_region(void **state)
+{
+    (void)state;
+    run_in_child("no /proc, no /sys, a named region", region_child, NULL);
 }
 
 /* ---- a one-CPU cpuset, widened ---------------------------------------------------- */
@@ -262,6 +325,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noproc_defaults),
         cmocka_unit_test(test_noproc_many_units),
+        cmocka_unit_test(test_noproc_region),
         cmocka_unit_test(test_cpuset_widened),
         cmocka_unit_test(test_cpuset_widened_noproc),
     };

@@ -78,6 +78,9 @@ static void test_bad_arguments(void **state)
     longname[256] = 0; /* 255 bytes after the slash: allowed */
     struct pcpu_region *r = pcpu_region_open(longname, 4096, R_CREATE | R_EXCL, 0600);
     if (r) {
+        struct pcpu_region_info in;
+        assert_int_equal(pcpu_region_info(r, &in), 0);
+        assert_string_equal(in.name, longname); /* the whole name, 256 characters */
         assert_int_equal(pcpu_region_close(r), 0);
         assert_int_equal(pcpu_region_unlink(longname), 0);
     } else {
@@ -137,7 +140,7 @@ static void test_create_open_unlink(void **state)
     /* CREATE without EXCL opens the existing one (size ignored), and so
      * does a plain open; each has its own cookie for the same bytes. */
     struct pcpu_region *b = pcpu_region_open(n, 12345, R_CREATE, 0600);
-    struct pcpu_region *c = pcpu_region_open(n, 0, 0, 0);
+    struct pcpu_region *c = pcpu_region_open(n, 0, R_CREATE, 0600); /* size 0: it exists */
     struct pcpu_region *d = pcpu_region_open(n, 0, R_RDONLY, 0);
     assert_non_null(b);
     assert_non_null(c);
@@ -806,6 +809,29 @@ static void test_enomem(void **state)
         }
         assert_int_equal(rt_count_fds(), fds);
         assert_true(rt_count_maps() <= maps + RT_MAPS_SLACK);
+    }
+    assert_true(failed >= 2);
+    /* A creation that fails leaves no region behind: the file is mapped
+     * before it gets its name. */
+    const char *m = rt_name("nomem-create");
+    unsigned int names = shm_leftovers();
+    failed = 0;
+    for (long nth = 1; nth <= 6; nth++) {
+        pcpu_fault_inject(nth);
+        errno = 0;
+        struct pcpu_region *r = pcpu_region_open(m, 4096, R_CREATE | R_EXCL, 0600);
+        int e = errno;
+        pcpu_fault_inject(0);
+        if (r) {
+            assert_int_equal(pcpu_region_close(r), 0);
+            assert_int_equal(pcpu_region_unlink(m), 0);
+            continue;
+        }
+        assert_int_equal(e, ENOMEM);
+        failed++;
+        expect_open_fails(m, 0, R_RDONLY, 0, ENOENT);
+        assert_int_equal(rt_count_fds(), fds);
+        assert_int_equal(shm_leftovers(), names);
     }
     assert_true(failed >= 2);
     /* Everything still works. */

@@ -119,7 +119,8 @@ struct pcpu_region;
  *         NULL needs PCPU_REGION_CREATE.
  * @size:  with PCPU_REGION_CREATE: bytes per unit, 1 .. pcpu_max_alloc_size()
  *         (this process's unit size), rounded up to whole pages.  Ignored
- *         when an existing region is opened (pass 0).
+ *         when an existing region is opened (pass 0; with CREATE and no
+ *         EXCL, 0 opens the region if it exists and is EINVAL if not).
  * @flags: PCPU_REGION_CREATE (create it if it does not exist),
  *         PCPU_REGION_EXCL (with CREATE: fail if it exists),
  *         PCPU_REGION_RDONLY (read only: pcpu_ptr() reads, pcpu_sum(),
@@ -146,7 +147,11 @@ struct pcpu_region;
  *               than CPUs, an architecture without the library's
  *               restartable sequences such as aarch64).
  *   EBADMSG     the region's header is inconsistent (corrupted).
- *   ENOMEM      out of memory or mappings; nothing is left behind.
+ *   ENOMEM      out of memory or mappings; nothing is left behind (a
+ *               region this call was creating is not created).
+ *   and what shm_open() gives for @name: ELOOP (a symbolic link),
+ *   EMFILE or ENFILE (no file descriptor left), ENAMETOOLONG (the file
+ *   system's limit).
  * Costs: O(units) system calls when the region's unit size differs from
  * this process's (one mapping per unit), else a few.
  * Limits: a process with write access to the file that truncates it makes
@@ -163,10 +168,12 @@ PCPU__PUBLIC struct pcpu_region *pcpu_region_open(const char *name, size_t size,
  * pcpu_region_close - unmap a region from this process.
  * @r: an open region.
  *
- * Every cookie of @r becomes invalid in this process (its addresses stay
- * reserved until the process exits, so a stale cookie faults instead of
- * reaching other memory); the region and its objects stay for the other
- * processes.  Returns 0, or -1 with errno EINVAL if @r is NULL.  A pointer
+ * Every cookie of @r becomes invalid in this process: its addresses are
+ * unmapped and later mappings (another region's too) may reuse them, so
+ * a cookie used after the call is undefined behaviour, as a pointer used
+ * after free() (a region detached by pcpu_exit() keeps its addresses
+ * reserved until this call: its cookies fault).  The region and its
+ * objects stay for the other processes.  Returns 0, or -1 with errno EINVAL if @r is NULL.  A pointer
  * that is not an open region stops the process with a one-line message
  * naming it.  Thread safety: any thread, but no other thread may use @r
  * or its cookies during or after the call.  Not async-signal-safe.
@@ -262,7 +269,7 @@ PCPU__PUBLIC int pcpu_region_free(struct pcpu_region *r, void *cookie);
  *
  * Objects are visited in directory order; one created or freed during the
  * walk is visited or not.  @fn may call the region's functions (no lock is
- * held).  Returns 0 after the last object, the first non-zero value @fn
+ * held), except pcpu_region_close() of @r.  Returns 0 after the last object, the first non-zero value @fn
  * returned, or -1 with errno EINVAL (NULL argument, @r detached) or
  * EBADMSG (a corrupt entry; the objects before it were visited).
  * Costs: O(objects).  Thread safety: any thread.  Not async-signal-safe.
@@ -274,7 +281,8 @@ PCPU__PUBLIC int pcpu_region_foreach(struct pcpu_region *r,
 
 /* A region as pcpu_region_info() describes it. */
 struct pcpu_region_info {
-    char name[256];          /* as opened; "" for an anonymous region      */
+    char name[257];          /* as opened ("/" and up to 255 bytes);
+                                "" for an anonymous region                 */
     unsigned int nr_units;   /* units (= pcpu_nr_cpus())                   */
     size_t unit_size;        /* bytes per unit                             */
     size_t nr_objects;       /* live objects                               */
