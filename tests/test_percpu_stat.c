@@ -72,6 +72,10 @@ static int setup(void **state)
     assert_non_null(pcpu_region_alloc(r, "a.b", 8, 0));
     assert_non_null(pcpu_region_alloc(r, "a-b", 8, 0));
     assert_non_null(pcpu_region_alloc(r, "q\"uo\\te", 4, 0));
+    /* Names that meet another object's families: requests' per-CPU
+     * family, and the suffix "a-b" gets (its place, 7). */
+    assert_non_null(pcpu_region_alloc(r, "requests_cpu", 8, 0));
+    assert_non_null(pcpu_region_alloc(r, "a_b_7", 8, 0));
     return 0;
 }
 
@@ -185,7 +189,7 @@ static void test_json(void **state)
     assert_int_equal(json_get(j, "unit_size")->i, 8192);
     const struct json *objs = json_get(j, "objects");
     assert_non_null(objs);
-    assert_int_equal(objs->n, 9);
+    assert_int_equal(objs->n, 11);
     check_values(object_named(objs, "requests"), requests, 8, 0);
     check_values(object_named(objs, "bytes"), bytes, 8, 0);
     check_values(object_named(objs, "tiny"), tiny, 1, 0);
@@ -364,6 +368,13 @@ static void test_watch_and_errors(void **state)
     out = run_stat("", &st);
     assert_int_equal(st, 2);
     free(out);
+    for (const char *const *w = (const char *const[]){"inf", "nan", "1e30", "-1", NULL}; *w;
+         w++) {
+        char bad[64];
+        snprintf(bad, sizeof(bad), "-w %s %s", *w, n); /* would never sleep */
+        free(run_stat(bad, &st));
+        assert_int_equal(st, 2);
+    }
     out = run_stat("-w x /a", &st);
     assert_int_equal(st, 2);
     free(out);

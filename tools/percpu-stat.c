@@ -263,6 +263,24 @@ static void om_escape(const char *s, bool quote)
     }
 }
 
+/* Whether base or base_cpu is one of the families of names[0..i) (an
+ * empty name: an object with no words, printed as nothing). */
+static bool family_taken(char (*names)[PCPU_REGION_NAME_MAX + 32], size_t i, const char *base)
+{
+    size_t bl = strlen(base);
+    for (size_t j = 0; j < i; j++) {
+        const char *n = names[j];
+        size_t nl = strlen(n);
+        if (!nl)
+            continue;
+        if (strcmp(n, base) == 0 ||
+            (bl == nl + 4 && strncmp(base, n, nl) == 0 && strcmp(base + nl, "_cpu") == 0) ||
+            (nl == bl + 4 && strncmp(n, base, bl) == 0 && strcmp(n + bl, "_cpu") == 0))
+            return true;
+    }
+    return false;
+}
+
 static void print_openmetrics(const struct snapshot *s)
 {
     char (*names)[PCPU_REGION_NAME_MAX + 32] = calloc(s->n ? s->n : 1, sizeof(*names));
@@ -272,15 +290,14 @@ static void print_openmetrics(const struct snapshot *s)
         const struct object *o = &s->v[i];
         if (!o->words)
             continue;
+        /* Each object is two families, NAME and NAME_cpu; a name that
+         * meets an earlier object's families (names that sanitise alike,
+         * "a_cpu" beside "a", a suffix that is another's name) gets its
+         * place in the directory as a suffix, then larger ones. */
         metric_name(names[i], sizeof(names[i]), o->name);
-        /* Two objects whose names sanitise alike: the later one gets its
-         * place in the directory as a suffix. */
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(names[i], names[j]) == 0) {
-                size_t l = strlen(names[i]);
-                snprintf(names[i] + l, sizeof(names[i]) - l, "_%zu", i);
-                break;
-            }
+        size_t l = strlen(names[i]);
+        for (size_t k = i; family_taken(names, i, names[i]); k += s->n)
+            snprintf(names[i] + l, sizeof(names[i]) - l, "_%zu", k);
         for (int per_cpu = 0; per_cpu < 2; per_cpu++) {
             const char *sfx = per_cpu ? "_cpu" : "";
             printf("# TYPE %s%s gauge\n# HELP %s%s Object \"", names[i], sfx, names[i], sfx);
@@ -361,7 +378,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind + 1 != argc || every < 0 || count < 0) {
+    /* A year at most: also refuses NaN and infinity, which would not
+     * sleep at all once converted. */
+    if (optind + 1 != argc || !(every >= 0 && every <= 366 * 86400.0) || count < 0) {
         usage(stderr);
         return 2;
     }
