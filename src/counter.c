@@ -182,11 +182,13 @@ static void count_add_held(struct pcpu_counter *c, int64_t d)
 /* C plus every unit's delta. */
 static int64_t sum_held(struct pcpu_counter *c)
 {
-    int64_t s = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
+    /* Unsigned: a count at the edge of the range wraps, as the adds that
+     * took it there did, instead of overflowing (undefined). */
+    uint64_t s = (uint64_t)__atomic_load_n(&c->count, __ATOMIC_RELAXED);
     unsigned int n = pcpu_nr_cpus();
     for (unsigned int cpu = 0; cpu < n; cpu++)
-        s += __atomic_load_n(PCPU_PTR(c->counters, cpu), __ATOMIC_RELAXED);
-    return s;
+        s += (uint64_t)(int64_t)__atomic_load_n(PCPU_PTR(c->counters, cpu), __ATOMIC_RELAXED);
+    return (int64_t)s;
 }
 
 /* ---- the add ------------------------------------------------------------------- */
@@ -205,7 +207,7 @@ static void fold_with(struct pcpu_counter *c, int64_t v)
         return;
     }
     int32_t x = pcpu_this_xchg(c->counters, 0);
-    count_add_held(c, (int64_t)x + v);
+    count_add_held(c, (int64_t)((uint64_t)(int64_t)x + (uint64_t)v)); /* wraps, as C does */
     unlock(c);
     errno = saved;
 }
@@ -334,7 +336,7 @@ void pcpu_counter_set(struct pcpu_counter *c, int64_t value)
 {
     int saved = errno;
     lock_wait(c, "pcpu_counter_set");
-    count_add_held(c, value - sum_held(c));
+    count_add_held(c, (int64_t)((uint64_t)value - (uint64_t)sum_held(c)));
     unlock(c);
     errno = saved;
 }

@@ -56,6 +56,16 @@ static void test_basics(void **state)
     assert_int_equal(pcpu_counter_compare(&c, 999995), -1);
     assert_int_equal(pcpu_counter_compare(&c, INT64_MIN), 1);
     assert_int_equal(pcpu_counter_compare(&c, INT64_MAX), -1);
+    /* set across the whole range (the difference does not fit int64_t:
+     * UBSan in make sanitize stops on an overflow) */
+    pcpu_counter_inc(&c);
+    pcpu_counter_set(&c, INT64_MAX - 5);
+    assert_true(pcpu_counter_sum(&c) == INT64_MAX - 5);
+    pcpu_counter_set(&c, INT64_MIN + 5);
+    assert_true(pcpu_counter_sum(&c) == INT64_MIN + 5);
+    pcpu_counter_inc(&c);
+    pcpu_counter_set(&c, INT64_MAX);
+    assert_true(pcpu_counter_sum(&c) == INT64_MAX);
     pcpu_counter_set(&c, 42);
     assert_int_equal(pcpu_counter_sum(&c), 42);
     pcpu_counter_add_batch(&c, 3, 1);
