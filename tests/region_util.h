@@ -30,23 +30,39 @@ __attribute__((unused)) static const char *rt_name(const char *tag)
     return b;
 }
 
+/* How many names /dev/shm/<prefix><this pid>-* there are, each passed
+ * to fn (its path) when fn is not NULL. */
+static unsigned int rt_shm_names(const char *prefix, void (*fn)(const char *path))
+{
+    char start[64], path[512];
+    snprintf(start, sizeof(start), "%s%ld-", prefix, (long)getpid());
+    unsigned int n = 0;
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, start, strlen(start)) != 0)
+            continue;
+        n++;
+        snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+        if (fn)
+            fn(path);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void rt_unlink_path(const char *path)
+{
+    unlink(path);
+}
+
 /* At exit: remove every /dev/shm/pcpu-test-<this pid>-* left behind by
  * a test that failed before its own unlink (children leave with _exit()
  * and run none of this). */
 static void rt_cleanup(void)
 {
-    char prefix[64], path[512];
-    snprintf(prefix, sizeof(prefix), "pcpu-test-%ld-", (long)getpid());
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-            snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
-            unlink(path);
-        }
-    }
-    if (d)
-        closedir(d);
+    rt_shm_names("pcpu-test-", rt_unlink_path);
 }
 
 __attribute__((unused)) static void rt_cleanup_at_exit(void)

@@ -38,8 +38,8 @@
 
 #include "deploy_util.h"
 #include "child.h"
+#include "region_util.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -151,26 +151,11 @@ static void test_noproc_many_units(void **state)
 /* A named region is created without /proc: the file cannot be linked
  * into place through /proc/self/fd, so it is built under a temporary
  * name, which must be gone afterwards. */
-static unsigned int temp_names(void)
-{
-    char prefix[64];
-    snprintf(prefix, sizeof(prefix), ".pcpu-region-%ld-", (long)getpid());
-    unsigned int n = 0;
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static void region_child(void *arg)
 {
     (void)arg;
     hide_proc_sys();
-    char name[64];
-    snprintf(name, sizeof(name), "/pcpu-test-%ld-noproc", (long)getpid());
+    const char *name = rt_name("noproc");
     struct pcpu_region *r =
         pcpu_region_open(name, 4096, PCPU_REGION_CREATE | PCPU_REGION_EXCL, 0600);
     if (!r && errno == EOPNOTSUPP) {
@@ -185,7 +170,7 @@ static void region_child(void *arg)
     }
     child_check(r != NULL, "pcpu_region_open(%s, CREATE|EXCL) without /proc: %s", name,
                 strerror(errno));
-    child_check(temp_names() == 0, "a temporary name is left in /dev/shm");
+    child_check(rt_shm_names(".pcpu-region-", NULL) == 0, "a temporary name is left in /dev/shm");
     errno = 0;
     child_check(!pcpu_region_open(name, 4096, PCPU_REGION_CREATE | PCPU_REGION_EXCL, 0600) &&
                     errno == EEXIST,

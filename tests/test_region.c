@@ -33,16 +33,7 @@ static int setup(void **state)
 /* Entries of /dev/shm whose name starts with this process's prefix. */
 static unsigned int shm_leftovers(void)
 {
-    char prefix[64];
-    snprintf(prefix, sizeof(prefix), "pcpu-test-%ld-", (long)getpid());
-    unsigned int n = 0;
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    if (d)
-        closedir(d);
-    return n;
+    return rt_shm_names("pcpu-test-", NULL);
 }
 
 static void expect_open_fails(const char *name, size_t size, unsigned int flags, mode_t mode,
