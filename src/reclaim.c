@@ -82,6 +82,8 @@ void pcpu__reclaim_kick_locked(void)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     if (pthread_create(&worker, NULL, worker_main, NULL) == 0)
         running = true;
+    else
+        pending = false; /* no thread now (RLIMIT_NPROC, a filter on clone): the next kick tries again */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

@@ -273,7 +273,7 @@ struct pcpu_region *pcpu_region_open(const char *name, size_t size, unsigned int
         r->pinned = true;
     }
     if (open_and_attach(r, name, unit_size, flags, mode) != 0) {
-        int e = errno;
+        int e = errno == EPERM ? EACCES : errno; /* a sandbox's refusal, or /dev/shm's */
         destroy(r);
         return fail_null(e);
     }

@@ -132,7 +132,10 @@ int pcpu__rfile_create_anon(const struct pcpu_rgeom *g, const int *os_id)
 {
     int fd = memfd_create("percpu-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) {
-        errno = (errno == EMFILE || errno == ENFILE) ? errno : ENOMEM;
+        /* A sandbox refusing memfd_create (EPERM, ENOSYS) is a refusal,
+         * not a lack of memory. */
+        errno = (errno == EMFILE || errno == ENFILE) ? errno
+              : (errno == EPERM || errno == ENOSYS) ? EACCES : ENOMEM;
         return -1;
     }
     if (build(fd, g, os_id) != 0) {
@@ -189,8 +192,9 @@ int pcpu__rfile_create_unnamed(mode_t mode, const struct pcpu_rgeom *g, const in
     int fd = -1;
     if (access("/proc/self/fd", F_OK) == 0) {
         fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-        if (fd < 0 && (errno == EACCES || errno == EPERM || errno == ENOENT ||
-                       errno == EMFILE || errno == ENFILE))
+        /* Other errors (no O_TMPFILE, a sandbox refusing it): the
+         * temporary name, which fails in its turn where it must. */
+        if (fd < 0 && (errno == EACCES || errno == ENOENT || errno == EMFILE || errno == ENFILE))
             return -1;
     }
     if (fd < 0) {

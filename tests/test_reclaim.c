@@ -2,7 +2,12 @@
 /* test_reclaim.c - empty pages and chunks go back to the OS (background worker, pcpu_reclaim, PCPU_F_NO_RECLAIM) and resident memory follows the units written. */
 #include "testutil.h"
 
+#include "child.h"
+
 #include <errno.h>
+#include <grp.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +188,77 @@ static void test_memory_claim(void **state)
     pcpu_exit();
 }
 
+/*
+ * The worker cannot be started (RLIMIT_NPROC reached: a user at its
+ * process limit), then can: frees after the limit is lifted must start
+ * it, and memory goes back.  Needs root to become another user (root
+ * ignores RLIMIT_NPROC); in a child, which gives up root for good.
+ */
+static bool empty_pages_back_within(double seconds)
+{
+    double t0 = tu_now();
+    while (tu_now() - t0 < seconds) {
+        struct pcpu_stats st;
+        if (pcpu_stats_get(&st) == 0 && st.empty_pop_pages <= EMPTY_POP_HIGH)
+            return true;
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static void nproc_child(void *arg)
+{
+    (void)arg;
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: needs root to run as another user under RLIMIT_NPROC\n");
+        _exit(CHILD_SKIP);
+    }
+    pcpu_exit();
+    child_check(setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0,
+                "becoming nobody: %s", strerror(errno));
+    struct rlimit old, one;
+    child_check(getrlimit(RLIMIT_NPROC, &old) == 0, "getrlimit");
+    one = old;
+    one.rlim_cur = 1;
+    child_check(setrlimit(RLIMIT_NPROC, &one) == 0, "setrlimit: %s", strerror(errno));
+    pthread_t t;
+    int e = pthread_create(&t, NULL, nothing, NULL);
+    if (e == 0) {
+        pthread_join(t, NULL);
+        fprintf(stderr, "skipped: RLIMIT_NPROC 1 does not stop thread creation here\n");
+        _exit(CHILD_SKIP);
+    }
+    struct pcpu_config cfg = {.nr_cpus = 256};
+    child_check(pcpu_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));
+    void **v = alloc_touching_two();
+    free_all(v);
+    usleep(300 * 1000);
+    size_t stuck = tu_stats().empty_pop_pages;
+    child_check(stuck > EMPTY_POP_HIGH, "%zu empty pages with no worker", stuck);
+    /* The limit lifted: the next frees that leave memory empty start it. */
+    child_check(setrlimit(RLIMIT_NPROC, &old) == 0, "setrlimit back: %s", strerror(errno));
+    v = alloc_touching_two();
+    free_all(v);
+    bool back = empty_pages_back_within(10.0);
+    fprintf(stderr, "no worker: %zu empty pages 0.3 s after the frees; worker allowed again: %s\n",
+            stuck, back ? "given back" : "nothing given back in 10 s");
+    child_check(back, "no background reclaim after the worker could be started again");
+    child_check(pcpu_validate() == 0, "pcpu_validate");
+    pcpu_exit();
+}
+
+static void test_worker_refused_then_allowed(void **state)
+{
+    (void)state;
+    pcpu_exit();
+    run_in_child("reclaim worker refused, then allowed", nproc_child, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_reclaim_all),
         cmocka_unit_test(test_no_reclaim),
         cmocka_unit_test(test_memory_claim),
+        cmocka_unit_test(test_worker_refused_then_allowed),
     };
     return TU_RUN_THEN_EXIT(tests);
 }

@@ -267,7 +267,10 @@ PCPU__PUBLIC void pcpu_exit(void);
  *
  * The background worker does the same on its own, within about 200 ms of
  * the frees that left memory empty; this is for programs that want it at
- * once and for PCPU_F_NO_RECLAIM.  Returns the number of pages given back.
+ * once and for PCPU_F_NO_RECLAIM.  Where the worker thread cannot be
+ * created (RLIMIT_NPROC reached, a seccomp filter refusing clone), nothing
+ * goes back in the background until a later free that leaves memory
+ * empty can start it; this call works regardless.  Returns the number of pages given back.
  * Cost: O(chunks + pages given back).
  * Thread safety: any thread.  Not async-signal-safe.
  */

@@ -80,7 +80,10 @@
  * region cookie stops the process as a foreign pointer; the processes
  * that open a region for writing must be in one PID namespace (the lock
  * names processes by pid): an open for writing from another gets EINVAL
- * (read-only opens work from anywhere); a process with write
+ * (read-only opens work from anywhere) -- where the namespace can be told,
+ * from /proc/self/ns/pid: a writer without /proc, or a region created
+ * without it, is not checked, and keeping such writers in one PID
+ * namespace is the caller's rule; a process with write
  * access that truncates the file makes every process that touches the
  * lost pages die of SIGBUS, as with any shared mapping (anonymous regions
  * are sealed against it); pcpu_exit() detaches every open region.
@@ -141,7 +144,8 @@ struct pcpu_region;
  *               unit size this process cannot map (see the overview).
  *   EEXIST      CREATE|EXCL and @name exists.
  *   ENOENT      no region @name (without CREATE).
- *   EACCES      the file's permissions refuse the access asked for.
+ *   EACCES      the file's permissions refuse the access asked for, or
+ *               a sandbox (seccomp) refuses a call the open needs.
  *   EOPNOTSUPP  open for writing in a process that cannot update the
  *               region exactly (no rseq, PCPU_INDEX_CID, fewer units
  *               than CPUs, an architecture without the library's
