@@ -124,8 +124,12 @@ cross:
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/examples/server_stats 4 20000
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tools/pcpu-live 100000 64 > /dev/null
 
+# As root, ldconfig then updates the loader's cache: /usr/local/lib is
+# searched only through it, so a new libpercpu.so.0 there is not found
+# before it runs.
 install: build
 	cmake --install $(BUILD)
+	@if [ "$$(id -u)" = 0 ] && command -v ldconfig > /dev/null; then ldconfig; fi
 
 # The Debian packages libpercpu0, libpercpu-dev and percpu-tools, from the
 # install rules (CPack, cmake/package.cmake), into $(BUILD)/packages;

@@ -7,7 +7,7 @@
 #   libpercpu-dev   (libdevel) percpu.h, libpercpu.a, libpercpu.so,
 #                              percpu.pc, the CMake package, the man pages;
 #                              depends on libpercpu0 of the same version
-#   percpu-tools    (utils)    percpu-bench and pcpu-live (linked with the
+#   percpu-tools    (utils)    percpu-bench, pcpu-live, percpu-stat (linked with the
 #                              static library: they depend on libc only)
 #
 # Each install() rule names its component (runtime, dev, tools); CPack
@@ -99,7 +99,9 @@ percpu-bench measures the percpu library (this-CPU operations, allocation,
 counters, reference counts, lists) against what a program would use
 instead: shared atomics, thread-local counters, sched_getcpu() striping,
 malloc, mutexes and pthread_rwlock. pcpu-live shows how the allocator
-behaves with many live small objects.")
+behaves with many live small objects. percpu-stat shows the objects of a
+per-CPU region shared between processes, once or live, as a table, JSON
+or OpenMetrics for Prometheus.")
 
 set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_LIST_DIR}/deb-docs.cmake)
 # What deb-docs.cmake reads.

@@ -87,7 +87,7 @@
  * here and nowhere else (CMakeLists.txt reads the three numbers).  What
  * the numbers promise: see pcpu_version(). */
 #define PCPU_VERSION_MAJOR 0 /* 0: the API may still change between minor versions */
-#define PCPU_VERSION_MINOR 2 /* new features (while the major is 0: any API change) */
+#define PCPU_VERSION_MINOR 3 /* new features (while the major is 0: any API change) */
 #define PCPU_VERSION_PATCH 0 /* fixes only: no change to the API or the ABI */
 /* The version as one number, major * 10000 + minor * 100 + patch, for
  * "#if PCPU_VERSION_NUMBER >= 300". */
