@@ -2,7 +2,7 @@
 /*
  * pcpu-live - how the allocator behaves with many live small objects.
  *
- *   pcpu-live [count] [nr_cpus] [size]
+ *   pcpu-live [count [units [size]]]
  *
  * Allocates count objects of size bytes (default 1M x 8 B), writes each in
  * one of two units (as two busy CPUs would), reports the time per
@@ -11,6 +11,10 @@
  */
 #include <percpu.h>
 
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +27,39 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+static int usage(FILE *f, int status)
+{
+    fprintf(f, "usage: pcpu-live [count [units [size]]]   (defaults: 1000000 256 8)\n");
+    return status;
+}
+
+/* argv[i] as a whole number in [1, max], or dflt when absent; false if it
+ * is something else. */
+static bool arg(int argc, char **argv, int i, unsigned long long max, unsigned long long dflt,
+                unsigned long long *out)
+{
+    *out = dflt;
+    if (argc <= i)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(argv[i], &end, 0);
+    if (errno || end == argv[i] || *end || argv[i][0] == '-' || v < 1 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
-    size_t count = argc > 1 ? strtoull(argv[1], NULL, 0) : 1000000;
-    unsigned int cpus = argc > 2 ? (unsigned int)atoi(argv[2]) : 256;
-    size_t size = argc > 3 ? strtoull(argv[3], NULL, 0) : 8;
-    struct pcpu_config cfg = {.nr_cpus = cpus};
+    unsigned long long a_count, a_cpus, a_size;
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
+        return usage(stdout, 0);
+    if (argc > 4 || !arg(argc, argv, 1, SIZE_MAX / sizeof(void *), 1000000, &a_count) ||
+        !arg(argc, argv, 2, UINT_MAX, 256, &a_cpus) || !arg(argc, argv, 3, SIZE_MAX, 8, &a_size))
+        return usage(stderr, 2);
+    size_t count = (size_t)a_count, size = (size_t)a_size;
+    struct pcpu_config cfg = {.nr_cpus = (unsigned int)a_cpus};
     const char *b = getenv("PERCPU_BACKEND");
     if (b && !strcmp(b, "km"))
         cfg.backend = PCPU_BACKEND_KM;
@@ -48,7 +79,7 @@ int main(int argc, char **argv)
             perror("pcpu_alloc");
             return 1;
         }
-        *(unsigned char *)pcpu_ptr(v[i], (unsigned int)(i & 1)) = 1;
+        *(unsigned char *)pcpu_ptr(v[i], (unsigned int)(i % (st0.nr_units < 2 ? 1 : 2))) = 1;
     }
     double t1 = now();
     pcpu_stats_get(&st);
