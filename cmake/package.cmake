@@ -7,8 +7,9 @@
 #   libpercpu-dev   (libdevel) percpu.h, libpercpu.a, libpercpu.so,
 #                              percpu.pc, the CMake package, the man pages;
 #                              depends on libpercpu0 of the same version
-#   percpu-tools    (utils)    percpu-bench, pcpu-live, percpu-stat (linked with the
-#                              static library: they depend on libc only)
+#   percpu-tools    (utils)    percpu-bench, pcpu-live, percpu-stat (linked
+#                              with the static library: they depend on libc
+#                              only)
 #
 # Each install() rule names its component (runtime, dev, tools); CPack
 # installs each component into a staging tree under /usr, and

@@ -83,7 +83,7 @@ void pcpu__reclaim_kick_locked(void)
     if (pthread_create(&worker, NULL, worker_main, NULL) == 0)
         running = true;
     else
-        pending = false; /* no thread now (RLIMIT_NPROC, a filter on clone): the next kick tries again */
+        pending = false; /* no thread (RLIMIT_NPROC, a filter): the next kick tries */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

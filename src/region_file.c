@@ -224,10 +224,7 @@ int pcpu__rfile_publish(int fd, const char *name, struct pcpu_rfile_new *nf)
         ret = linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
     }
     int e = errno;
-    if (nf->tmp[0]) {
-        unlink(nf->tmp);
-        nf->tmp[0] = 0;
-    }
+    pcpu__rfile_discard(-1, nf);
     errno = e;
     return ret;
 }

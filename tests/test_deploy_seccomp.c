@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_deploy_seccomp.c - under real seccomp filters (classic BPF, by hand) that refuse rseq, membarrier (all of it, or only its PRIVATE_EXPEDITED_RSEQ command), the NUMA calls, ioctl, madvise, or all of them, every kind of workload gives exact results and the process exits 0; pcpu_stats.rseq says what was chosen. */
+/* test_deploy_seccomp.c - under real seccomp filters (classic BPF, by hand) that refuse rseq, membarrier (all of it, or only its PRIVATE_EXPEDITED_RSEQ command), the NUMA calls, ioctl, madvise, or all of them, or the calls that make a region's file, every kind of workload gives exact results and the process exits 0; pcpu_stats.rseq says what was chosen. */
 /*
  * Each scenario runs in a child process.  The filter is installed the way
  * a container runtime or a service manager installs it: in the child,
@@ -29,6 +29,9 @@
  *     library does without NUMA binding -- it binds only with several
  *     NUMA nodes online --, without PAGEMAP_SCAN it reads every unit, and
  *     freed pages it cannot give back with madvise are zeroed by hand);
+ *   - region_files: memfd_create and openat(O_TMPFILE) refused: an
+ *     anonymous region is EACCES, a named one is built under a temporary
+ *     name instead;
  *   - late_rseq: with glibc's registration on (the default), glibc
  *     registered the main thread before the filter came: the library uses
  *     rseq on it, and the workload stays in that thread, because glibc
@@ -48,6 +51,7 @@
 
 #include "deploy_util.h"
 
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -83,6 +87,7 @@ enum {
     D_NUMA = 1 << 4,       /* mbind, set_mempolicy, get_mempolicy: EPERM  */
     D_IOCTL = 1 << 5,      /* ioctl: EPERM                                */
     D_MADVISE = 1 << 6,    /* madvise: EPERM                              */
+    D_FILES = 1 << 7,      /* memfd_create, openat(O_TMPFILE): EPERM     */
 };
 
 struct scenario {
@@ -105,6 +110,7 @@ static const struct scenario scenarios[] = {
     {"late_rseq", D_RSEQ, true, false},
     {"late_membarrier_rseq_cmd", D_MB_RSEQ, true, false},
     {"after_setup", D_MB_RSEQ, false, true},
+    {"region_files", D_FILES, false, false},
 };
 #define NR_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -115,9 +121,10 @@ static const struct scenario scenarios[] = {
 
 #ifdef DS_ARCH
 
-#define ARG0_LO                                                                 \
-    (offsetof(struct seccomp_data, args[0]) +                                   \
+#define ARG_LO(i)                                                               \
+    (offsetof(struct seccomp_data, args[i]) +                                   \
      (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 4 : 0))
+#define ARG0_LO ARG_LO(0)
 
 /* Build and install the filter for @deny; 0, or -1 with errno. */
 static int install_filter(unsigned int deny)
@@ -151,12 +158,23 @@ static int install_filter(unsigned int deny)
 #endif
         {D_IOCTL, SYS_ioctl, EPERM},
         {D_MADVISE, SYS_madvise, EPERM},
+        {D_FILES, SYS_memfd_create, EPERM},
     };
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
         if (!(deny & rules[i].bit))
             continue;
         EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)rules[i].nr, 0, 1));
         EMIT(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned int)rules[i].err));
+    }
+    if (deny & D_FILES) {
+        /* openat with O_TMPFILE in its flags (args[2]); the number is
+         * loaded again after the test, for the rules that follow. */
+        EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 5));
+        EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(2)));
+        EMIT(BPF_STMT(BPF_ALU | BPF_AND | BPF_K, (unsigned int)(O_TMPFILE & ~O_DIRECTORY)));
+        EMIT(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0));
+        EMIT(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM));
+        EMIT(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
     }
     if (deny & D_MB_RSEQ) {
         /* membarrier with cmd (an int: the low word of args[0]) ==
@@ -236,6 +254,52 @@ static void verify_filter(unsigned int deny)
     r = ioctl(STDIN_FILENO, TCGETS, &t);
     if (deny & D_IOCTL)
         expect_errno("ioctl", r, EPERM, true);
+    if (deny & D_FILES) {
+        errno = 0;
+        r = syscall(SYS_memfd_create, "x", 0);
+        expect_errno("memfd_create", r, EPERM, true);
+        errno = 0;
+        r = open("/dev/shm", O_TMPFILE | O_RDWR, 0600);
+        expect_errno("open(O_TMPFILE)", r, EPERM, true);
+        r = open("/dev/null", O_RDONLY);
+        DW_CHECK(r >= 0, "open(/dev/null): %s", strerror(errno));
+        close((int)r);
+    }
+}
+
+/* Regions where the sandbox refuses the calls that make their files: an
+ * anonymous one is refused with EACCES (not ENOMEM), a named one is made
+ * under a temporary name instead, exact, and leaves nothing behind. */
+static void check_region_files(const struct scenario *s)
+{
+    if (!(s->deny & D_FILES))
+        return;
+    struct pcpu_stats st;
+    DW_CHECK(pcpu_stats_get(&st) == 0, "pcpu_stats_get");
+    bool writer = st.rseq && st.index == PCPU_INDEX_CPU;
+    errno = 0;
+    struct pcpu_region *a = pcpu_region_open(NULL, 4096, PCPU_REGION_CREATE, 0600);
+    DW_CHECK(!a && errno == (writer ? EACCES : EOPNOTSUPP),
+             "anonymous region without memfd_create: %p, %s", (void *)a, strerror(errno));
+    if (!writer)
+        return;
+    char name[64];
+    snprintf(name, sizeof(name), "/pcpu-test-%ld-seccomp", (long)getpid());
+    struct pcpu_region *r =
+        pcpu_region_open(name, 4096, PCPU_REGION_CREATE | PCPU_REGION_EXCL, 0600);
+    DW_CHECK(r != NULL, "named region without O_TMPFILE: %s", strerror(errno));
+    long *x = pcpu_region_alloc(r, "x", sizeof(long), 0);
+    DW_CHECK(x != NULL, "pcpu_region_alloc: %s", strerror(errno));
+    for (int i = 0; i < 1000; i++)
+        pcpu_this_inc(x);
+    DW_CHECK(pcpu_sum(x) == 1000, "sum %ld", pcpu_sum(x));
+    DW_CHECK(pcpu_region_close(r) == 0 && pcpu_region_unlink(name) == 0, "close, unlink: %s",
+             strerror(errno));
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), "/dev/shm/.pcpu-region-%ld-0", (long)getpid());
+    DW_CHECK(access(tmp, F_OK) != 0, "%s left behind", tmp);
+    fprintf(stderr, "%s: anonymous region EACCES, named one under a temporary name: exact\n",
+            s->name);
 }
 
 static bool glibc_registered(void)
@@ -337,6 +401,7 @@ static int child_main(const struct scenario *s)
                 pass, r.stats.nr_units, r.stats.rseq ? "rseq" : "atomics", o.threads,
                 r.units_seen);
     }
+    check_region_files(s);
     pcpu_exit();
     return 0;
 }

@@ -270,7 +270,8 @@ PCPU__PUBLIC void pcpu_exit(void);
  * once and for PCPU_F_NO_RECLAIM.  Where the worker thread cannot be
  * created (RLIMIT_NPROC reached, a seccomp filter refusing clone), nothing
  * goes back in the background until a later free that leaves memory
- * empty can start it; this call works regardless.  Returns the number of pages given back.
+ * empty can start it; this call works regardless.  Returns the number of
+ * pages given back.
  * Cost: O(chunks + pages given back).
  * Thread safety: any thread.  Not async-signal-safe.
  */

@@ -177,9 +177,9 @@ PCPU__PUBLIC struct pcpu_region *pcpu_region_open(const char *name, size_t size,
  * a cookie used after the call is undefined behaviour, as a pointer used
  * after free() (a region detached by pcpu_exit() keeps its addresses
  * reserved until this call: its cookies fault).  The region and its
- * objects stay for the other processes.  Returns 0, or -1 with errno EINVAL if @r is NULL.  A pointer
- * that is not an open region stops the process with a one-line message
- * naming it.  Thread safety: any thread, but no other thread may use @r
+ * objects stay for the other processes.  Returns 0, or -1 with errno
+ * EINVAL if @r is NULL.  A pointer that is not an open region stops the
+ * process with a one-line message naming it.  Thread safety: any thread, but no other thread may use @r
  * or its cookies during or after the call.  Not async-signal-safe.
  */
 PCPU__PUBLIC int pcpu_region_close(struct pcpu_region *r);
@@ -273,8 +273,8 @@ PCPU__PUBLIC int pcpu_region_free(struct pcpu_region *r, void *cookie);
  *
  * Objects are visited in directory order; one created or freed during the
  * walk is visited or not.  @fn may call the region's functions (no lock is
- * held), except pcpu_region_close() of @r.  Returns 0 after the last object, the first non-zero value @fn
- * returned, or -1 with errno EINVAL (NULL argument, @r detached) or
+ * held), except pcpu_region_close() of @r.  Returns 0 after the last
+ * object, the first non-zero value @fn returned, or -1 with errno EINVAL (NULL argument, @r detached) or
  * EBADMSG (a corrupt entry; the objects before it were visited).
  * Costs: O(objects).  Thread safety: any thread.  Not async-signal-safe.
  */
